@@ -1,0 +1,3 @@
+from weam.cli import main
+
+main()

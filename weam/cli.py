@@ -1,0 +1,47 @@
+"""The ``weam`` command: one subcommand per stage. Each stage's commands live beside its code.
+
+Entry points stay thin: they parse options, load and validate the stage config once, and call
+a plain function. Environment variables are read here, at the edge, and nowhere deeper.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from alignment.cli import app as align_app
+from eval.cli import app as eval_app
+from training.cli import app as pretrain_app
+from weam.data.cli import app as data_app
+from weam.errors import WeamError
+from weam.study.cli import app as study_app
+
+app = typer.Typer(
+    name="weam",
+    help=(
+        "WEAM intermediate pre-training on word-aligned parallel data, and XTREME-R zero-shot "
+        "evaluation, for studies of language-family diversity. Stages: data → align → pretrain "
+        "→ eval; `weam study` runs them all from one config."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data", help="Build and inspect parallel corpora (demo data from shipped translations).")
+app.add_typer(align_app, name="align", help="Word-align parallel corpora (fast_align or eflomal), sharded on Ray.")
+app.add_typer(pretrain_app, name="pretrain", help="Pre-train WEAM or a baseline objective under DeepSpeed.")
+app.add_typer(eval_app, name="eval", help="XTREME-R zero-shot evaluation of any HF encoder.")
+app.add_typer(study_app, name="study", help="Run, inspect and report a family-diversity study.")
+
+
+def main() -> None:
+    try:
+        app()
+    except WeamError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

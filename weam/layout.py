@@ -1,0 +1,70 @@
+"""Where each stage reads and writes inside a study's work directory. Stages talk only through
+these files (each directory finished by a ``manifest.json``, see :mod:`weam.manifest`)::
+
+    <work>/
+      data/<src>-<tgt>/train.<src>, train.<tgt>      Moses pair, words separated by single spaces
+      data/<src>-<tgt>/manifest.json
+      data/mono/<lang>.txt                            monolingual text (base-model pre-training)
+      data/tatoeba/tatoeba.<xxx>-eng.<xxx|eng>        held-out retrieval sets, XTREME's Tatoeba layout
+      data/manifest.json                              the whole demo build
+      tokenizer/                                      HF fast tokenizer (save_pretrained)
+      align/<src>-<tgt>/alignment.txt                 Pharaoh i-j lines, one per training pair
+      align/<src>-<tgt>/manifest.json
+      base/model/                                     the base encoder (HF save_pretrained)
+      pretrain/<condition>/seed<k>/model/             HF export of the pre-trained encoder
+      pretrain/<condition>/seed<k>/checkpoints/       DeepSpeed checkpoints (resume)
+      pretrain/<condition>/seed<k>/manifest.json
+      eval/<condition>/seed<k>/<task>/results.json    per-language scores and aggregates
+      eval/<condition>/seed<k>/<task>/manifest.json
+      report/report.md, report/*.png
+      mlflow.db                                       default tracking store
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pair_name(src: str, tgt: str) -> str:
+    return f"{src}-{tgt}"
+
+
+def corpus_dir(work: Path, src: str, tgt: str) -> Path:
+    return Path(work) / "data" / pair_name(src, tgt)
+
+
+def corpus_files(work: Path, src: str, tgt: str, split: str = "train") -> tuple[Path, Path]:
+    folder = corpus_dir(work, src, tgt)
+    return folder / f"{split}.{src}", folder / f"{split}.{tgt}"
+
+
+def mono_file(work: Path, lang: str) -> Path:
+    return Path(work) / "data" / "mono" / f"{lang}.txt"
+
+
+def tatoeba_dir(work: Path) -> Path:
+    return Path(work) / "data" / "tatoeba"
+
+
+def tokenizer_dir(work: Path) -> Path:
+    return Path(work) / "tokenizer"
+
+
+def alignment_dir(work: Path, src: str, tgt: str) -> Path:
+    return Path(work) / "align" / pair_name(src, tgt)
+
+
+def base_model_dir(work: Path) -> Path:
+    return Path(work) / "base" / "model"
+
+
+def pretrain_dir(work: Path, condition: str, seed: int) -> Path:
+    return Path(work) / "pretrain" / condition / f"seed{seed}"
+
+
+def eval_dir(work: Path, condition: str, seed: int, task: str) -> Path:
+    return Path(work) / "eval" / condition / f"seed{seed}" / task
+
+
+def report_dir(work: Path) -> Path:
+    return Path(work) / "report"
