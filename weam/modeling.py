@@ -1,0 +1,80 @@
+"""Encoders built from a config and tokenizers trained on the fly: what runs where mBERT cannot be
+downloaded. Both are ordinary Hugging Face objects (``save_pretrained`` / ``from_pretrained``), so
+every later stage takes the same code path it takes with ``bert-base-multilingual-cased``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+ENCODER_PRESETS: dict[str, dict[str, int]] = {
+    # A few-minute CPU model for tests and the demo study.
+    "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
+    "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024},
+    # bert-base-multilingual-cased's shape (vocab 119,547), for benchmarks without downloading it.
+    "mbert-base": {
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "vocab_size": 119547,
+    },
+}
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 1):
+    """A cased multilingual WordPiece tokenizer (BERT's normalizer and pre-tokenizer) trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+
+
+def build_masked_lm(preset: str, vocab_size: int | None = None, max_position_embeddings: int = 512, seed: int = 0):
+    """A freshly initialised ``BertForMaskedLM`` of a preset shape."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    if preset not in ENCODER_PRESETS:
+        raise ValueError(f"unknown encoder preset {preset!r}; known: {', '.join(ENCODER_PRESETS)}")
+    shape = dict(ENCODER_PRESETS[preset])
+    if vocab_size is not None:
+        shape["vocab_size"] = vocab_size
+    torch.manual_seed(seed)
+    config = BertConfig(max_position_embeddings=max_position_embeddings, **shape)
+    return BertForMaskedLM(config)
+
+
+def save_model_and_tokenizer(model, tokenizer, out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
