@@ -130,8 +130,10 @@ def load_config(
 def format_validation_error(exc: ValidationError, model_cls: type[BaseModel], source: str) -> str:
     lines = [f"{source}: invalid {model_cls.__name__}:"]
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "<top level>"
-        if err["type"] == "extra_forbidden":
+        key = ".".join(str(part) for part in err["loc"])
+        if not key:
+            lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+        elif err["type"] == "extra_forbidden":
             known = _known_keys(model_cls, err["loc"][:-1])
             hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""

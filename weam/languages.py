@@ -25,8 +25,8 @@ LOW_RESOURCE_MAX_CLASS = 2
 """Joshi et al. (2020) classes 0-2 form the low-resource group."""
 
 
-class UnknownLanguageError(WeamError):
-    pass
+class UnknownLanguageError(WeamError, ValueError):
+    """Also a ValueError, so config validators report it against the offending key."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` (install + the CPU demo study) and `make test`.
+# Everything installs into .venv; torch is pinned and installed first so that no CUDA build is pulled.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STUDY ?= configs/demo.yaml
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export RAY_USAGE_STATS_ENABLED ?= 0
+export DS_BUILD_OPS ?= 0
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+
+.PHONY: install demo test report ui clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/weam study run $(STUDY)
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/demo/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf runs .cache .pytest_cache

@@ -1,0 +1,442 @@
+"""Expand a study into stage runs and run them locally, skipping what is finished.
+
+The plan (in order): build the data; train a tokenizer and a base encoder when the base is a
+preset (the demo's stand-in for mBERT); align every pair once (shared by conditions); pre-train
+each condition × seed on the same token budget; evaluate every checkpoint (and the base) on the
+held-out languages; write the report. Every stage writes a manifest, so a re-run skips finished
+work and an interrupted one resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from weam import layout
+from weam.config import dump_config, load_config, validate
+from weam.errors import WeamError
+from weam.languages import get_language
+from weam.manifest import atomic_write_json, package_versions, read_manifest
+from weam.study.config import StudyConfig, diversity
+from weam.tracking import (
+    TAG_CONDITION,
+    TAG_MODEL,
+    TAG_OBJECTIVE,
+    TAG_SEED,
+    TAG_STAGE,
+    TAG_STUDY,
+    RunLogger,
+    resolve_tracking_uri,
+)
+
+BASE_CONDITION = "base"
+RUNNING_MARKER = ".running"
+
+
+@dataclass
+class Step:
+    """One unit of work of the plan, with its fully validated stage config."""
+
+    key: str
+    kind: str
+    out_dir: Path
+    config: BaseModel | None = None
+    condition: str | None = None
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[StudyConfig, list[Step]]:
+    """Load, validate and expand a study; any stage's bad key fails here, before work starts."""
+    study = load_config(StudyConfig, path, overrides)
+    return study, build_plan(study, source=str(path))
+
+
+def _stage(model_cls: type[BaseModel], template: dict[str, Any], filled: dict[str, Any], source: str, key: str):
+    return validate(model_cls, {**template, **filled}, f"{source}: study key '{key}'")
+
+
+def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
+    from alignment.config import AlignConfig
+    from eval.config import EvalConfig
+    from training.config import PretrainConfig
+    from weam.data.config import DemoDataConfig
+
+    work = study.work_dir.resolve()
+    tracking = {"uri": study.tracking.uri, "experiment": study.name, "enabled": study.tracking.enabled}
+    steps: list[Step] = []
+    demo_languages = [code for code in study.all_languages() if f"{study.pivot}-{code}" not in study.corpora]
+    data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"}, source, "data")
+    steps.append(Step("data", "data", work / "data", data))
+
+    preset = study.base.model.startswith("preset:")
+    base_model = str(layout.base_model_dir(work)) if preset else study.base.model
+    if preset:
+        steps.append(Step("tokenizer", "tokenizer", layout.tokenizer_dir(work)))
+        base_pairs = [_pair(study, work, code, aligned=False) for code in study.all_languages()]
+        base = _stage(
+            PretrainConfig,
+            study.pretrain,
+            {
+                "model": study.base.model,
+                "tokenizer": str(layout.tokenizer_dir(work)),
+                "objective": "mlm",
+                "pairs": base_pairs,
+                "token_budget": study.base.token_budget,
+                "seed": study.base.seed,
+                "out_dir": work / "base",
+                "tracking": tracking,
+            },
+            source,
+            "pretrain",
+        )
+        steps.append(Step("base", "base", work / "base", base, condition=BASE_CONDITION, seed=study.base.seed))
+
+    align_template = _stage(AlignConfig, study.align, {}, source, "align")
+    for code in _condition_languages(study):
+        src, tgt = _pair_files(study, work, code)
+        steps.append(
+            Step(f"align/{study.pivot}-{code}", "align", layout.alignment_dir(work, study.pivot, code),
+                 align_template, extra={"src": src, "tgt": tgt})
+        )
+
+    for condition in study.conditions:
+        for seed in study.seeds:
+            pretrain = _stage(
+                PretrainConfig,
+                study.pretrain,
+                {
+                    "model": base_model,
+                    "pairs": [_pair(study, work, code, aligned=True) for code in condition.languages],
+                    "token_budget": study.token_budget,
+                    "seed": seed,
+                    "out_dir": layout.pretrain_dir(work, condition.name, seed),
+                    "tracking": tracking,
+                },
+                source,
+                "pretrain",
+            )
+            steps.append(Step(f"pretrain/{condition.name}/seed{seed}", "pretrain",
+                              layout.pretrain_dir(work, condition.name, seed), pretrain, condition.name, seed))
+
+    steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work)))
+    evaluated = [(BASE_CONDITION, study.base.seed, Path(base_model))] if preset else []
+    evaluated += [
+        (c.name, s, layout.pretrain_dir(work, c.name, s) / "model") for c in study.conditions for s in study.seeds
+    ]
+    for condition_name, seed, model_dir in evaluated:
+        out_dir = work / "eval" / condition_name / f"seed{seed}"
+        config = _stage(
+            EvalConfig,
+            {"tasks": ["tatoeba"], "data_dir": str(work / "data"), **study.eval},
+            {"langs": study.held_out, "out_dir": out_dir, "tracking": tracking},
+            source,
+            "eval",
+        )
+        steps.append(Step(f"eval/{condition_name}/seed{seed}", "eval", out_dir, config, condition_name, seed,
+                          extra={"model": model_dir}))
+    steps.append(Step("report", "report", layout.report_dir(work)))
+    return steps
+
+
+def _condition_languages(study: StudyConfig) -> list[str]:
+    seen: dict[str, None] = {}
+    for condition in study.conditions:
+        seen.update(dict.fromkeys(condition.languages))
+    return list(seen)
+
+
+def _pair_files(study: StudyConfig, work: Path, code: str) -> tuple[Path, Path]:
+    given = study.corpora.get(f"{study.pivot}-{code}")
+    if given is not None:
+        return given.src.resolve(), given.tgt.resolve()
+    return layout.corpus_files(work, study.pivot, code)
+
+
+def _pair(study: StudyConfig, work: Path, code: str, aligned: bool) -> dict[str, Any]:
+    src, tgt = _pair_files(study, work, code)
+    alignment = layout.alignment_dir(work, study.pivot, code) / "alignment.txt" if aligned else None
+    return {"src": study.pivot, "tgt": code, "src_file": src, "tgt_file": tgt, "alignment": alignment}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+class StudyRunner:
+    """Runs a plan step by step; MLflow: one experiment per study, a parent run per condition."""
+
+    def __init__(self, study: StudyConfig, steps: list[Step], study_file: str | Path | None = None, echo=print):
+        self.study = study
+        self.steps = steps
+        self.work = study.work_dir.resolve()
+        self.uri = resolve_tracking_uri(study.tracking.uri, self.work)
+        self.echo = echo
+        self.study_file = Path(study_file) if study_file else None
+        self.provenance = provenance_tags()
+        self._parents: dict[str, str] = {}
+
+    # -- MLflow helpers -------------------------------------------------------------------
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def find_run(self, **tags: Any) -> Any | None:
+        """The newest finished run of this study with these tags, or None."""
+        experiment = self._client().get_experiment_by_name(self.study.name)
+        if experiment is None:
+            return None
+        clauses = [f"tags.`{TAG_STUDY}` = '{self.study.name}'"]
+        clauses += [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+        runs = self._client().search_runs(
+            [experiment.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=5
+        )
+        finished = [run for run in runs if run.info.status == "FINISHED"]
+        return finished[0] if finished else (runs[0] if runs else None)
+
+    def parent_run(self, condition: str) -> str:
+        if condition in self._parents:
+            return self._parents[condition]
+        existing = self.find_run(**{TAG_STAGE: "condition", TAG_CONDITION: condition})
+        if existing is not None:
+            self._parents[condition] = existing.info.run_id
+            return existing.info.run_id
+        spec = next((c for c in self.study.conditions if c.name == condition), None)
+        tags = {TAG_STUDY: self.study.name, TAG_STAGE: "condition", TAG_CONDITION: condition, **self.provenance}
+        params: dict[str, Any] = {"token_budget": self.study.token_budget, "seeds": self.study.seeds,
+                                  "held_out": ",".join(self.study.held_out)}
+        if spec is not None:
+            measure = diversity(spec.languages)
+            families = sorted({get_language(code).family for code in spec.languages})
+            tags.update({"weam.role": spec.role, "weam.families": ",".join(families),
+                         "weam.n_families": measure["n_families"]})
+            params.update({"languages": ",".join(spec.languages), **{f"diversity.{k}": v for k, v in measure.items()}})
+        else:
+            tags["weam.role"] = "baseline"
+        logger = RunLogger(self.uri, self.study.name, condition, tags=tags)
+        logger.log_params(params)
+        if spec is not None:
+            logger.log_metrics({f"diversity/{k}": v for k, v in diversity(spec.languages).items()})
+        if self.study_file is not None and self.study_file.is_file():
+            logger.log_artifact(self.study_file, "config")
+        self._parents[condition] = logger.run_id
+        return logger.run_id
+
+    # -- the plan -------------------------------------------------------------------------
+    def run(self, only: set[str] | None = None) -> None:
+        started = time.time()
+        for step in self.steps:
+            if only and step.kind not in only:
+                continue
+            runner = getattr(self, f"_run_{step.kind}")
+            with running_marker(step.out_dir):
+                t0 = time.time()
+                skipped = runner(step)
+            status = "skipped (finished)" if skipped else f"done in {time.time() - t0:.1f} s"
+            self.echo(f"[{time.time() - started:7.1f} s] {step.key}: {status}")
+
+    def _run_data(self, step: Step) -> bool:
+        from weam.data.demo import build_demo
+
+        before = read_manifest(step.out_dir)
+        build_demo(step.config)
+        return before is not None and before == read_manifest(step.out_dir)
+
+    def _run_tokenizer(self, step: Step) -> bool:
+        from weam.manifest import atomic_directory, is_up_to_date, write_manifest
+        from weam.modeling import train_wordpiece_tokenizer
+
+        files = sorted({f for s in self.steps if s.kind == "base" for p in s.config.pairs for f in (p.src_file, p.tgt_file)})
+        config = {"vocab_size": self.study.base.vocab_size}
+        inputs = {str(i): f for i, f in enumerate(files)}
+        if is_up_to_date(step.out_dir, inputs, config, check_outputs=False):
+            return True
+
+        def lines():
+            for path in files:
+                with open(path, encoding="utf-8") as handle:
+                    yield from (line.strip() for line in handle)
+
+        tokenizer = train_wordpiece_tokenizer(lines(), vocab_size=self.study.base.vocab_size)
+        with atomic_directory(step.out_dir) as tmp:
+            tokenizer.save_pretrained(tmp)
+            write_manifest(tmp, "tokenizer", inputs, config, {"tokenizer": "tokenizer.json"},
+                           {"vocab_size": len(tokenizer)})
+        return False
+
+    def _run_base(self, step: Step) -> bool:
+        return self._pretrain(step, BASE_CONDITION)
+
+    def _run_align(self, step: Step) -> bool:
+        from alignment.api import align_corpus
+
+        before = read_manifest(step.out_dir)
+        align_corpus(step.extra["src"], step.extra["tgt"], step.out_dir, step.config)
+        after = read_manifest(step.out_dir)
+        return before is not None and before == after
+
+    def _run_pretrain(self, step: Step) -> bool:
+        if step.seed == self.study.seeds[0] and step.condition == self.study.conditions[0].name:
+            check_budgets(self.study, self.steps)
+        return self._pretrain(step, step.condition)
+
+    def _pretrain(self, step: Step, condition: str) -> bool:
+        from training.api import pretrain
+
+        tags = {TAG_STUDY: self.study.name, TAG_STAGE: "pretrain", TAG_CONDITION: condition,
+                TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective, **self.provenance}
+        if self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: step.seed}) and \
+                read_manifest(step.out_dir) is not None:
+            return True
+        pretrain(step.config, parent_run_id=self.parent_run(condition), tags=tags)
+        self._log_training_summary(step, condition)
+        return False
+
+    def _log_training_summary(self, step: Step, condition: str) -> None:
+        """Budget and cost metrics the report reads, from the stage's manifest (the source of truth)."""
+        manifest = read_manifest(step.out_dir) or {}
+        counts = manifest.get("counts", {})
+        run = self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: step.seed})
+        if run is None:
+            return
+        logger = RunLogger(self.uri, self.study.name, run.info.run_name, run_id=run.info.run_id)
+        metrics = {"train/tokens": counts.get("tokens", 0)}
+        for pair, tokens in (counts.get("tokens_per_pair") or {}).items():
+            metrics[f"train/tokens/{pair}"] = tokens
+        if "wall_seconds" in counts:
+            metrics["train/wall_seconds"] = counts["wall_seconds"]
+            metrics["train/cpu_hours"] = counts["wall_seconds"] * counts.get("world_size", 1) / 3600
+        logger.log_metrics(metrics)
+        logger.log_params({"manifest_sha256": _manifest_hashes(step.out_dir)})
+        config_file = step.out_dir / "resolved_config.yaml"
+        config_file.write_text(dump_config(step.config), encoding="utf-8")
+        logger.log_artifact(config_file, "config")
+        logger.set_tags({"weam.stage_config": "training.config.PretrainConfig"})
+
+    def _run_tatoeba(self, step: Step) -> bool:
+        from eval.formats import write_tatoeba
+
+        if read_manifest(step.out_dir) is not None:
+            return True
+        counts = {}
+        for code in self.study.held_out:
+            src, tgt = layout.corpus_files(self.work, self.study.pivot, code, split="heldout")
+            eng = src.read_text(encoding="utf-8").splitlines()
+            other = tgt.read_text(encoding="utf-8").splitlines()
+            write_tatoeba(step.out_dir, code, other, eng)
+            counts[code] = len(other)
+        atomic_write_json(step.out_dir / "manifest.json", {"stage": "tatoeba", "counts": counts})
+        return False
+
+    def _run_eval(self, step: Step) -> bool:
+        from eval.api import evaluate
+
+        pretrain_run = self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: step.condition, TAG_SEED: step.seed})
+        parent = pretrain_run.info.run_id if pretrain_run else self.parent_run(step.condition)
+        done = self.find_run(**{TAG_STAGE: "eval", TAG_CONDITION: step.condition, TAG_SEED: step.seed})
+        if done is not None and all((step.out_dir / t / "results.json").is_file() for t in step.config.tasks):
+            return True
+        tags = {TAG_STUDY: self.study.name, TAG_CONDITION: step.condition, TAG_SEED: step.seed,
+                TAG_MODEL: str(step.extra["model"]), **self.provenance}
+        evaluate(step.extra["model"], step.config, parent_run_id=parent, tags=tags)
+        return False
+
+    def _run_report(self, step: Step) -> bool:
+        from weam.study.report import write_report
+
+        write_report(self.uri, self.study.name, step.out_dir)
+        return False
+
+
+def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, int]:
+    """Refuse a study whose token budget cannot be met by a condition's data within max_epochs."""
+    from transformers import AutoTokenizer
+
+    first = next(step for step in steps if step.kind == "pretrain")
+    tokenizer_source = first.config.tokenizer or first.config.model
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    available: dict[str, int] = {}
+    for condition in study.conditions:
+        total = 0
+        step = next(s for s in steps if s.kind == "pretrain" and s.condition == condition.name)
+        for pair in step.config.pairs:
+            for path in (pair.src_file, pair.tgt_file):
+                total += count_tokens(tokenizer, Path(path))
+        available[condition.name] = total
+        if study.token_budget > study.max_epochs * total:
+            raise WeamError(
+                f"condition '{condition.name}': the token budget {study.token_budget:,} needs "
+                f"{study.token_budget / total:.1f} passes over its {total:,} tokens of data "
+                f"(languages {', '.join(condition.languages)}), more than max_epochs={study.max_epochs}; "
+                "lower token_budget or add data"
+            )
+    return available
+
+
+def count_tokens(tokenizer, path: Path, batch: int = 1000) -> int:
+    total = 0
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.rstrip("\n") for line in handle]
+    for start in range(0, len(lines), batch):
+        encoded = tokenizer(lines[start : start + batch], add_special_tokens=False)["input_ids"]
+        total += sum(len(ids) for ids in encoded)
+    return total
+
+
+def _manifest_hashes(folder: Path) -> str:
+    manifest = read_manifest(folder) or {}
+    return ",".join(f"{k}:{v['sha256'][:12]}" for k, v in sorted(manifest.get("inputs", {}).items()))
+
+
+def provenance_tags() -> dict[str, str]:
+    """Git commit and package versions: logged on every run for reproducibility."""
+    tags = {f"weam.version.{name}": version for name, version in package_versions().items()}
+    try:
+        root = Path(__file__).resolve().parents[2]
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        if commit:
+            tags["weam.git_commit"] = commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tags
+
+
+class running_marker:
+    """A ``.running`` file holding our PID while a step runs (read by ``weam study status``)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder).parent / f".{Path(folder).name}{RUNNING_MARKER}"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def step_status(step: Step) -> str:
+    marker = running_marker(step.out_dir).path
+    if marker.is_file():
+        try:
+            os.kill(int(marker.read_text()), 0)
+            return "running"
+        except (OSError, ValueError):
+            pass
+    if step.kind == "eval":
+        done = step.config is not None and all((step.out_dir / t / "results.json").is_file() for t in step.config.tasks)
+        return "done" if done else "missing"
+    if step.kind == "report":
+        return "done" if (step.out_dir / "report.md").is_file() else "missing"
+    return "done" if read_manifest(step.out_dir) is not None else "missing"
