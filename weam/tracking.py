@@ -51,6 +51,14 @@ def resolve_tracking_uri(uri: str | None, work_dir: str | Path) -> str:
     return f"sqlite:///{store}"
 
 
+def artifact_location_for(uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store live beside it (MLflow would use ./mlruns of the current directory)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    store = Path(uri.removeprefix("sqlite:///"))
+    return (store.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mapping → ``a.b.c`` keys, the way MLflow params want them."""
     flat: dict[str, Any] = {}
@@ -109,9 +117,15 @@ class RunLogger:
 
     def _create_run(self, tags: dict[str, str]) -> str:
         experiment = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (
-            experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
-        )
+        if experiment is not None:
+            experiment_id = experiment.experiment_id
+        else:
+            experiment_id = self.client.create_experiment(
+                self.experiment,
+                artifact_location=artifact_location_for(self.uri, self.experiment),
+                # Opens on the runs table in the MLflow 3 UI rather than its GenAI overview.
+                tags={"mlflow.experimentKind": "custom_model_development"},
+            )
         run = self.client.create_run(experiment_id, run_name=self.run_name, tags=tags)
         return run.info.run_id
 

@@ -218,8 +218,7 @@ class StudyRunner:
             tags.update({"weam.role": spec.role, "weam.families": ",".join(families),
                          "weam.n_families": measure["n_families"]})
             params.update({"languages": ",".join(spec.languages), **{f"diversity.{k}": v for k, v in measure.items()}})
-        else:
-            tags["weam.role"] = "baseline"
+        tags.setdefault("weam.role", self.role(condition))
         logger = RunLogger(self.uri, self.study.name, condition, tags=tags)
         logger.log_params(params)
         if spec is not None:
@@ -228,6 +227,10 @@ class StudyRunner:
             logger.log_artifact(self.study_file, "config")
         self._parents[condition] = logger.run_id
         return logger.run_id
+
+    def role(self, condition: str) -> str:
+        spec = next((c for c in self.study.conditions if c.name == condition), None)
+        return spec.role if spec is not None else "baseline"
 
     # -- the plan -------------------------------------------------------------------------
     def run(self, only: set[str] | None = None) -> None:
@@ -291,7 +294,8 @@ class StudyRunner:
         from training.api import pretrain
 
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "pretrain", TAG_CONDITION: condition,
-                TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective, **self.provenance}
+                TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective, "weam.role": self.role(condition),
+                **self.provenance}
         if self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: step.seed}) and \
                 read_manifest(step.out_dir) is not None:
             return True
@@ -344,7 +348,7 @@ class StudyRunner:
         if done is not None and all((step.out_dir / t / "results.json").is_file() for t in step.config.tasks):
             return True
         tags = {TAG_STUDY: self.study.name, TAG_CONDITION: step.condition, TAG_SEED: step.seed,
-                TAG_MODEL: str(step.extra["model"]), **self.provenance}
+                TAG_MODEL: str(step.extra["model"]), "weam.role": self.role(step.condition), **self.provenance}
         evaluate(step.extra["model"], step.config, parent_run_id=parent, tags=tags)
         return False
 
