@@ -98,6 +98,9 @@ class StudyConfig(StrictModel):
     """The starting encoder."""
     corpora: dict[str, CorpusFiles] = {}
     """Real corpora by pair name (``en-de``); pairs not listed come from the demo data builder."""
+    xtreme_data_dir: Path | None = None
+    """XTREME-R data root (the folder its download scripts fill). None: evaluate on the study's own
+    held-out retrieval sets, built under work_dir/data/tatoeba from the held-out msgids."""
     data: dict[str, Any] = {}
     """Keys of weam.data.config.DemoDataConfig (languages and out_dir are set by the study)."""
     align: dict[str, Any] = {}

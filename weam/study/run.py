@@ -113,6 +113,7 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
                 study.pretrain,
                 {
                     "model": base_model,
+                    "tokenizer": None,
                     "pairs": [_pair(study, work, code, aligned=True) for code in condition.languages],
                     "token_budget": study.token_budget,
                     "seed": seed,
@@ -125,7 +126,8 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
             steps.append(Step(f"pretrain/{condition.name}/seed{seed}", "pretrain",
                               layout.pretrain_dir(work, condition.name, seed), pretrain, condition.name, seed))
 
-    steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work)))
+    if study.xtreme_data_dir is None:
+        steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work)))
     evaluated = [(BASE_CONDITION, study.base.seed, Path(base_model))] if preset else []
     evaluated += [
         (c.name, s, layout.pretrain_dir(work, c.name, s) / "model") for c in study.conditions for s in study.seeds
@@ -134,8 +136,9 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
         out_dir = work / "eval" / condition_name / f"seed{seed}"
         config = _stage(
             EvalConfig,
-            {"tasks": ["tatoeba"], "data_dir": str(work / "data"), **study.eval},
-            {"langs": study.held_out, "out_dir": out_dir, "tracking": tracking},
+            {"tasks": ["tatoeba"], **study.eval},
+            {"langs": study.held_out, "data_dir": study.xtreme_data_dir or work / "data", "out_dir": out_dir,
+             "tracking": tracking},
             source,
             "eval",
         )
@@ -363,7 +366,8 @@ def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, int]:
     """Refuse a study whose token budget cannot be met by a condition's data within max_epochs."""
     from transformers import AutoTokenizer
 
-    first = next(step for step in steps if step.kind == "pretrain")
+    # The base step's tokenizer is the one every condition inherits; it exists before any training.
+    first = next(step for step in steps if step.kind in ("base", "pretrain"))
     tokenizer_source = first.config.tokenizer or first.config.model
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
     available: dict[str, int] = {}
