@@ -1,0 +1,545 @@
+"""One runner per task kind: build the model head, fine-tune on English, predict a language.
+
+A runner's ``predict(lang)`` returns ``(predictions, metrics)``: predictions in the leaderboard
+layout's shape (see :func:`eval.formats.write_predictions`), metrics None when the split is unlabeled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eval import data, formats, metrics
+from eval.config import EvalConfig
+from eval.tasks import TaskSpec
+from eval.training import fine_tune, resolve_device, settings_for
+from weam.errors import InputError, WeamError
+
+
+class Runner:
+    needs_training = True
+
+    def __init__(self, spec: TaskSpec, config: EvalConfig, model_path: str | Path, progress=None):
+        import dataclasses
+
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.spec, self.config, self.model_path = spec, config, str(model_path)
+        self.settings = settings_for(spec, config)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            positions = getattr(AutoConfig.from_pretrained(self.model_path), "max_position_embeddings", None)
+        except (OSError, ValueError) as exc:
+            raise WeamError(f"cannot load model {self.model_path!r} (an HF directory or hub id): {exc}") from None
+        if positions and positions < self.settings.max_seq_len:
+            self.settings = dataclasses.replace(self.settings, max_seq_len=positions)
+        self.device = resolve_device(config.device)
+        self.progress = progress or (lambda message: None)
+        self.model = None
+
+    # --- shared helpers -----------------------------------------------------------------------
+    def records(self, split: str, lang: str) -> list[dict[str, Any]]:
+        records = data.load_records(self.config, self.spec, split, lang)
+        if split == "train" and self.settings.max_train_examples:
+            records = records[: self.settings.max_train_examples]
+        return records
+
+    def batches(self, items: list[Any], size: int | None = None):
+        size = size or self.config.eval_batch_size
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def train(self, seed: int) -> dict[str, float]:
+        self.model = self.build_model(seed).to(self.device)
+        features = self.train_features(self.records("train", "en"))
+        return fine_tune(self.model, features, self.loss, self.settings, seed, dev_score=self.dev_score,
+                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+
+    def dev_score(self) -> float:
+        _, scores = self.predict_records(self.records("dev", "en"), "en")
+        return self.spec.score_of(scores)
+
+    def predict(self, lang: str) -> tuple[Any, dict[str, float] | None]:
+        return self.predict_records(self.records(self.config.split, lang), lang)
+
+
+class ClassificationRunner(Runner):
+    def build_model(self, seed: int):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        torch.manual_seed(seed)
+        return AutoModelForSequenceClassification.from_pretrained(self.model_path, num_labels=len(self.spec.labels))
+
+    def encode(self, records):
+        return self.tokenizer([r["sentence1"] for r in records], [r["sentence2"] for r in records], truncation=True,
+                              max_length=self.settings.max_seq_len, padding=True, return_tensors="pt")
+
+    def train_features(self, records):
+        return [r for r in records if r["label"] is not None]
+
+    def loss(self, model, records):
+        import torch
+
+        labels = torch.tensor([self.spec.labels.index(r["label"]) for r in records], device=self.device)
+        return model(**self.to_device(self.encode(records)), labels=labels).loss
+
+    def predict_records(self, records, lang):
+        import torch
+
+        predicted = []
+        with torch.no_grad():
+            for chunk in self.batches(records):
+                logits = self.model(**self.to_device(self.encode(chunk))).logits
+                predicted += [self.spec.labels[i] for i in logits.argmax(-1).tolist()]
+        gold = [r["label"] for r in records]
+        scores = metrics.accuracy(gold, predicted) if records and None not in gold else None
+        return predicted, scores
+
+
+class MultipleChoiceRunner(ClassificationRunner):
+    """XCOPA as XTREME-R trains it (run_xcopa.py): "<premise> What was the <cause|effect>?" paired with
+    each choice; first fine-tuned on SIQA when its files are present, then on English COPA."""
+
+    def build_model(self, seed: int):
+        import torch
+        from transformers import AutoModelForMultipleChoice
+
+        torch.manual_seed(seed)
+        return AutoModelForMultipleChoice.from_pretrained(self.model_path)
+
+    @staticmethod
+    def choices(record) -> tuple[str, list[str]]:
+        if "choices" in record:
+            return record["first"], record["choices"]
+        return f"{record['premise']} What was the {record['question']}?", [record["choice1"], record["choice2"]]
+
+    def encode(self, records):
+        pairs = [self.choices(r) for r in records]
+        width = len(pairs[0][1])
+        enc = self.tokenizer([first for first, options in pairs for _ in options],
+                             [option for _, options in pairs for option in options], truncation=True,
+                             max_length=self.settings.max_seq_len, padding=True, return_tensors="pt")
+        return {k: v.view(len(records), width, -1) for k, v in enc.items()}
+
+    def loss(self, model, records):
+        import torch
+
+        labels = torch.tensor([int(r["label"]) for r in records], device=self.device)
+        return model(**self.to_device(self.encode(records)), labels=labels).loss
+
+    def train(self, seed: int) -> dict[str, float]:
+        siqa = data.task_path(self.config, self.spec, "siqa_train") if self.config.data_dir else None
+        if siqa is None or not siqa.is_file():
+            return super().train(seed)
+        self.model = self.build_model(seed).to(self.device)
+        siqa_dev = data.task_path(self.config, self.spec, "siqa_dev")
+        dev = formats.read_siqa(siqa_dev) if siqa_dev.is_file() else None
+        records = formats.read_siqa(siqa)[: self.settings.max_train_examples or None]
+        siqa_info = fine_tune(self.model, records, self.loss, self.settings, seed,
+                              dev_score=(lambda: self.predict_records(dev, "en")[1]["accuracy"]) if dev else None,
+                              eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+        copa = self.train_features(self.records("train", "en"))
+        info = fine_tune(self.model, copa, self.loss, self.settings, seed, dev_score=self.dev_score,
+                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+        return {**info, "siqa_steps": siqa_info["steps"], "siqa_best_dev": siqa_info["best_dev"]}
+
+    def predict_records(self, records, lang):
+        import torch
+
+        predicted = []
+        with torch.no_grad():
+            for chunk in self.batches(records):
+                predicted += self.model(**self.to_device(self.encode(chunk))).logits.argmax(-1).tolist()
+        gold = [r["label"] for r in records]
+        return predicted, (metrics.accuracy(gold, predicted) if records and None not in gold else None)
+
+
+class TaggingRunner(Runner):
+    def build_model(self, seed: int):
+        import torch
+        from transformers import AutoModelForTokenClassification
+
+        torch.manual_seed(seed)
+        return AutoModelForTokenClassification.from_pretrained(self.model_path, num_labels=len(self.spec.labels))
+
+    def chunks(self, tokens: list[str]) -> list[tuple[int, int]]:
+        """Word ranges whose sub-words fit max_seq_len (XTREME splits long sentences the same way)."""
+        budget = self.settings.max_seq_len - 2
+        lengths = [max(1, len(self.tokenizer.tokenize(t))) for t in tokens]
+        ranges, start, used = [], 0, 0
+        for i, n in enumerate(lengths):
+            if used + n > budget and i > start:
+                ranges.append((start, i))
+                start, used = i, 0
+            used += n
+        ranges.append((start, len(tokens)))
+        return ranges
+
+    def train_features(self, records):
+        features = []
+        for r in records:
+            if r["tags"] is not None:
+                features += [{"tokens": r["tokens"][a:b], "tags": r["tags"][a:b]} for a, b in self.chunks(r["tokens"])]
+        return features
+
+    def encode(self, pieces):
+        return self.tokenizer([p["tokens"] for p in pieces], is_split_into_words=True, truncation=True,
+                              max_length=self.settings.max_seq_len, padding=True, return_tensors="pt")
+
+    def loss(self, model, pieces):
+        import torch
+
+        enc = self.encode(pieces)
+        labels = torch.full(enc["input_ids"].shape, -100, dtype=torch.long)
+        for row, piece in enumerate(pieces):
+            previous = None
+            for position, word in enumerate(enc.word_ids(row)):
+                if word is not None and word != previous:
+                    labels[row, position] = self.spec.labels.index(piece["tags"][word])
+                previous = word
+        return model(**self.to_device(dict(enc)), labels=labels.to(self.device)).loss
+
+    def predict_records(self, records, lang):
+        import torch
+
+        pieces = [(i, a, b) for i, r in enumerate(records) for a, b in self.chunks(r["tokens"])]
+        predicted: list[list[str]] = [[] for _ in records]
+        with torch.no_grad():
+            for chunk in self.batches(pieces):
+                batch = [{"tokens": records[i]["tokens"][a:b]} for i, a, b in chunk]
+                enc = self.encode(batch)
+                best = self.model(**self.to_device(dict(enc))).logits.argmax(-1).tolist()
+                for row, (i, a, b) in enumerate(chunk):
+                    tags = [self.spec.labels[-1]] * (b - a)
+                    seen = set()
+                    for position, word in enumerate(enc.word_ids(row)):
+                        if word is not None and word not in seen:
+                            tags[word] = self.spec.labels[best[row][position]]
+                            seen.add(word)
+                    predicted[i] += tags
+        gold = [r["tags"] for r in records]
+        scores = metrics.tagging_scores(gold, predicted) if records and None not in gold else None
+        if scores is not None:
+            scores = {m: scores[m] for m in self.spec.metrics}
+        return predicted, scores
+
+
+class QARunner(Runner):
+    max_answer_tokens = 30
+
+    def build_model(self, seed: int):
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        torch.manual_seed(seed)
+        return AutoModelForQuestionAnswering.from_pretrained(self.model_path)
+
+    def tokenize(self, records):
+        max_len = self.settings.max_seq_len
+        return self.tokenizer([r["question"] for r in records], [r["context"] for r in records],
+                              truncation="only_second", max_length=max_len, stride=min(128, max_len // 4),
+                              return_overflowing_tokens=True, return_offsets_mapping=True, padding=True,
+                              return_tensors="pt")
+
+    def train_features(self, records):
+        return [r for r in records if r["answers"] and r["answers"][0].get("text")]
+
+    def loss(self, model, records):
+        import torch
+
+        enc = self.tokenize(records)
+        starts, ends = [], []
+        for row in range(enc["input_ids"].shape[0]):
+            record = records[int(enc["overflow_to_sample_mapping"][row])]
+            answer = record["answers"][0]
+            char_start = int(answer["answer_start"])
+            char_end = char_start + len(answer["text"])
+            sequence_ids = enc.sequence_ids(row)
+            offsets = enc["offset_mapping"][row].tolist()
+            start = end = 0  # CLS when the answer is outside this window
+            context = [i for i, s in enumerate(sequence_ids) if s == 1]
+            if context and offsets[context[0]][0] <= char_start and offsets[context[-1]][1] >= char_end:
+                start = next(i for i in context if offsets[i][1] > char_start)
+                end = next(i for i in reversed(context) if offsets[i][0] < char_end)
+            starts.append(start)
+            ends.append(end)
+        inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+        return model(**self.to_device(inputs), start_positions=torch.tensor(starts, device=self.device),
+                     end_positions=torch.tensor(ends, device=self.device)).loss
+
+    def predict_records(self, records, lang):
+        import torch
+
+        best: dict[str, tuple[float, str]] = {}
+        with torch.no_grad():
+            for chunk in self.batches(records, max(1, self.config.eval_batch_size // 4)):
+                enc = self.tokenize(chunk)
+                inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+                out = self.model(**self.to_device(inputs))
+                for row in range(enc["input_ids"].shape[0]):
+                    record = chunk[int(enc["overflow_to_sample_mapping"][row])]
+                    span = self.best_span(out.start_logits[row].tolist(), out.end_logits[row].tolist(),
+                                          enc.sequence_ids(row), enc["offset_mapping"][row].tolist(), record["context"])
+                    if span and (record["id"] not in best or span[0] > best[record["id"]][0]):
+                        best[record["id"]] = span
+        predicted = {r["id"]: best.get(r["id"], (0.0, ""))[1] for r in records}
+        gold = {r["id"]: [a["text"] for a in r["answers"]] for r in records}
+        labelled = records and all(any(gold[q]) for q in gold)
+        scores = metrics.qa_scores(gold, predicted, lang, mlqa=self.spec.name == "mlqa") if labelled else None
+        return predicted, scores
+
+    def best_span(self, start_logits, end_logits, sequence_ids, offsets, context, top: int = 20):
+        candidates = [i for i, s in enumerate(sequence_ids) if s == 1]
+        if not candidates:
+            return None
+        starts = sorted(candidates, key=lambda i: start_logits[i], reverse=True)[:top]
+        ends = sorted(candidates, key=lambda i: end_logits[i], reverse=True)[:top]
+        spans = [(start_logits[s] + end_logits[e], s, e) for s in starts for e in ends
+                 if s <= e < s + self.max_answer_tokens]
+        if not spans:
+            return None
+        score, s, e = max(spans)
+        return score, context[offsets[s][0] : offsets[e][1]]
+
+
+class DualEncoderRunner(Runner):
+    """Mewsli-X and LAReQA: one shared encoder, [CLS] vectors (XTREME's pool_type cls), cosine
+    similarity, trained with in-batch negatives."""
+
+    temperature = 0.05
+
+    def build_model(self, seed: int):
+        import torch
+        from transformers import AutoModel
+
+        torch.manual_seed(seed)
+        return AutoModel.from_pretrained(self.model_path)
+
+    def embed(self, texts, pairs=None, grad: bool = False):
+        import torch
+
+        chunks = []
+        context = torch.enable_grad() if grad else torch.no_grad()
+        with context:
+            size = len(texts) if grad else self.config.eval_batch_size
+            for start in range(0, len(texts), size):
+                second = pairs[start : start + size] if pairs is not None else None
+                enc = self.tokenizer(texts[start : start + size], second, truncation=True, padding=True,
+                                     max_length=self.settings.max_seq_len, return_tensors="pt")
+                hidden = self.model(**self.to_device(dict(enc))).last_hidden_state[:, 0]
+                chunks.append(torch.nn.functional.normalize(hidden, dim=-1))
+        return torch.cat(chunks) if chunks else torch.zeros(0)
+
+    def loss(self, model, pairs):
+        import torch
+
+        queries = self.embed([p["query"] for p in pairs], grad=True)
+        targets = self.embed([p["target"] for p in pairs], [p.get("target_context") for p in pairs]
+                             if any(p.get("target_context") for p in pairs) else None, grad=True)
+        logits = queries @ targets.T / self.temperature
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(pairs), device=logits.device))
+
+    def rank(self, query_vectors, candidate_vectors, candidate_ids, k: int = 20) -> list[list[str]]:
+        scores = query_vectors @ candidate_vectors.T
+        top = scores.topk(min(k, len(candidate_ids)), dim=-1).indices.tolist()
+        return [[candidate_ids[j] for j in row] for row in top]
+
+
+class MewsliXRunner(DualEncoderRunner):
+    def pairs(self, key: str):
+        path = formats.require_file(data.task_path(self.config, self.spec, key), f"mewslix {key} pairs")
+        return [{"query": p["query"], "target": p["entity_text"], "entity_id": p["entity_id"]}
+                for p in formats.read_mewslix_pairs(path)]
+
+    def train(self, seed: int):
+        self.model = self.build_model(seed).to(self.device)
+        features = self.pairs("train")[: self.settings.max_train_examples or None]
+        return fine_tune(self.model, features, self.loss, self.settings, seed, dev_score=self.dev_score,
+                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+
+    def dev_score(self) -> float:
+        pairs = self.pairs("dev")
+        entities = {p["entity_id"]: p["target"] for p in pairs}
+        ids = list(entities)
+        ranked = self.rank(self.embed([p["query"] for p in pairs]), self.embed([entities[i] for i in ids]), ids)
+        gold = {str(i): [p["entity_id"]] for i, p in enumerate(pairs)}
+        return metrics.map_at_k(gold, {str(i): r for i, r in enumerate(ranked)})["map@20"]
+
+    def candidates(self):
+        if not hasattr(self, "_candidates"):
+            path = formats.require_file(data.task_path(self.config, self.spec, "candidates"), "Mewsli-X candidate set")
+            entities = formats.read_mewslix_entities(path)
+            self._candidates = ([e["entity_id"] for e in entities], self.embed([e["text"] for e in entities]))
+        return self._candidates
+
+    def predict(self, lang):
+        key = "test" if self.config.split == "test" else "dev"
+        path = Path(str(data.task_path(self.config, self.spec, "test", lang)).replace(f"/test-{lang}", f"/{key}-{lang}"))
+        mentions = formats.read_mewslix_mentions(formats.require_file(path, f"Mewsli-X mentions for {lang}"))
+        ids, vectors = self.candidates()
+        ranked = self.rank(self.embed([m["query"] for m in mentions]), vectors, ids)
+        predicted = {m["example_id"]: r for m, r in zip(mentions, ranked)}
+        labels_path = Path(str(data.task_path(self.config, self.spec, "test_labels", lang)).replace(
+            f"/test-{lang}", f"/{key}-{lang}"))
+        gold = ({k: v for k, v in formats.read_id_lists(labels_path).items() if v and v[0]} if labels_path.is_file()
+                else {m["example_id"]: [m["entity_id"]] for m in mentions if m["entity_id"]})
+        return predicted, (metrics.map_at_k(gold, predicted) if gold else None)
+
+
+def _breaks(context: str, sentence_breaks: list[list[int]] | None) -> list[list[int]]:
+    """XQuAD-R's sentence_breaks; SQuAD has none, so split after . ! ? and their CJK forms."""
+    import re
+
+    if sentence_breaks:
+        return sentence_breaks
+    ends = [m.end() for m in re.finditer(r"[.!?。！？](\s+|$)", context)]
+    bounds = [0] + ends + ([len(context)] if not ends or ends[-1] < len(context) else [])
+    return [[a, b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _sentence_of(context: str, start: int, breaks: list[list[int]] | None) -> tuple[int, int]:
+    """The [start, end) of the sentence holding character ``start``."""
+    return next(((a, b) for a, b in _breaks(context, breaks) if a <= start < b), (0, len(context)))
+
+
+class LAReQARunner(DualEncoderRunner):
+    def train_features(self, records):
+        features = []
+        for r in records:
+            if r["answers"] and r["answers"][0].get("text"):
+                a, b = _sentence_of(r["context"], int(r["answers"][0]["answer_start"]), r.get("sentence_breaks"))
+                features.append({"query": r["question"], "target": r["context"][a:b].strip(),
+                                 "target_context": r["context"]})
+        return features
+
+    def retrieve(self, questions, candidates) -> dict[str, list[str]]:
+        cand_ids = [c["uid"] for c in candidates]
+        vectors = self.embed([c["sentence"] for c in candidates], [c["context"] for c in candidates])
+        ranked = self.rank(self.embed([q["question"] for q in questions]), vectors, cand_ids)
+        return {q["uid"]: r for q, r in zip(questions, ranked)}
+
+    def dev_score(self) -> float:
+        questions, candidates = self.pool({"en": self.records("dev", "en")})
+        gold = self.gold(questions, candidates)
+        return metrics.map_at_k(gold, self.retrieve(questions, candidates))["map@20"]
+
+    @staticmethod
+    def pool(per_lang: dict[str, list[dict[str, Any]]]):
+        """Questions and the multilingual candidate pool (sentences with their paragraph, as utils_lareqa)."""
+        questions, candidates, seen = [], [], {}
+        for lang, records in per_lang.items():
+            for r in records:
+                breaks = _breaks(r["context"], r.get("sentence_breaks"))
+                key = (lang, r["context"])
+                if key not in seen:
+                    seen[key] = len(seen)
+                    for pos, (a, b) in enumerate(breaks):
+                        candidates.append({"uid": f"{lang}_{seen[key]}_{pos}", "sentence": r["context"][a:b],
+                                           "context": r["context"], "xling_id": None, "lang": lang,
+                                           "span": (a, b)})
+                answer = r["answers"][0] if r["answers"] else {"answer_start": -1}
+                questions.append({"uid": f"{r['id']}_{lang}", "xling_id": r["id"], "question": r["question"],
+                                  "lang": lang, "context_key": key, "answer_start": int(answer["answer_start"])})
+        by_context = {}
+        for c in candidates:
+            by_context.setdefault(c["uid"].rsplit("_", 1)[0], []).append(c)
+        for q in questions:
+            prefix = f"{q['lang']}_{seen[q['context_key']]}"
+            for c in by_context[prefix]:
+                if c["span"][0] <= q["answer_start"] < c["span"][1]:
+                    c.setdefault("answers", set()).add(q["xling_id"])
+        return questions, candidates
+
+    @staticmethod
+    def gold(questions, candidates) -> dict[str, list[str]]:
+        relevant: dict[str, list[str]] = {}
+        for c in candidates:
+            for xling_id in c.get("answers", ()):
+                relevant.setdefault(xling_id, []).append(c["uid"])
+        return {q["uid"]: relevant.get(q["xling_id"], []) for q in questions}
+
+    def predict(self, lang):
+        if not hasattr(self, "_ranked"):
+            per_lang = {}
+            for code in self.spec.languages:
+                path = data.task_path(self.config, self.spec, "test", code)
+                if path.is_file() or code in (self.config.langs or self.spec.languages):
+                    per_lang[code] = self.records("test", code)  # XQuAD-R has one split
+            questions, candidates = self.pool(per_lang)
+            self._questions, self._gold = questions, self.gold(questions, candidates)
+            self._ranked = self.retrieve(questions, candidates)
+        uids = [q["uid"] for q in self._questions if q["lang"] == lang]
+        predicted = {u: self._ranked[u] for u in uids}
+        gold = {u: self._gold[u] for u in uids if self._gold[u]}
+        return predicted, (metrics.map_at_k(gold, predicted) if gold else None)
+
+
+def default_layer(num_layers: int) -> int:
+    """XTREME reads hidden_states[8] of 12-layer models (run_tatoeba.sh: layer 7 of the last 12);
+    keep the same relative depth for other sizes."""
+    return max(1, min(num_layers, round(2 * num_layers / 3)))
+
+
+class TatoebaRunner(Runner):
+    """Mean-pooled hidden states (special tokens included, as evaluate_retrieval.py), cosine
+    nearest English neighbour of each sentence; correct when it is the sentence's own translation."""
+
+    needs_training = False
+
+    def train(self, seed: int):
+        from transformers import AutoModel
+
+        info: dict[str, float] = {}
+        if self.config.tatoeba_after_squad:
+            from eval.tasks import get_task
+
+            squad = QARunner(get_task("xquad"), self.config, self.model_path, self.progress)
+            info = {f"squad_{k}": v for k, v in squad.train(seed).items()}
+            self.model = squad.model.base_model.eval()
+        else:
+            self.model = AutoModel.from_pretrained(self.model_path).to(self.device).eval()
+        layers = self.model.config.num_hidden_layers
+        positions = getattr(self.model.config, "max_position_embeddings", 512)
+        self.max_len = min(512, self.config.max_seq_len or 512, positions)
+        self.layer = self.config.retrieval_layer if self.config.retrieval_layer is not None else default_layer(layers)
+        if not -layers - 1 <= self.layer <= layers:
+            raise InputError(self.model_path, f"retrieval_layer {self.layer} outside 0..{layers}")
+        return {"steps": 0, "layer": self.layer, **info}
+
+    def embed(self, sentences: list[str]):
+        import torch
+
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        vectors = [None] * len(sentences)
+        with torch.no_grad():
+            for chunk in self.batches(order):
+                enc = self.tokenizer([sentences[i] for i in chunk], truncation=True, padding=True,
+                                     max_length=self.max_len, return_tensors="pt")
+                enc = self.to_device(dict(enc))
+                hidden = self.model(**enc, output_hidden_states=True).hidden_states[self.layer]
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                for row, i in enumerate(chunk):
+                    vectors[i] = pooled[row]
+        return torch.stack(vectors)
+
+    def predict(self, lang):
+        folder = Path(data.task_path(self.config, self.spec, "test", lang)).parent
+        src, eng = formats.read_tatoeba(folder, self.spec.file_code(lang))
+        nearest = (self.embed(src) @ self.embed(eng).T).argmax(-1).tolist()
+        return nearest, metrics.accuracy(list(range(len(src))), nearest)
+
+
+RUNNERS = {
+    "classification": ClassificationRunner,
+    "multiple_choice": MultipleChoiceRunner,
+    "tagging": TaggingRunner,
+    "qa": QARunner,
+    "retrieval_el": MewsliXRunner,
+    "retrieval_qa": LAReQARunner,
+    "sentence_retrieval": TatoebaRunner,
+}

@@ -1,0 +1,78 @@
+"""Score a prediction folder in XTREME-R's leaderboard layout (``<task>/test-<lang>.<ext>``) against a
+label folder of the same layout, with ``evaluate.py``'s conventions: metrics per language in percent,
+the task's average over its languages (QA: the mean of average EM and average F1), group scores, and
+the overall score when every task is present; plus our per-family and low-resource means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eval import formats, metrics
+from eval.tasks import TaskSpec, all_tasks
+from weam.errors import InputError
+
+GROUPS = {  # evaluate.py XTREME_R_GROUP2TASK (LAReQA has no leaderboard files there; scored when present)
+    "classification": ["xnli", "xcopa"],
+    "tagging": ["udpos", "panx"],
+    "qa": ["xquad", "mlqa", "tydiqa"],
+    "retrieval": ["tatoeba", "mewslix", "lareqa"],
+}
+
+
+def score_language(spec: TaskSpec, predicted_path: Path, label_path: Path, lang: str) -> dict[str, float]:
+    predicted = formats.read_leaderboard_file(predicted_path, spec.kind)
+    gold = formats.read_leaderboard_file(label_path, spec.kind)
+    if spec.kind == "qa":
+        answers = {r["id"]: [a["text"] for a in r["answers"]] for r in _squad_records(gold)}
+        return metrics.qa_scores(answers, predicted, lang, mlqa=spec.name == "mlqa")
+    if spec.kind in ("retrieval_el", "retrieval_qa"):
+        return metrics.map_at_k({k: v for k, v in gold.items() if v and v[0]}, predicted)
+    if len(predicted) != len(gold):
+        raise InputError(predicted_path, f"{len(predicted)} predictions but {label_path} has {len(gold)} labels")
+    if spec.kind == "tagging":
+        try:
+            scores = metrics.tagging_scores(gold, predicted)
+        except ValueError as exc:
+            raise InputError(predicted_path, f"{exc} ({label_path})") from None
+        return {m: scores[m] for m in spec.metrics}
+    return metrics.accuracy([str(g) for g in gold], [str(p) for p in predicted])
+
+
+def _squad_records(articles: list[dict[str, Any]]):
+    for article in articles:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                yield {"id": str(qa["id"]), "answers": qa["answers"]}
+
+
+def score_folder(predictions: Path, labels: Path, tasks: list[str] | None = None) -> dict[str, Any]:
+    predictions, labels = Path(predictions), Path(labels)
+    if not labels.is_dir():
+        raise InputError(labels, "label folder not found")
+    detailed: dict[str, Any] = {}
+    for name, spec in all_tasks().items():
+        if (tasks and name not in tasks) or not (labels / name).is_dir():
+            continue
+        if not (predictions / name).is_dir():
+            if tasks:
+                raise InputError(predictions / name, f"no predictions for task {name}")
+            continue
+        per_language = {}
+        for lang in spec.languages:
+            label_path = labels / name / f"test-{lang}.{spec.prediction_ext}"
+            if label_path.is_file():
+                predicted_path = formats.require_file(predictions / name / label_path.name,
+                                                      f"{name} predictions for {lang} (labels exist at {label_path})")
+                per_language[lang] = score_language(spec, predicted_path, label_path, lang)
+        if not per_language:
+            continue
+        scores = {lang: spec.score_of(m) for lang, m in per_language.items()}
+        agg = metrics.aggregate(scores)
+        detailed[name] = {"per_language": per_language,
+                          "avg_metrics": {m: metrics.mean([v[m] for v in per_language.values()]) for m in spec.metrics},
+                          "avg": agg["avg"], "families": agg["families"], "low_resource": agg["low_resource"]}
+    groups = {group: metrics.mean([detailed[t]["avg"] for t in members])
+              for group, members in GROUPS.items() if all(t in detailed for t in members)}
+    overall = metrics.mean([d["avg"] for d in detailed.values()]) if set(all_tasks()) <= set(detailed) else None
+    return {"tasks": detailed, "groups": groups, "all_tasks": overall}
