@@ -1,0 +1,219 @@
+"""The two aligners behind one interface. Both run inside Ray tasks, so everything here takes and
+returns plain data (lists of lines, bytes), never paths of the driver's machine.
+
+``train_global(src, tgt)`` fits one model on a sample and returns it as a picklable object;
+``align(src, tgt, model)`` returns one symmetrized Pharaoh line per pair, training a model on
+these very pairs when ``model`` is None.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from alignment.config import AlignConfig, EflomalConfig, FastAlignConfig
+from alignment.pharaoh import format_links, parse_links
+from alignment.symmetrize import symmetrize
+from weam.errors import WeamError
+
+FAST_ALIGN_HELP = (
+    "fast_align is not installed. Either use `--engine eflomal` (pip package, installed with weam), "
+    "or build fast_align: the weam Docker image builds it from the pinned upstream repository "
+    "https://github.com/clab/fast_align; by hand: `git clone https://github.com/clab/fast_align && "
+    "cd fast_align && apt-get install -y libsparsehash-dev cmake && mkdir build && cd build && "
+    "cmake .. && make`, then put build/ on PATH or set FAST_ALIGN_BIN=.../build/fast_align and "
+    "ATOOLS_BIN=.../build/atools (or fast_align.binary / fast_align.atools in the config)."
+)
+STDERR_TAIL = 3000
+
+
+@dataclass(frozen=True)
+class FastAlignTools:
+    fast_align: str
+    atools: str
+
+
+def find_fast_align(config: FastAlignConfig) -> FastAlignTools | None:
+    """Absolute paths of fast_align and atools from the config or PATH, or None if either is missing."""
+    binary = _executable(config.binary) if config.binary else shutil.which("fast_align")
+    if binary is None:
+        return None
+    beside = Path(binary).with_name("atools")
+    atools = _executable(config.atools) if config.atools else (
+        str(beside) if os.access(beside, os.X_OK) else shutil.which("atools"))
+    return FastAlignTools(binary, atools) if atools else None
+
+
+def _executable(path: str) -> str | None:
+    resolved = Path(path).expanduser().resolve()
+    return str(resolved) if resolved.is_file() and os.access(resolved, os.X_OK) else None
+
+
+def require_fast_align(config: FastAlignConfig) -> FastAlignTools:
+    tools = find_fast_align(config)
+    if tools is None:
+        named = [p for p in (config.binary, config.atools) if p]
+        where = f" (looked for {', '.join(named)})" if named else " (not on PATH)"
+        raise WeamError(f"fast_align or atools not found{where}. {FAST_ALIGN_HELP}")
+    return tools
+
+
+def resolve_engine(config: AlignConfig) -> str:
+    if config.engine != "auto":
+        return config.engine
+    return "fast_align" if find_fast_align(config.fast_align) else "eflomal"
+
+
+def make_engine(config: AlignConfig):
+    name = resolve_engine(config)
+    if name == "fast_align":
+        return FastAlignEngine(config.fast_align, require_fast_align(config.fast_align), config.symmetrization)
+    return EflomalEngine(config.eflomal, config.symmetrization)
+
+
+def _run_tool(command: list[str], stdout_path: Path, stdin_path: Path | None = None, threads: int = 1) -> str:
+    """Run one tool writing ``stdout_path``; return its stderr; raise with stderr's tail on failure."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    try:
+        with open(stdout_path, "wb") as out:
+            done = subprocess.run(command, stdin=stdin, stdout=out, stderr=subprocess.PIPE, check=False, env=env)
+    except OSError as exc:
+        raise WeamError(f"cannot run {command[0]}: {exc}") from None
+    finally:
+        if stdin_path:
+            stdin.close()
+    stderr = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0:
+        raise WeamError(
+            f"{' '.join(command)} exited with status {done.returncode}; its stderr ends with:\n"
+            f"{stderr[-STDERR_TAIL:]}"
+        )
+    return stderr
+
+
+def _read_links(path: Path, field: int | None = None) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split("|||")[field].strip() for line in lines] if field is not None else lines
+
+
+class FastAlignEngine:
+    """fast_align forward and reverse (run side by side), then ``atools -c``."""
+
+    name = "fast_align"
+
+    def __init__(self, config: FastAlignConfig, tools: FastAlignTools, symmetrization: str):
+        self.config, self.tools, self.symmetrization = config, tools, symmetrization
+
+    def flags(self) -> list[str]:
+        c = self.config
+        return [*(["-d"] if c.favor_diagonal else []), *(["-o"] if c.optimize_tension else []),
+                *(["-v"] if c.variational_bayes else []), "-I", str(c.iterations), *c.extra_args]
+
+    def train_global(self, src: list[str], tgt: list[str]) -> dict:
+        with tempfile.TemporaryDirectory(prefix="weam-fa-") as tmp:
+            work = Path(tmp)
+            joint = _write_joint(work, src, tgt)
+            model = {}
+            for direction, extra in (("fwd", []), ("rev", ["-r"])):
+                params = work / f"{direction}.params"
+                stderr = _run_tool([self.tools.fast_align, "-i", str(joint), *self.flags(), *extra,
+                                    "-p", str(params)], work / f"{direction}.out", threads=self.config.threads)
+                model[direction] = {"params": params.read_bytes(), **_tension_and_ratio(stderr)}
+            return model
+
+    def align(self, src: list[str], tgt: list[str], model: dict | None = None) -> list[str]:
+        with tempfile.TemporaryDirectory(prefix="weam-fa-") as tmp:
+            work = Path(tmp)
+            joint = _write_joint(work, src, tgt)
+            commands = {d: self._command(work, joint, d, model) for d in ("fwd", "rev")}
+            with ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(_run_tool, cmd, work / f"{d}.out", stdin, self.config.threads)
+                           for d, (cmd, stdin) in commands.items()]
+                for future in futures:
+                    future.result()
+            if model is not None:  # force-align output is "src ||| tgt ||| links"
+                for d in ("fwd", "rev"):
+                    (work / f"{d}.out").write_text("\n".join(_read_links(work / f"{d}.out", 2)) + "\n")
+            atools = [self.tools.atools, "-i", str(work / "fwd.out"), "-j", str(work / "rev.out"),
+                      "-c", self.symmetrization.replace("intersection", "intersect")]
+            _run_tool(atools, work / "sym.out")
+            return _read_links(work / "sym.out")
+
+    def _command(self, work: Path, joint: Path, direction: str, model: dict | None):
+        reverse = ["-r"] if direction == "rev" else []
+        if model is None:
+            return [self.tools.fast_align, "-i", str(joint), *self.flags(), *reverse], None
+        params = work / f"{direction}.params"
+        params.write_bytes(model[direction]["params"])
+        part = model[direction]
+        command = [self.tools.fast_align, "-i", "-", "-d", "-T", part["tension"], "-m", part["ratio"],
+                   "-f", str(params), *reverse]
+        return command, joint
+
+
+def _write_joint(work: Path, src: list[str], tgt: list[str]) -> Path:
+    """fast_align's input file (it reads the corpus once per EM iteration, so it needs a file)."""
+    joint = work / "corpus.src-tgt"
+    with open(joint, "w", encoding="utf-8", newline="\n") as handle:
+        for s, t in zip(src, tgt, strict=True):
+            handle.write(f"{s} ||| {t}\n")
+    return joint
+
+
+def _tension_and_ratio(stderr: str) -> dict:
+    """The diagonal tension and length ratio fast_align -p prints; force-alignment needs them."""
+    found = {}
+    for line in stderr.splitlines():
+        if "expected target length" in line:
+            found["ratio"] = line.split()[-1]
+        elif "final tension" in line:
+            found["tension"] = line.split()[-1]
+    if set(found) != {"ratio", "tension"}:
+        raise WeamError(f"fast_align did not report its tension and length ratio; stderr:\n{stderr[-STDERR_TAIL:]}")
+    return found
+
+
+class EflomalEngine:
+    """eflomal's two directions, symmetrized here (same heuristics as atools)."""
+
+    name = "eflomal"
+
+    def __init__(self, config: EflomalConfig, symmetrization: str):
+        self.config, self.symmetrization = config, symmetrization
+
+    def _directions(self, src: list[str], tgt: list[str], priors: str | None) -> tuple[list[str], list[str]]:
+        import eflomal
+
+        c = self.config
+        aligner = eflomal.Aligner(model=c.model, n_samplers=c.n_samplers, rel_iterations=c.length,
+                                  null_prior=c.null_prior)
+        with tempfile.TemporaryDirectory(prefix="weam-ef-") as tmp:
+            fwd, rev = Path(tmp) / "fwd", Path(tmp) / "rev"
+            try:
+                aligner.align([s + "\n" for s in src], [t + "\n" for t in tgt],
+                              links_filename_fwd=str(fwd), links_filename_rev=str(rev),
+                              priors_input=io.StringIO(priors) if priors else None, quiet=True)
+            except (subprocess.CalledProcessError, ValueError, OSError) as exc:
+                raise WeamError(f"eflomal failed: {exc}") from None
+            return _read_links(fwd), _read_links(rev)
+
+    def train_global(self, src: list[str], tgt: list[str]) -> str:
+        """eflomal priors (its makepriors format) from aligning the sample."""
+        import eflomal
+
+        fwd, rev = self._directions(src, tgt, None)
+        buffer = io.StringIO()
+        eflomal.write_priors(buffer, *eflomal.calculate_priors(src, tgt, fwd, rev))
+        return buffer.getvalue()
+
+    def align(self, src: list[str], tgt: list[str], model: str | None = None) -> list[str]:
+        fwd, rev = self._directions(src, tgt, model)
+        return [format_links(symmetrize(parse_links(f), parse_links(r), self.symmetrization))
+                for f, r in zip(fwd, rev, strict=True)]

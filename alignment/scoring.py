@@ -1,0 +1,57 @@
+"""Alignment error rate (Och & Ney 2003) against a gold file with sure and possible links.
+
+Gold format: one line per sentence pair, 0-based links separated by spaces. ``i-j`` is a *sure*
+link; ``i?j`` or ``ipj`` is a *possible* one (both markers occur in public gold sets). Sure links
+count as possible too (S ⊆ P). With predicted links A:
+precision = |A∩P| / |A|, recall = |A∩S| / |S|, AER = 1 − (|A∩S| + |A∩P|) / (|A| + |S|).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from alignment.pharaoh import Link, read_alignments
+from weam.corpus import iter_lines
+from weam.errors import InputError
+
+_GOLD_LINK = re.compile(r"^(\d+)([-?p])(\d+)$")
+
+
+def parse_gold(text: str, path: str | Path = "<string>", line: int | None = None) -> tuple[set[Link], set[Link]]:
+    """(sure, possible) links of one gold line; possible includes sure."""
+    sure, possible = set(), set()
+    for item in text.split():
+        match = _GOLD_LINK.match(item)
+        if match is None:
+            raise InputError(path, f"bad gold link {item!r}; expected i-j (sure), i?j or ipj (possible)", line)
+        link = (int(match[1]), int(match[3]))
+        possible.add(link)
+        if match[2] == "-":
+            sure.add(link)
+    return sure, possible
+
+
+def score_alignments(pred_path: str | Path, gold_path: str | Path) -> dict[str, float]:
+    """Precision, recall and AER of a Pharaoh file against a gold file with the same line count."""
+    gold_lines = iter_lines(gold_path, max_chars=0)
+    n_pred = n_sure = n_hit_sure = n_hit_possible = 0
+    for number, pred in enumerate(read_alignments(pred_path), start=1):
+        gold = next(gold_lines, None)
+        if gold is None:
+            raise InputError(gold_path, f"has fewer lines than {pred_path}", number)
+        sure, possible = parse_gold(gold[1], gold_path, gold[0])
+        predicted = set(pred)
+        n_pred += len(predicted)
+        n_sure += len(sure)
+        n_hit_sure += len(predicted & sure)
+        n_hit_possible += len(predicted & possible)
+    if next(gold_lines, None) is not None:
+        raise InputError(pred_path, f"has fewer lines than {gold_path}")
+    if n_pred + n_sure == 0:
+        raise InputError(gold_path, "neither the prediction nor the gold file has any sure link")
+    return {
+        "precision": n_hit_possible / n_pred if n_pred else 0.0,
+        "recall": n_hit_sure / n_sure if n_sure else 0.0,
+        "aer": 1.0 - (n_hit_sure + n_hit_possible) / (n_pred + n_sure),
+    }
