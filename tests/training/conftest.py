@@ -1,0 +1,58 @@
+"""Small real inputs for the pre-training tests: Moses pairs with Pharaoh alignments and a
+WordPiece tokenizer trained on them (the formats the data and align stages write)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+# Two toy "languages" with a word-by-word lexicon: German-like words are the English ones with a
+# suffix, so alignments are known exactly and some words split into several subword tokens.
+LEXICON = ["the", "cat", "dog", "sat", "on", "mat", "house", "red", "big", "small", "runs", "eats",
+           "fish", "bird", "tree", "water", "green", "blue", "old", "new"]
+
+
+def write_pair(folder: Path, src: str, tgt: str, n: int, seed: int, suffix: str) -> dict:
+    """n sentence pairs; the target reverses word order (so links are not the diagonal)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    src_lines, tgt_lines, links = [], [], []
+    for _ in range(n):
+        words = [rng.choice(LEXICON) for _ in range(rng.randint(3, 9))]
+        src_lines.append(" ".join(words))
+        tgt_lines.append(" ".join(f"{w}{suffix}" for w in reversed(words)))
+        links.append(" ".join(f"{i}-{len(words) - 1 - i}" for i in range(len(words)) if i % 4 != 3))
+    paths = {"src_file": folder / f"train.{src}", "tgt_file": folder / f"train.{tgt}",
+             "alignment": folder / "alignment.txt"}
+    paths["src_file"].write_text("\n".join(src_lines) + "\n", encoding="utf-8")
+    paths["tgt_file"].write_text("\n".join(tgt_lines) + "\n", encoding="utf-8")
+    paths["alignment"].write_text("\n".join(links) + "\n", encoding="utf-8")
+    return {"src": src, "tgt": tgt, **paths}
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> dict:
+    """Two aligned pairs (en-de, en-fi) and a tokenizer directory trained on them."""
+    from weam.modeling import train_wordpiece_tokenizer
+
+    root = tmp_path_factory.mktemp("corpus")
+    pairs = [write_pair(root / "en-de", "en", "de", 120, 1, "en"), write_pair(root / "en-fi", "en", "fi", 60, 2, "ko")]
+    texts = [line for p in pairs for f in (p["src_file"], p["tgt_file"]) for line in f.read_text().splitlines()]
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=120)
+    tokenizer.save_pretrained(root / "tokenizer")
+    return {"pairs": pairs, "tokenizer": root / "tokenizer", "root": root}
+
+
+def tiny_config(corpus: dict, out_dir: Path, **overrides):
+    from training.config import PretrainConfig
+
+    data = {
+        "model": "preset:tiny", "tokenizer": str(corpus["tokenizer"]), "objective": "weam",
+        "pairs": corpus["pairs"], "batch_size": 8, "max_seq_len": 32, "max_steps": 6, "lr": 1e-3,
+        "zero_stage": 0, "checkpoint_every": 3, "out_dir": out_dir, "tracking": {"enabled": False},
+        "warmup_ratio": 0.0,
+    }
+    data.update(overrides)
+    return PretrainConfig.model_validate(data)

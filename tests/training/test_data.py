@@ -1,0 +1,107 @@
+"""The data path on real files: validation before training, packing, budget, exact resume."""
+
+from __future__ import annotations
+
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from tests.training.conftest import tiny_config
+from training.api import pretrain
+from training.data import PackedStream, check_pair, count_lines_checked
+from training.config import PairData
+from weam.errors import InputError
+
+
+def stream_for(corpus, tmp_path, **overrides):
+    config = tiny_config(corpus, tmp_path / "out", **overrides)
+    tokenizer = AutoTokenizer.from_pretrained(corpus["tokenizer"])
+    return PackedStream(config, tokenizer, count_lines_checked(config.pairs)), tokenizer
+
+
+def broken_copy(corpus, tmp_path, edit):
+    pair = dict(corpus["pairs"][0])
+    lines = pair["alignment"].read_text().splitlines()
+    pair["alignment"] = tmp_path / "alignment.txt"
+    pair["alignment"].write_text("\n".join(edit(lines)) + "\n")
+    return pair
+
+
+def test_alignment_with_fewer_lines_than_corpus_stops_before_training(corpus, tmp_path):
+    pair = broken_copy(corpus, tmp_path, lambda lines: lines[:-5])
+    config = tiny_config({**corpus, "pairs": [pair]}, tmp_path / "out")
+    with pytest.raises(InputError, match=r"alignment.txt.*only 115 lines"):
+        pretrain(config)
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_alignment_index_out_of_range_names_file_and_line(corpus, tmp_path):
+    pair = broken_copy(corpus, tmp_path, lambda lines: [*lines[:6], "0-0 40-1", *lines[7:]])
+    with pytest.raises(InputError, match=r"alignment.txt:7: link 40-1 is out of range"):
+        check_pair(PairData(**pair))
+    extra = broken_copy(corpus, tmp_path, lambda lines: [*lines, "0-0"])
+    with pytest.raises(InputError, match="more lines than the corpus"):
+        check_pair(PairData(**extra))
+
+
+def test_single_side_rows_come_in_pairs_with_links_between_them(corpus, tmp_path):
+    stream, tokenizer = stream_for(corpus, tmp_path, batch_size=8, max_seq_len=32)
+    batch = stream.next_batch()
+    assert batch.input_ids.shape == (8, 32)
+    src_rows, tgt_rows = batch.links[:, 0], batch.links[:, 2]
+    assert (src_rows % 2 == 0).all() and torch.equal(tgt_rows, src_rows + 1)
+    assert not batch.special[batch.links[:, 0], batch.links[:, 1]].any()
+    assert not batch.special[batch.links[:, 2], batch.links[:, 3]].any()
+    # Target words are source words reversed with a suffix: linked tokens spell the same word.
+    for r, i, r2, j in batch.links.tolist()[:30]:
+        src_tok = tokenizer.convert_ids_to_tokens(int(batch.input_ids[r, i]))
+        tgt_tok = tokenizer.convert_ids_to_tokens(int(batch.input_ids[r2, j]))
+        if batch.word_start[r, i] and batch.word_start[r2, j]:
+            assert tgt_tok.startswith(src_tok[:2]) or src_tok.startswith(tgt_tok[:2])
+    assert sum(batch.tokens_per_pair.values()) == int((batch.input_ids != tokenizer.pad_token_id).sum())
+
+
+def test_pair_input_concatenates_with_token_types(corpus, tmp_path):
+    stream, tokenizer = stream_for(corpus, tmp_path, objective="tlm", batch_size=4, max_seq_len=48)
+    batch = stream.next_batch()
+    assert torch.equal(batch.links[:, 0], batch.links[:, 2])  # both ends in the same row
+    assert (batch.token_type_ids[batch.links[:, 0], batch.links[:, 1]] == 0).all()
+    assert (batch.token_type_ids[batch.links[:, 2], batch.links[:, 3]] == 1).all()
+
+
+def test_token_budget_is_never_exceeded_and_counted_per_pair(corpus, tmp_path):
+    stream, _ = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None)
+    batches = list(stream)
+    assert 2900 < stream.tokens <= 3000
+    assert sum(sum(b.tokens_per_pair.values()) for b in batches) == stream.tokens
+    assert set(stream.tokens_seen) == {"en-de", "en-fi"} and all(stream.tokens_seen.values())
+
+
+def test_restored_stream_continues_at_the_exact_position(corpus, tmp_path):
+    stream, _ = stream_for(corpus, tmp_path)
+    for _ in range(40):  # several epochs of the small en-fi pair
+        stream.next_batch()
+    state = stream.state()
+    expected = [stream.next_batch() for _ in range(3)]
+    again, _ = stream_for(corpus, tmp_path)
+    again.restore(state)
+    for want, got in zip(expected, [again.next_batch() for _ in range(3)]):
+        assert torch.equal(want.input_ids, got.input_ids) and torch.equal(want.links, got.links)
+
+
+def test_uniform_sampling_balances_pairs_of_different_size(corpus, tmp_path):
+    proportional, _ = stream_for(corpus, tmp_path, token_budget=20000, max_steps=None)
+    uniform, _ = stream_for(corpus, tmp_path, token_budget=20000, max_steps=None, sampling={"rule": "uniform"})
+    list(proportional), list(uniform)
+    ratio = lambda s: s.tokens_seen["en-fi"] / s.tokens_seen["en-de"]  # noqa: E731
+    assert ratio(proportional) < 0.7 < 0.85 < ratio(uniform)
+
+
+def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
+    from training.api import planned_steps
+
+    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=6000, max_steps=None)
+    planned = planned_steps(stream.config, tokenizer, stream.sizes)
+    actual = len(list(stream))
+    assert abs(planned - actual) <= 1

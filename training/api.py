@@ -1,0 +1,225 @@
+"""``pretrain(config)``: the pre-training stage as a plain function (the CLI and the study call it).
+
+Runs in the calling process: the process group is created for the call and destroyed after it,
+so a study can call ``pretrain`` for condition after condition in one Python process. Outputs in
+``out_dir``: ``model/`` (HF save_pretrained, what eval loads), ``checkpoints/`` (DeepSpeed; a
+re-run resumes from ``latest`` at the same data position), ``train_log.jsonl`` (per-step losses,
+rank 0), ``manifest.json`` (written last: inputs, config, counts incl. tokens per pair).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training import data as data_mod
+from training import distributed
+from training.config import DistributedEnv, PretrainConfig
+from training.metrics import flops_per_step, memory_metrics, peak_flops
+from training.objectives import PretrainingModel, mask_tokens
+from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
+from weam.tracking import TAG_OBJECTIVE, TAG_STAGE, RunLogger, resolve_tracking_uri
+
+
+def pretrain(
+    config: PretrainConfig,
+    dist: DistributedEnv | None = None,
+    parent_run_id: str | None = None,
+    tags: dict | None = None,
+) -> Path:
+    """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished."""
+    out = Path(config.out_dir)
+    model_dir = out / "model"
+    inputs = stage_inputs(config)
+    if is_up_to_date(out, inputs, config.fingerprint_config()):
+        return model_dir
+    sizes = data_mod.count_lines_checked(config.pairs)  # bad data stops here, before any training
+    tokenizer = load_tokenizer(config)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with distributed.session(dist or DistributedEnv()) as env:
+        model = PretrainingModel(load_model(config, tokenizer), config)
+        stream = data_mod.PackedStream(config, tokenizer, sizes)
+        ds_config = distributed.deepspeed_config(config, env.world_size, planned_steps(config, tokenizer, sizes))
+        engine = distributed.initialize(model, ds_config)
+        logger = open_logger(config, parent_run_id, tags) if env.is_main else None
+        try:
+            steps = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
+            distributed.export_hf(engine, tokenizer, model_dir)
+        except BaseException:
+            if logger:
+                logger.end("FAILED")
+            raise
+        finally:
+            distributed.teardown_engine(engine)
+        if env.is_main:
+            counts = {
+                "steps": steps, "tokens": stream.tokens, "tokens_per_pair": dict(stream.tokens_seen),
+                "examples": stream.consumed, "world_size": env.world_size,
+                "wall_seconds": round(time.time() - started, 3),
+            }
+            write_manifest(out, "pretrain", inputs, config.fingerprint_config(),
+                           {"model": "model/config.json", "weights": "model/model.safetensors"}, counts)
+            if logger:
+                logger.log_metrics({"train/wall_seconds": counts["wall_seconds"]}, step=steps)
+                logger.end("FINISHED")
+        distributed.barrier()
+    return model_dir
+
+
+def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_batches: int = 8) -> int:
+    """Steps the LR schedule spans: max_steps, or the token budget over the tokens per batch that
+    the first batches actually pack (packing depends on sentence lengths and the input mode)."""
+    estimates = [config.max_steps] if config.max_steps else []
+    if config.token_budget:
+        probe = data_mod.PackedStream(config, tokenizer, sizes)
+        built = 0
+        while built < probe_batches and probe.next_batch() is not None:
+            built += 1
+        ended = built < probe_batches
+        estimates.append(max(built, 1) if ended else -(-config.token_budget * built // probe.tokens))
+    return min(estimates)
+
+
+def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: DistributedEnv, tokenizer, logger,
+          run_hash: str) -> int:
+    """The loop: resume, then batch → mask → forward/backward per micro-batch → step → log/save."""
+    ckpt_dir = Path(config.out_dir) / "checkpoints"
+    state = distributed.load_latest(engine, ckpt_dir, run_hash, env.is_main)
+    step = 0
+    if state is not None:
+        stream.restore(state["data"])
+        step = state["step"]
+    micro = distributed.micro_batch_size(engine)
+    rows_per_rank = config.batch_size // env.world_size
+    meter = Meter(config, engine.module.mlm.config, peak_flops(config.cpu_peak_flops) * env.world_size, stream)
+    while config.max_steps is None or step < config.max_steps:
+        batch = stream.next_batch()
+        if batch is None:
+            break
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        inputs, labels = mask_tokens(batch.input_ids, batch.special, batch.aligned(), config.mask_prob, config.masking,
+                                     tokenizer.mask_token_id, len(tokenizer), generator)
+        torch.manual_seed(config.seed * 1_000_003 + step * env.world_size + env.rank)  # dropout, resumable
+        losses = torch.zeros(3)
+        start = env.rank * rows_per_rank
+        for first in range(start, start + rows_per_rank, micro):
+            out = engine(**to_model_inputs(batch, inputs, labels, first, first + micro, engine.device))
+            engine.backward(out["loss"])
+            engine.step()
+            aux = out.get("cross", out.get("align", torch.zeros(())))
+            losses += torch.stack([out["loss"], out["mlm"], aux]).detach().float().cpu()
+        step += 1
+        losses = distributed.all_reduce_mean(losses / (rows_per_rank // micro))
+        if env.is_main:
+            meter.record(step, losses, engine.get_lr()[0], batch, int((labels != -100).sum()), logger)
+        if step % config.checkpoint_every == 0:
+            distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step},
+                                        config.keep_checkpoints)
+    if state is None or step != state["step"]:
+        distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, config.keep_checkpoints)
+    return step
+
+
+def run_hash(inputs: dict[str, Any], config: PretrainConfig) -> str:
+    """Identity of a run: input contents and config (checkpoints of another run are not resumed)."""
+    return fingerprint({name: file_sha256(path) for name, path in inputs.items()}, config.fingerprint_config())
+
+
+def to_model_inputs(batch: data_mod.Batch, inputs, labels, start: int, stop: int, device) -> dict[str, torch.Tensor]:
+    part = batch.rows(start, stop)
+    tensors = {
+        "input_ids": inputs[start:stop], "attention_mask": part.attention_mask, "token_type_ids": part.token_type_ids,
+        "labels": labels[start:stop], "original_ids": part.input_ids, "links": part.links, "word_start": part.word_start,
+    }
+    return {name: value.to(device) for name, value in tensors.items()}
+
+
+class Meter:
+    """Rank 0's per-step record (train_log.jsonl) and, every log_every steps, MLflow metrics."""
+
+    def __init__(self, config: PretrainConfig, model_config, peak: float, stream: data_mod.PackedStream):
+        self.config, self.model_config, self.peak, self.stream = config, model_config, peak, stream
+        self.path = Path(config.out_dir) / "train_log.jsonl"
+        self.tick, self.tokens_at_tick, self.flops = time.time(), stream.tokens, 0.0
+
+    def record(self, step: int, losses: torch.Tensor, lr: float, batch: data_mod.Batch, masked: int, logger) -> None:
+        tokens = sum(batch.tokens_per_pair.values())
+        self.flops += flops_per_step(self.model_config, tokens, masked, self.config.max_seq_len)
+        record = {"step": step, "loss": losses[0].item(), "mlm": losses[1].item(), "aux": losses[2].item(),
+                  "tokens": self.stream.tokens, "lr": lr, "time": time.time(), "masked": masked}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if logger is None or step % self.config.log_every:
+            return
+        elapsed = max(time.time() - self.tick, 1e-9)
+        metrics = {
+            "train/loss": record["loss"], "train/loss_mlm": record["mlm"], "train/lr": lr,
+            "train/tokens": record["tokens"], "perf/tokens_per_s": (record["tokens"] - self.tokens_at_tick) / elapsed,
+            "perf/tflops": self.flops / elapsed / 1e12, "perf/mfu": self.flops / elapsed / self.peak,
+            **{f"train/tokens/{pair}": count for pair, count in self.stream.tokens_seen.items()},
+            **memory_metrics(),
+        }
+        aux = {"weam": "train/loss_cross", "word_aligned": "train/loss_align"}.get(self.config.objective)
+        if aux:
+            metrics[aux] = record["aux"]
+        logger.log_metrics(metrics, step=step)
+        self.tick, self.tokens_at_tick, self.flops = time.time(), record["tokens"], 0.0
+
+
+def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | None) -> RunLogger:
+    out = Path(config.out_dir)
+    uri = config.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
+    all_tags = {TAG_STAGE: "pretrain", TAG_OBJECTIVE: config.objective, **config.tags, **(tags or {})}
+    logger = RunLogger(
+        uri, config.tracking.experiment, config.run_name or f"pretrain-{config.objective}-{out.resolve().name}",
+        parent_run_id=parent_run_id or config.parent_run_id, tags=all_tags,
+        buffer_path=out / "mlflow_buffer.jsonl", enabled=config.tracking.enabled,
+    )
+    logger.log_params(config.model_dump(mode="json", exclude={"tracking", "tags"}))
+    return logger
+
+
+def nearest_store(out_dir: Path) -> Path:
+    """The folder of the nearest existing mlflow.db at or above out_dir (a study's work dir)."""
+    for folder in [out_dir.resolve(), *out_dir.resolve().parents]:
+        if (folder / "mlflow.db").is_file():
+            return folder
+    return out_dir
+
+
+def load_tokenizer(config: PretrainConfig):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(config.tokenizer or config.model)
+
+
+def load_model(config: PretrainConfig, tokenizer):
+    if config.model.startswith("preset:"):
+        from weam.modeling import build_masked_lm
+
+        model = build_masked_lm(config.model.removeprefix("preset:"), vocab_size=len(tokenizer),
+                                max_position_embeddings=max(512, config.max_seq_len), seed=config.seed)
+    else:
+        from transformers import AutoModelForMaskedLM
+
+        model = AutoModelForMaskedLM.from_pretrained(config.model)
+    if config.activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def stage_inputs(config: PretrainConfig) -> dict[str, Any]:
+    """Files whose content decides the result: the data, and a local starting model/tokenizer."""
+    inputs: dict[str, Any] = dict(data_mod.data_files(config.pairs))
+    for name, source in (("model", config.model), ("tokenizer", config.tokenizer)):
+        folder = Path(source) if source and not source.startswith("preset:") else None
+        if folder and folder.is_dir():
+            for file in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
+                if (folder / file).is_file():
+                    inputs[f"{name}/{file}"] = folder / file
+    return inputs

@@ -1,0 +1,330 @@
+"""Training data: sentence pairs and their word alignments → packed, masked batches.
+
+Path of one sentence pair: the Moses lines (words separated by spaces) and the Pharaoh line are
+read in step; both sides are tokenized as pre-split words and the word links are projected onto
+subword tokens (alignment/projection.py); the pair becomes *units* placed into rows of
+``max_seq_len`` tokens:
+
+* ``single`` input (mlm, word_aligned, weam by default): rows come in twos, row 2r holds source
+  sides and row 2r+1 the target sides of the same pairs, so a model row never sees a translation
+  while the cross-lingual links stay inside one row pair (and one rank).
+* ``pair`` input (tlm, weam with ``weam.input=pair``): ``[CLS] src [SEP] tgt [SEP]`` units.
+
+Every rank builds the same global batch (deterministic in the seed and the position) and takes
+its own slice of rows, so the data position is one integer (examples consumed) and resume is
+exact. Pairs are drawn by :class:`PairSampler`; with a token budget the last batch is filled only
+up to the budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alignment.pharaoh import check_links, parse_links, read_alignments
+from alignment.projection import project_links
+from training.config import PairData, PretrainConfig
+from weam.corpus import iter_lines, read_parallel
+from weam.errors import InputError
+
+SAMPLER_BLOCK = 4096
+TOKENIZE_CHUNK = 256
+
+
+def check_pair(pair: PairData) -> int:
+    """Read the pair once and return its sentence count; raise InputError (file and line) when the
+    corpus is broken or its alignment does not belong to it. Called for every pair before training."""
+    alignments = read_alignments(pair.alignment) if pair.alignment else None
+    count = 0
+    for sentence in read_parallel(pair.src_file, pair.tgt_file, fmt="moses"):
+        count += 1
+        if alignments is None:
+            continue
+        links = next(alignments, None)
+        if links is None:
+            raise InputError(pair.alignment, f"has only {count - 1} lines but the corpus has more", count)
+        check_links(links, len(sentence.src.split()), len(sentence.tgt.split()), pair.alignment, count)
+    if alignments is not None and next(alignments, None) is not None:
+        raise InputError(pair.alignment, f"has more lines than the corpus ({count} pairs)", count + 1)
+    if count == 0:
+        raise InputError(pair.src_file, "no sentence pairs")
+    return count
+
+
+class PairSampler:
+    """Which language pair each example comes from: a pure function of (seed, example index)."""
+
+    def __init__(self, sizes: Sequence[int], rule: str, alpha: float, seed: int):
+        sizes_arr = np.asarray(sizes, dtype=np.float64)
+        weights = {"proportional": sizes_arr, "temperature": sizes_arr**alpha, "uniform": np.ones_like(sizes_arr)}[rule]
+        self.probs = weights / weights.sum()
+        self.seed = seed
+
+    def block(self, index: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, index])
+        return rng.choice(len(self.probs), size=SAMPLER_BLOCK, p=self.probs)
+
+    def draws(self, start: int) -> Iterator[int]:
+        block_index, offset = divmod(start, SAMPLER_BLOCK)
+        for index in itertools.count(block_index):
+            yield from self.block(index)[offset:].tolist()
+            offset = 0
+
+    def counts(self, n: int) -> np.ndarray:
+        """How many of the first ``n`` examples each pair supplied (for resuming readers)."""
+        totals = np.zeros(len(self.probs), dtype=np.int64)
+        full, rest = divmod(n, SAMPLER_BLOCK)
+        for index in range(full):
+            totals += np.bincount(self.block(index), minlength=len(self.probs))
+        totals += np.bincount(self.block(full)[:rest], minlength=len(self.probs))
+        return totals
+
+
+class LineCycler:
+    """The lines of one pair (source, target, links) in order, epoch after epoch, from any position."""
+
+    def __init__(self, pair: PairData, n_lines: int, start: int = 0):
+        self.pair = pair
+        self.n_lines = n_lines
+        self._iter = self._cycle(start % n_lines)
+
+    def _cycle(self, skip: int) -> Iterator[tuple[str, str, str]]:
+        while True:
+            src = (text for _, text in iter_lines(self.pair.src_file, max_chars=0))
+            tgt = (text for _, text in iter_lines(self.pair.tgt_file, max_chars=0))
+            ali = (text for _, text in iter_lines(self.pair.alignment, max_chars=0)) if self.pair.alignment else itertools.repeat("")
+            yield from itertools.islice(zip(src, tgt, ali), skip, None)
+            skip = 0
+
+    def __next__(self) -> tuple[str, str, str]:
+        return next(self._iter)
+
+
+@dataclass
+class Example:
+    """One tokenized pair: its units (token ids, type ids) and token links (src pos, tgt pos)."""
+
+    pair: int
+    units: list[list[int]]
+    links: list[tuple[int, int]]
+    word_starts: list[list[bool]]
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(unit) for unit in self.units)
+
+
+@dataclass
+class Batch:
+    """A global batch of packed rows, before masking (see objectives.mask_tokens)."""
+
+    input_ids: torch.Tensor
+    """[rows, seq] token ids, padded."""
+    token_type_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    special: torch.Tensor
+    """[rows, seq] True where a token may not be masked (CLS, SEP, padding)."""
+    word_start: torch.Tensor
+    """[rows, seq] True on the first subword of each word."""
+    links: torch.Tensor
+    """[K, 4] (src row, src pos, tgt row, tgt pos) token links; rows of one pair share a slice."""
+    tokens_per_pair: dict[str, int] = field(default_factory=dict)
+
+    def aligned(self) -> torch.Tensor:
+        flags = torch.zeros_like(self.special)
+        flags[self.links[:, 0], self.links[:, 1]] = True
+        flags[self.links[:, 2], self.links[:, 3]] = True
+        return flags
+
+    def rows(self, start: int, stop: int) -> Batch:
+        keep = (self.links[:, 0] >= start) & (self.links[:, 0] < stop)
+        links = self.links[keep].clone()
+        links[:, 0] -= start
+        links[:, 2] -= start
+        return Batch(
+            self.input_ids[start:stop], self.token_type_ids[start:stop], self.attention_mask[start:stop],
+            self.special[start:stop], self.word_start[start:stop], links,
+        )
+
+
+class PackedStream:
+    """Global batches of ``batch_size`` packed rows, resumable at an exact example position."""
+
+    def __init__(self, config: PretrainConfig, tokenizer, sizes: Sequence[int]):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.sizes = list(sizes)
+        self.mode = config.input_mode()
+        self.names = [pair.name for pair in config.pairs]
+        self.sampler = PairSampler(sizes, config.sampling.rule, config.sampling.alpha, config.seed)
+        self.group = 2 if self.mode == "single" else 1
+        if config.batch_size % self.group:
+            raise InputError("<config>", f"batch_size {config.batch_size} must be even with single-side input")
+        self._special_ids = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+        self.consumed = 0
+        self.tokens_seen = Counter({name: 0 for name in self.names})
+        self._restart()
+
+    # --- position -------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"consumed": self.consumed, "tokens_per_pair": dict(self.tokens_seen)}
+
+    def restore(self, state: dict) -> None:
+        self.consumed = int(state["consumed"])
+        self.tokens_seen = Counter(state["tokens_per_pair"])
+        self._restart()
+
+    def _restart(self) -> None:
+        starts = self.sampler.counts(self.consumed)
+        self.cyclers = [LineCycler(p, n, int(s)) for p, n, s in zip(self.config.pairs, self.sizes, starts)]
+        self.draws = self.sampler.draws(self.consumed)
+        self.queue: list[Example] = []
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.tokens_seen.values())
+
+    # --- examples -------------------------------------------------------------------------------
+    def _peek(self) -> Example:
+        if not self.queue:
+            picks = list(itertools.islice(self.draws, TOKENIZE_CHUNK))
+            self.queue = self._tokenize(picks, [next(self.cyclers[i]) for i in picks])
+            self.queue.reverse()
+        return self.queue[-1]
+
+    def _tokenize(self, picks: list[int], lines: list[tuple[str, str, str]]) -> list[Example]:
+        words_src = [src.split() for src, _, _ in lines]
+        words_tgt = [tgt.split() for _, tgt, _ in lines]
+        enc_src = self.tokenizer(words_src, is_split_into_words=True, add_special_tokens=False)
+        enc_tgt = self.tokenizer(words_tgt, is_split_into_words=True, add_special_tokens=False)
+        return [
+            self._example(pick, enc_src, enc_tgt, k, parse_links(ali))
+            for k, (pick, (_, _, ali)) in enumerate(zip(picks, lines))
+        ]
+
+    def _example(self, pick: int, enc_src, enc_tgt, k: int, word_links) -> Example:
+        src_ids, tgt_ids = enc_src["input_ids"][k], enc_tgt["input_ids"][k]
+        src_words, tgt_words = enc_src.word_ids(k), enc_tgt.word_ids(k)
+        n_src, n_tgt = self._lengths(len(src_ids), len(tgt_ids))
+        src_words, tgt_words = src_words[:n_src], tgt_words[:n_tgt]
+        links, _ = project_links(word_links, src_words, tgt_words)
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        starts_src = [False] + _word_starts(src_words) + [False]
+        starts_tgt = _word_starts(tgt_words) + [False]
+        if self.mode == "single":
+            units = [[cls, *src_ids[:n_src], sep], [cls, *tgt_ids[:n_tgt], sep]]
+            links = [(i + 1, j + 1) for i, j in links]
+            return Example(pick, units, links, [starts_src, [False] + starts_tgt])
+        units = [[cls, *src_ids[:n_src], sep, *tgt_ids[:n_tgt], sep]]
+        links = [(i + 1, j + n_src + 2) for i, j in links]
+        return Example(pick, units, links, [starts_src + starts_tgt])
+
+    def _lengths(self, n_src: int, n_tgt: int) -> tuple[int, int]:
+        room = self.config.max_seq_len - 2
+        if self.mode == "single":
+            return min(n_src, room), min(n_tgt, room)
+        room -= 1
+        if n_src + n_tgt <= room:
+            return n_src, n_tgt
+        half = room // 2
+        if n_src <= half:
+            return n_src, room - n_src
+        if n_tgt <= half:
+            return room - n_tgt, n_tgt
+        return half, room - half
+
+    # --- batches --------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Batch]:
+        while (batch := self.next_batch()) is not None:
+            yield batch
+
+    def next_batch(self) -> Batch | None:
+        """The next global batch, or None when the token budget is spent."""
+        rows: list[list[tuple[Example, int]]] = []  # per row: (example, unit index)
+        lengths: list[int] = []
+        budget = self.config.token_budget
+        batch_counts: Counter = Counter()
+        while True:
+            example = self._peek()
+            if budget is not None and self.tokens + example.n_tokens > budget:
+                break
+            if not _place(example, rows, lengths, self.group, self.config.batch_size, self.config.max_seq_len):
+                break
+            self.queue.pop()
+            self.consumed += 1
+            self.tokens_seen[self.names[example.pair]] += example.n_tokens
+            batch_counts[self.names[example.pair]] += example.n_tokens
+        if not rows:
+            return None
+        batch = _collate(rows, self.config.batch_size, self.config.max_seq_len, self._special_ids, self.mode)
+        batch.tokens_per_pair = dict(batch_counts)
+        return batch
+
+
+def _word_starts(word_ids: Sequence[int | None]) -> list[bool]:
+    return [w is not None and (k == 0 or word_ids[k - 1] != w) for k, w in enumerate(word_ids)]
+
+
+def _place(example: Example, rows, lengths, group: int, batch_size: int, max_len: int) -> bool:
+    """Put the example's units into the open row group, or open a new group; False if the batch is full."""
+    sizes = [len(unit) for unit in example.units]
+    fits_open = rows and all(lengths[-group + k] + sizes[k] <= max_len for k in range(group))
+    if not fits_open:
+        if len(rows) + group > batch_size:
+            return False
+        rows.extend([] for _ in range(group))
+        lengths.extend(0 for _ in range(group))
+    for k in range(group):
+        rows[-group + k].append((example, k, lengths[-group + k]))
+        lengths[-group + k] += sizes[k]
+    return True
+
+
+def _collate(rows, batch_size: int, max_len: int, special_ids: tuple[int, int, int], mode: str) -> Batch:
+    pad_id, cls_id, sep_id = special_ids
+    ids = np.full((batch_size, max_len), pad_id, dtype=np.int64)
+    types = np.zeros_like(ids)
+    attention = np.zeros_like(ids)
+    starts = np.zeros((batch_size, max_len), dtype=bool)
+    links: list[tuple[int, int, int, int]] = []
+    placed: dict[int, list[tuple[int, int]]] = {}
+    for r, row in enumerate(rows):
+        for example, k, offset in row:
+            unit = example.units[k]
+            end = offset + len(unit)
+            ids[r, offset:end] = unit
+            attention[r, offset:end] = 1
+            starts[r, offset:end] = example.word_starts[k]
+            if mode == "pair":
+                types[r, offset + unit.index(sep_id) + 1 : end] = 1  # after the first [SEP]: target side
+            placed.setdefault(id(example), []).append((r, offset))
+            if len(placed[id(example)]) == len(example.units):
+                (r_src, o_src), (r_tgt, o_tgt) = placed[id(example)][0], placed[id(example)][-1]
+                links.extend((r_src, o_src + i, r_tgt, o_tgt + j) for i, j in example.links)
+    # Rows left empty at the end of a budget keep one visible token so attention stays finite.
+    attention[len(rows) :, 0] = 1
+    special = (attention == 0) | (ids == pad_id) | (ids == cls_id) | (ids == sep_id)
+    link_tensor = torch.tensor(links, dtype=torch.long).reshape(-1, 4)
+    return Batch(torch.from_numpy(ids), torch.from_numpy(types), torch.from_numpy(attention),
+                 torch.from_numpy(special), torch.from_numpy(starts), link_tensor)
+
+
+def count_lines_checked(pairs: Sequence[PairData]) -> list[int]:
+    """Validate every pair (see check_pair) and return their sentence counts."""
+    return [check_pair(pair) for pair in pairs]
+
+
+def data_files(pairs: Sequence[PairData]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for pair in pairs:
+        files[f"{pair.name}.src"] = pair.src_file
+        files[f"{pair.name}.tgt"] = pair.tgt_file
+        if pair.alignment:
+            files[f"{pair.name}.alignment"] = pair.alignment
+    return files

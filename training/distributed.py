@@ -1,0 +1,181 @@
+"""Everything that touches DeepSpeed or torch.distributed, in one place.
+
+The rendezvous arrives as a :class:`~training.config.DistributedEnv` (filled by the CLI from
+torchrun's, the deepspeed launcher's or a pod's variables). DeepSpeed reads the rendezvous from
+the process environment, so :func:`session` writes the dataclass's values there and
+initialises the process group (gloo on CPU, NCCL on CUDA); on exit it destroys the group, so
+``pretrain`` can run again in the same process (the study runs conditions × seeds in-process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.config import DistributedEnv, PretrainConfig
+from weam.config import deep_merge
+from weam.manifest import atomic_directory, atomic_write_text
+
+LATEST = "latest"
+
+
+@contextlib.contextmanager
+def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
+    """An initialised process group for the duration of the block (reuses one that exists)."""
+    import deepspeed
+    import torch.distributed as torch_dist
+
+    env = env.resolved()
+    owned = not torch_dist.is_initialized()
+    if owned:
+        os.environ.update(
+            RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
+            MASTER_ADDR=env.master_addr, MASTER_PORT=str(env.master_port),
+        )
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(env.local_rank)
+    try:
+        yield env
+    finally:
+        if owned and torch_dist.is_initialized():
+            deepspeed.comm.destroy_process_group()
+        gc.collect()
+
+
+def deepspeed_config(config: PretrainConfig, world_size: int, planned_steps: int) -> dict[str, Any]:
+    """The DeepSpeed config generated from the typed config; ``deepspeed_overrides`` merge last."""
+    micro = config.micro_batch_size or max(1, config.batch_size // world_size)
+    if config.batch_size % (micro * world_size):
+        raise ValueError(
+            f"batch_size {config.batch_size} is not a multiple of micro_batch_size {micro} × world size {world_size}"
+        )
+    warmup = int(planned_steps * config.warmup_ratio)
+    generated: dict[str, Any] = {
+        "train_batch_size": config.batch_size,
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": config.batch_size // (micro * world_size),
+        "gradient_clipping": config.gradient_clipping,
+        "zero_optimization": {"stage": config.zero_stage},
+        "bf16": {"enabled": config.precision == "bf16"},
+        "fp16": {"enabled": config.precision == "fp16", "initial_scale_power": 16},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {"lr": config.lr, "weight_decay": config.weight_decay, "betas": [0.9, 0.999], "eps": 1e-8,
+                       "torch_adam": True},
+        },
+        "scheduler": {
+            "type": "WarmupDecayLR",
+            "params": {"warmup_min_lr": 0.0, "warmup_max_lr": config.lr, "warmup_num_steps": max(warmup, 1),
+                       "total_num_steps": max(planned_steps, warmup + 1), "warmup_type": "linear"},
+        },
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if torch.cuda.is_available():
+        generated["optimizer"]["params"].pop("torch_adam")
+    return deep_merge(generated, config.deepspeed_overrides)
+
+
+def initialize(model: torch.nn.Module, ds_config: dict[str, Any]):
+    import deepspeed
+
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=ds_config)
+    return engine
+
+
+def micro_batch_size(engine) -> int:
+    return engine.train_micro_batch_size_per_gpu()
+
+
+def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
+        values = values.clone()
+        torch_dist.all_reduce(values)
+        values /= torch_dist.get_world_size()
+    return values
+
+
+def barrier() -> None:
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_initialized():
+        torch_dist.barrier()
+
+
+def save_checkpoint(engine, folder: Path, step: int, client_state: dict, keep: int) -> None:
+    """Save under ``step<N>`` and only then point ``latest`` at it (atomically, from rank 0), so an
+    interrupted save is never the one a resume loads. Older checkpoints beyond ``keep`` go."""
+    tag = f"step{step:08d}"
+    engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
+    barrier()
+    if engine.global_rank == 0:
+        atomic_write_text(folder / LATEST, tag)
+        tags = sorted(p.name for p in folder.glob("step*") if p.is_dir())
+        for old in tags[: max(0, len(tags) - keep)]:
+            if old != tag:
+                shutil.rmtree(folder / old, ignore_errors=True)
+    barrier()
+
+
+def load_latest(engine, folder: Path, run_hash: str, is_main: bool) -> dict | None:
+    """Load the checkpoint ``latest`` names; its client state, or None when there is none.
+
+    Checkpoints of another run (inputs or config changed: ``run.sha256`` beside them differs)
+    are not resumed: the pointer is dropped and training starts over."""
+    pointer, stamp = folder / LATEST, folder / "run.sha256"
+    same = stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == run_hash
+    barrier()
+    if is_main and not same:
+        pointer.unlink(missing_ok=True)
+        atomic_write_text(stamp, run_hash)
+    barrier()
+    if not same or not pointer.is_file():
+        return None
+    tag = pointer.read_text(encoding="utf-8").strip()
+    path, client_state = engine.load_checkpoint(str(folder), tag=tag)
+    if path is None:
+        raise RuntimeError(f"{folder / tag}: DeepSpeed could not load this checkpoint")
+    return client_state
+
+
+def export_hf(engine, tokenizer, out_dir: Path) -> Path:
+    """Write the HF model + tokenizer (save_pretrained, fp32), gathering ZeRO-3 shards first.
+
+    Saving goes through a fresh HF model built from the gathered weights, not zero_to_fp32, which
+    trips over BERT's tied input/output embeddings."""
+    import deepspeed
+
+    mlm = engine.module.mlm
+    params = list(mlm.parameters())
+    gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if engine.zero_optimization_stage() == 3 \
+        else contextlib.nullcontext()
+    with gather:
+        state = {k: v.detach().float().cpu().clone() for k, v in mlm.state_dict().items()} if engine.global_rank == 0 else None
+    if engine.global_rank == 0:
+        fresh = type(mlm)(mlm.config)
+        fresh.load_state_dict(state, strict=False)
+        fresh.tie_weights()
+        with atomic_directory(out_dir) as tmp:
+            fresh.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    barrier()
+    return out_dir
+
+
+def teardown_engine(engine) -> None:
+    """Drop the engine's references (optimizer state, hooks) before the next run in this process."""
+    if hasattr(engine, "destroy"):
+        engine.destroy()
+    del engine
+    gc.collect()
