@@ -122,7 +122,7 @@ def print_summary(study) -> None:
 
     work = study.work_dir.resolve()
     conditions = ["base"] + [c.name for c in study.conditions]
-    table = Table(title="Zero-shot sentence retrieval (Tatoeba accuracy) on held-out languages")
+    table = Table(title="Zero-shot sentence retrieval (Tatoeba accuracy, %) on held-out languages")
     table.add_column("condition")
     for code in study.held_out:
         marker = "*" if get_language(code).low_resource else ""
@@ -155,5 +155,5 @@ def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{100 * values[0]:.1f}"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"

@@ -69,7 +69,9 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     from weam.data.config import DemoDataConfig
 
     work = study.work_dir.resolve()
-    tracking = {"uri": study.tracking.uri, "experiment": study.name, "enabled": study.tracking.enabled}
+    # Every stage logs to the study's store, named explicitly (the default is a SQLite file in work_dir).
+    uri = study.tracking.uri or f"sqlite:///{work / 'mlflow.db'}"
+    tracking = {"uri": uri, "experiment": study.name, "enabled": study.tracking.enabled}
     steps: list[Step] = []
     demo_languages = [code for code in study.all_languages() if f"{study.pivot}-{code}" not in study.corpora]
     data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"}, source, "data")
