@@ -9,6 +9,9 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export DS_BUILD_OPS ?= 0
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 
+CHECKOV_VENV ?= .venv-checkov
+export CHECKOV_BIN ?= $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+
 .PHONY: install demo test report ui clean
 
 install: $(VENV)/.installed
@@ -23,11 +26,17 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/weam study run $(STUDY)
 
-test: install
+test: install $(CHECKOV_VENV)/.installed
 	$(BIN)/python -m pytest
+
+# The security-policy checker, kept apart because its pins conflict with the project's.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+	touch $@
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/demo/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf runs .cache .pytest_cache
+	rm -rf runs .cache .pytest_cache mlruns

@@ -369,10 +369,14 @@ def _difference_section(diffs: pd.DataFrame) -> str:
 def _cost_section(costs: pd.DataFrame, conditions: pd.DataFrame) -> str:
     table = cost_table(costs, conditions)
     lines = [markdown_table(table, digits=3)]
-    tokens = table.get("train/tokens (mean/seed)")
+    compared = table[table["condition"].isin(conditions.loc[conditions["role"].isin(["treatment", "control"]), "condition"])]
+    tokens = compared.get("train/tokens (mean/seed)")
     if tokens is not None and tokens.notna().sum() >= 2 and tokens.min() > 0:
         spread = (tokens.max() - tokens.min()) / tokens.min()
-        lines.append(f"\nToken budgets differ by {spread:.2%} between conditions (largest vs smallest mean per seed).")
+        lines.append(
+            f"\nToken budgets differ by {spread:.2%} between treatment and control "
+            "(largest vs smallest mean per seed; the baseline is not part of the comparison)."
+        )
     missing = table.loc[table["pretrain runs"] == 0, "condition"].tolist()
     if missing:
         lines.append(f"\nNo pretrain runs found for: {', '.join(missing)} (their cost is unknown).")

@@ -322,7 +322,8 @@ class StudyRunner:
         if "wall_seconds" in counts:
             metrics["train/wall_seconds"] = counts["wall_seconds"]
             metrics["train/cpu_hours"] = counts["wall_seconds"] * counts.get("world_size", 1) / 3600
-        logger.log_metrics(metrics)
+        # At the final step, so MLflow's latest value is the manifest's total, not a periodic log.
+        logger.log_metrics(metrics, step=counts.get("steps"))
         logger.log_params({"manifest_sha256": _manifest_hashes(step.out_dir)})
         config_file = step.out_dir / "resolved_config.yaml"
         config_file.write_text(dump_config(step.config), encoding="utf-8")

@@ -1,0 +1,109 @@
+"""The MLflow server of k8s/mlflow/mlflow.yaml, started locally with the Deployment's own args,
+environment and basic_auth.ini: anonymous calls are refused, the client credentials of the
+`weam-mlflow-client` Secret log a run with an artifact, in-cluster Host headers are accepted.
+Stand-ins: sqlite for PostgreSQL, a temp folder for the volume, 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.manifests import ROOT, load_documents
+
+pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install Flask-WTF==1.3.0)")
+
+ADMIN_PASSWORD = "rehearsal-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url: str, host: str | None = None, password: str | None = None) -> int:
+    req = urllib.request.Request(url)
+    if host:
+        req.add_header("Host", host)
+    if password:
+        token = base64.b64encode(f"admin:{password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except urllib.error.URLError:
+        return 0  # not listening yet
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    docs = load_documents(ROOT / "k8s" / "mlflow" / "mlflow.yaml")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    ini = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["basic_auth.ini"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    volume = tmp_path / "mlflow"
+    volume.mkdir()
+    (tmp_path / "basic_auth.ini").write_text(ini.replace("/mlflow/", f"{volume}/"))
+    port = free_port()
+    args = [a.replace("=/mlflow/", f"={volume}/") for a in container["args"]]
+    args = [f"--port={port}" if a.startswith("--port=") else "--host=127.0.0.1" if a.startswith("--host=") else a
+            for a in args if not a.startswith("--workers=")]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env.update(MLFLOW_AUTH_CONFIG_PATH=str(tmp_path / "basic_auth.ini"),
+               MLFLOW_BACKEND_STORE_URI=f"sqlite:///{tmp_path / 'store.db'}",
+               MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY="rehearsal-key")
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    pythonpath = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.Popen([str(mlflow_bin), "server", *args], env={**os.environ, **env, "PYTHONPATH": pythonpath},
+                            stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while request(f"{url}/health") != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield url, volume
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_mlflow_manifest_server_enforces_auth_and_stores_runs(mlflow_server, tmp_path, monkeypatch):
+    url, volume = mlflow_server
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=5"
+    assert request(search) == 401
+    assert request(search, password="wrong") == 401
+    assert request(search, password=ADMIN_PASSWORD) == 200
+    assert request(search, host="mlflow.weam.svc:5000", password=ADMIN_PASSWORD) == 200
+    assert request(search, host="attacker.example", password=ADMIN_PASSWORD) == 403
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    mlflow.set_tracking_uri(url)
+    artifact = tmp_path / "note.txt"
+    artifact.write_text("from a pod")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 1.5)
+        mlflow.log_artifact(str(artifact))
+    assert mlflow.get_run(run.info.run_id).data.metrics == {"loss": 1.5}
+    assert list(volume.rglob("note.txt")), "artifact not proxied onto the server's volume"
+    assert (volume / "basic_auth.db").is_file()
