@@ -73,11 +73,18 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     uri = study.tracking.uri or f"sqlite:///{work / 'mlflow.db'}"
     tracking = {"uri": uri, "experiment": study.name, "enabled": study.tracking.enabled}
     steps: list[Step] = []
-    demo_languages = [code for code in study.all_languages() if f"{study.pivot}-{code}" not in study.corpora]
-    data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"}, source, "data")
-    steps.append(Step("data", "data", work / "data", data))
-
     preset = study.base.model.startswith("preset:")
+    # Demo data for every pair without a real corpus; held-out languages need it only for the base
+    # model's MLM data (preset) or for the study's own retrieval sets (no XTREME-R data given).
+    needed = [code for condition in study.conditions for code in condition.languages]
+    if preset or study.xtreme_data_dir is None:
+        needed += study.held_out
+    demo_languages = [c for c in dict.fromkeys(needed) if f"{study.pivot}-{c}" not in study.corpora]
+    if demo_languages:
+        data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"},
+                      source, "data")
+        steps.append(Step("data", "data", work / "data", data))
+
     base_model = str(layout.base_model_dir(work)) if preset else study.base.model
     if preset:
         steps.append(Step("tokenizer", "tokenizer", layout.tokenizer_dir(work)))
