@@ -133,3 +133,36 @@ def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     output = run_to_end("study", "run", str(study))
     assert "pretrain/diverse/seed0: skipped (finished)" in output
     assert eval_scores(tmp_path / "work") == eval_scores(reference_folder / "work")
+
+
+def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, tmp_path):
+    folder, _ = finished_study
+    uri = f"sqlite:///{folder / 'work' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny")
+    [run] = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`weam.stage` = 'pretrain' and tags.`weam.condition` = 'diverse'",
+    )
+    output = run_to_end("study", "reproduce", run.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "again"))
+    assert f"reproduced {run.info.run_id}" in output
+    original = json.loads((folder / "work/pretrain/diverse/seed0/manifest.json").read_text())["counts"]
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]
+    assert (again["steps"], again["tokens"], again["tokens_per_pair"]) == (
+        original["steps"], original["tokens"], original["tokens_per_pair"])
+    first_log = (folder / "work/pretrain/diverse/seed0/train_log.jsonl").read_text().splitlines()
+    again_log = (tmp_path / "again" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["loss"] for line in again_log] == [json.loads(line)["loss"] for line in first_log]
+
+
+def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):
+    from weam.errors import WeamError
+    from weam.study.run import check_budgets, load_study
+
+    folder, _ = finished_study
+    study, steps = load_study(folder / "study.yaml", ["token_budget=50000000"])
+    with pytest.raises(WeamError, match=r"condition 'diverse': the token budget 50,000,000 needs .*\(languages fi, tr\)"):
+        check_budgets(study, steps)
+    study, steps = load_study(folder / "study.yaml")
+    available = check_budgets(study, steps)
+    assert set(available) == {"diverse", "single"} and min(available.values()) > 12000
