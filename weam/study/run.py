@@ -9,6 +9,7 @@ work and an interrupted one resumes where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -201,7 +202,7 @@ class StudyRunner:
         return MlflowClient(self.uri)
 
     def find_run(self, **tags: Any) -> Any | None:
-        """The newest finished run of this study with these tags, or None."""
+        """The newest finished run of this study with these tags, else the newest at all, else None."""
         experiment = self._client().get_experiment_by_name(self.study.name)
         if experiment is None:
             return None
@@ -213,6 +214,9 @@ class StudyRunner:
         finished = [run for run in runs if run.info.status == "FINISHED"]
         return finished[0] if finished else (runs[0] if runs else None)
 
+    def pretrain_run(self, condition: str, seed: int | None) -> Any | None:
+        return self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: seed})
+
     def parent_run(self, condition: str) -> str:
         if condition in self._parents:
             return self._parents[condition]
@@ -220,28 +224,31 @@ class StudyRunner:
         if existing is not None:
             self._parents[condition] = existing.info.run_id
             return existing.info.run_id
-        spec = next((c for c in self.study.conditions if c.name == condition), None)
-        tags = {TAG_STUDY: self.study.name, TAG_STAGE: "condition", TAG_CONDITION: condition, **self.provenance}
+        spec = self.condition_spec(condition)
+        tags = {TAG_STUDY: self.study.name, TAG_STAGE: "condition", TAG_CONDITION: condition,
+                "weam.role": self.role(condition), **self.provenance}
         params: dict[str, Any] = {"token_budget": self.study.token_budget, "seeds": self.study.seeds,
                                   "held_out": ",".join(self.study.held_out)}
+        measure = diversity(spec.languages) if spec is not None else {}
         if spec is not None:
-            measure = diversity(spec.languages)
             families = sorted({get_language(code).family for code in spec.languages})
-            tags.update({"weam.role": spec.role, "weam.families": ",".join(families),
-                         "weam.n_families": measure["n_families"]})
+            tags.update({"weam.families": ",".join(families), "weam.n_families": measure["n_families"]})
             params.update({"languages": ",".join(spec.languages), **{f"diversity.{k}": v for k, v in measure.items()}})
-        tags.setdefault("weam.role", self.role(condition))
         logger = RunLogger(self.uri, self.study.name, condition, tags=tags)
         logger.log_params(params)
-        if spec is not None:
-            logger.log_metrics({f"diversity/{k}": v for k, v in diversity(spec.languages).items()})
+        if measure:
+            logger.log_metrics({f"diversity/{k}": v for k, v in measure.items()})
         if self.study_file is not None and self.study_file.is_file():
             logger.log_artifact(self.study_file, "config")
         self._parents[condition] = logger.run_id
         return logger.run_id
 
+    def condition_spec(self, condition: str) -> Any | None:
+        """The study's condition of that name; None for the base model."""
+        return next((c for c in self.study.conditions if c.name == condition), None)
+
     def role(self, condition: str) -> str:
-        spec = next((c for c in self.study.conditions if c.name == condition), None)
+        spec = self.condition_spec(condition)
         return spec.role if spec is not None else "baseline"
 
     # -- the plan -------------------------------------------------------------------------
@@ -308,8 +315,7 @@ class StudyRunner:
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "pretrain", TAG_CONDITION: condition,
                 TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective, "weam.role": self.role(condition),
                 **self.provenance}
-        if self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: step.seed}) and \
-                read_manifest(step.out_dir) is not None:
+        if self.pretrain_run(condition, step.seed) and read_manifest(step.out_dir) is not None:
             return True
         pretrain(step.config, parent_run_id=self.parent_run(condition), tags=tags)
         self._log_training_summary(step, condition)
@@ -319,7 +325,7 @@ class StudyRunner:
         """Budget and cost metrics the report reads, from the stage's manifest (the source of truth)."""
         manifest = read_manifest(step.out_dir) or {}
         counts = manifest.get("counts", {})
-        run = self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: step.seed})
+        run = self.pretrain_run(condition, step.seed)
         if run is None:
             return
         logger = RunLogger(self.uri, self.study.name, run.info.run_name, run_id=run.info.run_id)
@@ -355,7 +361,7 @@ class StudyRunner:
     def _run_eval(self, step: Step) -> bool:
         from eval.api import evaluate
 
-        pretrain_run = self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: step.condition, TAG_SEED: step.seed})
+        pretrain_run = self.pretrain_run(step.condition, step.seed)
         parent = pretrain_run.info.run_id if pretrain_run else self.parent_run(step.condition)
         done = self.find_run(**{TAG_STAGE: "eval", TAG_CONDITION: step.condition, TAG_SEED: step.seed})
         if done is not None and all((step.out_dir / t / "results.json").is_file() for t in step.config.tasks):
@@ -399,12 +405,11 @@ def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, int]:
 
 
 def count_tokens(tokenizer, path: Path, batch: int = 1000) -> int:
+    """Subword tokens in a corpus file, read a batch of lines at a time (corpora can be huge)."""
     total = 0
     with open(path, encoding="utf-8") as handle:
-        lines = [line.rstrip("\n") for line in handle]
-    for start in range(0, len(lines), batch):
-        encoded = tokenizer(lines[start : start + batch], add_special_tokens=False)["input_ids"]
-        total += sum(len(ids) for ids in encoded)
+        while lines := [line.rstrip("\n") for line in itertools.islice(handle, batch)]:
+            total += sum(len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"])
     return total
 
 
