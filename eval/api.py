@@ -2,7 +2,8 @@
 
 On disk (atomic writes; a re-run skips every finished (task, seed, language) cell)::
 
-    <out_dir>/<task>/seed<k>/<lang>.json                       metrics of one cell (null: unlabeled split)
+    <out_dir>/<task>/seed<k>/<lang>.json                       one cell: split, metrics (null: no gold
+                                                               labels), labels (their source) or reason
     <out_dir>/<task>/seed<k>/predictions/<task>/test-<lang>.*  leaderboard layout (weam eval score reads it)
     <out_dir>/<task>/seed<k>/run.json                          the MLflow run id of this (task, seed)
     <out_dir>/<task>/results.json                              mean over seeds, per language + aggregates
@@ -26,7 +27,7 @@ from typing import Any
 
 from eval import formats, metrics
 from eval.config import EvalConfig
-from eval.tasks import TaskSpec, get_task
+from eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
 from weam.languages import get_language
 from weam.manifest import atomic_write_json, write_manifest
 from weam.tracking import TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, resolve_tracking_uri
@@ -53,15 +54,23 @@ def task_languages(spec: TaskSpec, langs: list[str] | None) -> list[str]:
 
 def evaluate_task(model, spec: TaskSpec, config: EvalConfig, parent_run_id=None, tags=None) -> dict[str, Any]:
     langs = task_languages(spec, config.langs)
-    fine_tuned = spec.finetune is not None or (spec.kind == "sentence_retrieval" and config.tatoeba_after_squad)
+    split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
+    fine_tuned = spec.finetune is not None or (spec.kind == "sentence_retrieval" and config.tatoeba_encoder == "squad")
     seeds = config.seeds if fine_tuned else config.seeds[:1]
-    per_seed = {seed: run_seed(model, spec, config, seed, langs, parent_run_id, tags) for seed in seeds}
+    per_seed = {seed: run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) for seed in seeds}
     result = combine(spec, langs, per_seed)
+    result["split"] = split
     task_dir = Path(config.out_dir) / spec.name
     atomic_write_json(task_dir / "results.json", result)
     write_manifest(task_dir, "eval", {}, config.model_dump(mode="json") | {"model": str(model)},
                    {"results": "results.json"}, {"languages": len(langs), "seeds": len(seeds)})
     return result
+
+
+def _uses_hf(config: EvalConfig, spec: TaskSpec, split: str) -> bool:
+    from eval.data import hf_source
+
+    return any(hf_source(config, spec, name) is not None for name in (split, "test", "dev"))
 
 
 def _file_code(spec: TaskSpec, lang: str) -> str:
@@ -70,16 +79,27 @@ def _file_code(spec: TaskSpec, lang: str) -> str:
     return spec.file_code(lang)
 
 
-def run_seed(model, spec, config, seed, langs, parent_run_id, tags) -> dict[str, dict | None]:
+def _fresh(cell_path: Path, split: str, config: EvalConfig) -> bool:
+    """A stored cell is reused only if it was computed for the same split and label folder."""
+    if not cell_path.is_file():
+        return False
+    cell = json.loads(cell_path.read_text(encoding="utf-8"))
+    labels = str(config.labels_dir) if config.labels_dir else None
+    return cell.get("split") == split and cell.get("labels_dir") == labels
+
+
+def run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) -> dict[str, dict | None]:
     seed_dir = Path(config.out_dir) / spec.name / f"seed{seed}"
-    pending = [lang for lang in langs if not (seed_dir / f"{lang}.json").is_file()]
+    pending = [lang for lang in langs if not _fresh(seed_dir / f"{lang}.json", split, config)]
     logger = _logger(model, spec, config, seed, seed_dir, parent_run_id, tags)
     try:
         if pending:
-            _compute_cells(model, spec, config, seed, pending, seed_dir, logger)
-        cells = {lang: json.loads((seed_dir / f"{lang}.json").read_text(encoding="utf-8"))["metrics"]
-                 for lang in langs}
-        logger.log_metrics(metric_names(spec, cells))
+            _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger)
+        cells = {lang: json.loads((seed_dir / f"{lang}.json").read_text(encoding="utf-8")) for lang in langs}
+        logger.log_metrics(metric_names(spec, {lang: cell["metrics"] for lang, cell in cells.items()}))
+        no_score = {lang: cell["reason"] for lang, cell in cells.items() if cell["metrics"] is None}
+        if no_score:
+            logger.set_tags({f"weam.no_score.{lang}": reason[:250] for lang, reason in no_score.items()})
     except BaseException:
         logger.end("FAILED")
         raise
@@ -87,28 +107,56 @@ def run_seed(model, spec, config, seed, langs, parent_run_id, tags) -> dict[str,
     return cells
 
 
-def _compute_cells(model, spec, config, seed, pending, seed_dir, logger) -> None:
+def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) -> None:
     """Fine-tune once for this seed, then predict, score and store each pending language."""
     from eval.runners import RUNNERS
 
     started = time.perf_counter()
     runner = RUNNERS[spec.kind](spec, config, model, progress=lambda m: print(f"[{spec.name} seed{seed}] {m}"))
+    runner.split = split
     if spec.kind == "sentence_retrieval":
         runner.spec = _with_codes(spec, pending)
     info = runner.train(seed)
     # Params are immutable in MLflow and a re-run may recompute a cell: training outcomes are metrics.
-    logger.log_params({"task": spec.name, "seed": seed, "model": str(model), "split": config.split,
+    logger.log_params({"task": spec.name, "seed": seed, "model": str(model), "split": split,
                        **vars(runner.settings)})
     logger.log_metrics({f"{spec.name}/train.{k}": v for k, v in info.items()})  # not <task>/<metric>/<lang>
     for lang in _progress(pending, f"{spec.name} seed{seed}"):
-        predictions, scores = runner.predict(lang)
-        pred_path = seed_dir / "predictions" / spec.name / f"test-{lang}.{spec.prediction_ext}"
-        formats.write_predictions(pred_path, spec.kind, predictions)
-        atomic_write_json(seed_dir / f"{lang}.json", {"task": spec.name, "lang": lang, "seed": seed,
-                                                      "split": config.split, "metrics": scores,
-                                                      "count": len(predictions)})
+        atomic_write_json(seed_dir / f"{lang}.json", _cell(runner, spec, config, seed, split, seed_dir, lang))
     logger.log_metrics({f"{spec.name}/seconds": time.perf_counter() - started})
-    logger.log_artifact(seed_dir / "predictions", "predictions")
+    if (seed_dir / "predictions").is_dir():
+        logger.log_artifact(seed_dir / "predictions", "predictions")
+
+
+def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, seed_dir: Path, lang: str) -> dict:
+    """Predict one language; score it against the download's gold, else a labels_dir file (test
+    split), else record why it has no score. Predictions go to the leaderboard layout either way."""
+    from eval.data import split_path
+    from eval.score import score_language
+
+    cell = {"task": spec.name, "lang": lang, "seed": seed, "split": split, "metrics": None, "labels": None,
+            "reason": None, "count": 0, "labels_dir": str(config.labels_dir) if config.labels_dir else None}
+    info = spec.splits.get(split)
+    if (info is not None and lang in info.missing and not _uses_hf(config, spec, split)
+            and not split_path(config, spec, split, lang).is_file()):
+        cell["reason"] = f"no {split} file in the download: {info.missing[lang]}"
+        return cell
+    predictions, scores = runner.predict(lang)
+    pred_path = seed_dir / "predictions" / spec.name / f"test-{lang}.{spec.prediction_ext}"
+    formats.write_predictions(pred_path, spec.kind, predictions)
+    cell["count"] = len(predictions)
+    gold_file = label_file(config.labels_dir, spec, lang) if split == "test" else None
+    if scores is not None:
+        cell["labels"] = getattr(runner, "layout", None) or ("hf" if _uses_hf(config, spec, split) else "download")
+    elif gold_file is not None:
+        scores = score_language(spec, pred_path, gold_file, lang)
+        cell["labels"] = str(gold_file)
+    else:
+        cell["reason"] = (unlabelled(spec, split, [lang], hf=_uses_hf(config, spec, split)).get(lang)
+                          or f"{spec.name} {split} {lang}: the data carry no gold labels")
+        cell["reason"] += f"; predictions in {pred_path.name} for `weam eval score`"
+    cell["metrics"] = scores
+    return cell
 
 
 def _with_codes(spec: TaskSpec, langs: list[str]) -> TaskSpec:
@@ -157,11 +205,15 @@ def metric_names(spec: TaskSpec, cells: dict[str, dict | None]) -> dict[str, flo
     return out
 
 
-def combine(spec: TaskSpec, langs: list[str], per_seed: dict[int, dict[str, dict | None]]) -> dict[str, Any]:
-    """Mean over seeds per language and metric, then XTREME-R's average and the group means of the score."""
+def combine(spec: TaskSpec, langs: list[str], per_seed: dict[int, dict[str, dict]]) -> dict[str, Any]:
+    """Mean over seeds per language and metric, then XTREME-R's average and the group means of the score;
+    ``unlabeled`` maps every language without a score to the reason."""
     per_language: dict[str, dict[str, float]] = {}
+    unlabeled: dict[str, str] = {}
     for lang in langs:
-        runs = [cells[lang] for cells in per_seed.values() if cells.get(lang)]
+        runs = [cells[lang]["metrics"] for cells in per_seed.values() if cells[lang]["metrics"]]
+        if not runs:
+            unlabeled[lang] = next(cells[lang]["reason"] for cells in per_seed.values())
         if runs:
             per_language[lang] = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
     scores = {lang: spec.score_of(m) for lang, m in per_language.items()}
@@ -174,6 +226,7 @@ def combine(spec: TaskSpec, langs: list[str], per_seed: dict[int, dict[str, dict
         "avg_metrics": {m: metrics.mean([v[m] for v in per_language.values()]) for m in spec.metrics},
         "families": agg["families"],
         "low_resource": agg["low_resource"],
-        "unlabeled": [lang for lang in langs if lang not in per_language],
-        "seeds": {str(seed): cells for seed, cells in per_seed.items()},
+        "unlabeled": unlabeled,
+        "labels": {lang: next(c[lang]["labels"] for c in per_seed.values()) for lang in per_language},
+        "seeds": {str(seed): {lang: cell["metrics"] for lang, cell in cells.items()} for seed, cells in per_seed.items()},
     }

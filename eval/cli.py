@@ -119,13 +119,18 @@ def _print_results(results: dict) -> None:
     from rich.table import Table
 
     table = Table(title="XTREME-R zero-shot results (mean over seeds)")
-    for column in ("task", "score", "avg", "low-resource", "families", "languages"):
+    for column in ("task", "split", "score", "avg", "low-resource", "families", "languages"):
         table.add_column(column)
     for task, result in results.items():
         families = ", ".join(f"{k} {_fmt(v)}" for k, v in result["families"].items())
         langs = ", ".join(f"{lang} {_fmt(result_score(result, lang))}" for lang in result["per_language"])
-        table.add_row(task, result["score"], _fmt(result["avg"]), _fmt(result["low_resource"]), families, langs)
-    Console().print(table)
+        table.add_row(task, result.get("split", "-"), result["score"], _fmt(result["avg"]),
+                      _fmt(result["low_resource"]), families, langs)
+    console = Console()
+    console.print(table)
+    for task, result in results.items():  # cells without gold labels: never scored, always explained
+        for lang, reason in result.get("unlabeled", {}).items():
+            console.print(f"no score {task}/{lang} ({result.get('split')}): {reason}", soft_wrap=True)
 
 
 def result_score(result: dict, lang: str) -> float:

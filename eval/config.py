@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from weam.config import StrictModel
@@ -29,6 +31,9 @@ class HyperParams(StrictModel):
     """Stop after this many optimizer steps (tests and smoke runs); None: run the epochs."""
     max_train_examples: int | None = None
     """Use only the first N English training examples; None: all."""
+    save_steps: int | None = None
+    """English-dev model selection every this many optimizer steps (tasks whose XTREME script keeps the
+    best checkpoint); None: the train script's --save_steps (registry)."""
 
 
 class EvalConfig(StrictModel):
@@ -41,14 +46,18 @@ class EvalConfig(StrictModel):
     data_dir: Path | None = None
     """Root of XTREME's download layout (what scripts/download_data.sh builds: xnli/, panx/, tatoeba/ …)."""
     hf_datasets: dict[str, str] = {}
-    """Task (or task.split) → Hugging Face dataset 'id[:config]' ({lang} in config) or a local
-    .jsonl/.json/.parquet/.csv pattern with {lang}/{split}; read with datasets.load_dataset instead of
-    from data_dir (eval.data lists the columns each task kind needs)."""
+    """Task (or task.split) → 'hf' (the registry's Hugging Face dataset, e.g. facebook/xnli), a hub
+    'id[:config]' ({lang}/{code} in config), or a local .jsonl/.json/.parquet/.csv pattern with
+    {lang}/{split} in the dataset's own schema; read with datasets.load_dataset instead of data_dir."""
     hf_columns: dict[str, dict[str, str]] = {}
-    """Task → {our column: the dataset's column}, e.g. xnli: {sentence1: premise, sentence2: hypothesis}."""
-    split: str = "test"
-    """Target-language split to evaluate: test or dev. (XTREME's download strips most test labels:
-    unlabeled files still get predictions, scored later with `weam eval score`.)"""
+    """Task → {our column: the dataset's column}; default: the registry's schema of the task's dataset."""
+    split: str = "labelled"
+    """Target-language split: 'labelled' (per task the first of test, dev whose gold labels cover the
+    languages — what a study scores), 'test' (the leaderboard split: predictions for `weam eval score`),
+    or 'dev'. A split the download carries no labels for is predicted, never scored."""
+    labels_dir: Path | None = None
+    """Gold labels in the leaderboard layout (<task>/test-<lang>.<ext>, as evaluate.py reads them): test
+    cells with a label file here are scored against it."""
     seeds: list[int] = Field(default=[1], min_length=1)
     """Fine-tuning seeds; each (task, seed) is one MLflow run. Tasks without fine-tuning use the first."""
     hyperparams: dict[str, HyperParams] = {}
@@ -60,13 +69,18 @@ class EvalConfig(StrictModel):
     max_seq_len: int | None = None
     """Caps every task's max sequence length (None: the registry's per-task value)."""
     retrieval_layer: int | None = None
-    """Tatoeba: index into hidden_states (0 = embeddings). None: round(2/3 × layers), which is
-    XTREME's layer 8 for 12-layer models."""
-    tatoeba_after_squad: bool = False
-    """Tatoeba as XTREME-R runs it (run_tatoeba.sh): embed with the encoder after SQuAD v1.1 fine-tuning
-    (xquad's data and settings, one run per seed). False: the pre-trained encoder itself (XTREME)."""
-    eval_every_epoch: bool = True
-    """Model selection: evaluate on English dev after each epoch and keep the best (XTREME protocol)."""
+    """Tatoeba: index into hidden_states (0 = embeddings, -1 = last layer). None: XTREME's rule,
+    round(2/3 × layers): hidden_states[8] of a 12-layer model (run_tatoeba.sh --specific_layer 7)."""
+    retrieval_pooling: Literal["mean", "cls"] = "mean"
+    """Tatoeba sentence vector: mean over all tokens incl. [CLS]/[SEP] (evaluate_retrieval.py's default),
+    or the first token. multilingual-e5: retrieval_layer=-1 with mean."""
+    tatoeba_encoder: Literal["squad", "pretrained"] = "squad"
+    """Tatoeba's encoder: 'squad' = XTREME-R (run_tatoeba.sh embeds with the SQuAD v1.1 fine-tuned
+    model; xquad's data and settings, one run per seed); 'pretrained' = zero-shot, no fine-tuning (XTREME)."""
+    dual_encoder_pooling: Literal["pooler", "cls", "mean"] = "pooler"
+    """Mewsli-X/LAReQA vector: the pooler output (XTREME's BertForRetrieval), the raw [CLS] vector, or
+    the attention-masked mean of the last layer; L2-normalised, logits scaled by a learnable factor
+    initialised at 100."""
     device: str = "auto"
     """auto | cpu | cuda."""
     out_dir: Path = Path("eval-out")
@@ -88,6 +102,6 @@ class EvalConfig(StrictModel):
     @field_validator("split")
     @classmethod
     def _split(cls, split: str) -> str:
-        if split not in ("test", "dev"):
-            raise ValueError("split must be 'test' or 'dev'")
+        if split not in ("labelled", "test", "dev"):
+            raise ValueError("split must be 'labelled', 'test' or 'dev'")
         return split

@@ -1,15 +1,17 @@
-"""Load a task's split for one language, from XTREME's download layout or a Hugging Face dataset.
+"""Load a task's data for one language, from XTREME's download layout or a Hugging Face dataset.
 
-Records are the dicts of :mod:`eval.formats`. A Hugging Face source must carry the same columns
-(classification: sentence1, sentence2, label; multiple_choice: premise, choice1, choice2, question,
-label; tagging: tokens, tags; qa: id, question, context, answers {text, answer_start}). Its id is
-either a hub id with an optional config template, ``id[:config]`` (``xnli``, ``google/xquad:xquad.{lang}``;
-loaded as ``load_dataset(id, config.format(lang=…), split=train|validation|test)``), or a local file
-pattern with ``{lang}`` and ``{split}`` placeholders ending in .json/.jsonl/.parquet/.csv (read by
-``datasets``' own builders: the same code path, exercised offline). ``hf_datasets`` may name a
-split, ``<task>.<split>`` (e.g. ``xquad.train: rajpurkar/squad:plain_text``); ``hf_columns`` maps our
-column names to the dataset's (``xnli: {sentence1: premise, sentence2: hypothesis}``). Integer labels
-are named by the dataset's ClassLabel feature when it has one.
+Records are the dicts of :mod:`eval.formats`. Two entry points:
+
+- :func:`load_english` reads the English training / model-selection files (``TaskSpec.files``);
+- :func:`load_split` reads a target-language split (``TaskSpec.splits``) and removes whatever the
+  split carries in place of gold labels when the registry says it has none (XCOPA's test labels 0,
+  TyDiQA's empty answers …), so nothing downstream can score them.
+
+A Hugging Face source (``hf_datasets``) is ``hf`` (the registry's :class:`~eval.tasks.HFSource`), a hub
+``id[:config]`` or a local file pattern with ``{lang}``/``{split}`` ending in .json/.jsonl/.parquet/.csv
+(read by ``datasets``' own builders: the same code path, exercised offline). The dataset's columns are
+mapped to ours by ``hf_columns`` or, by default, by the registry's schema of the task's dataset; integer
+labels are named by the dataset's ClassLabel feature when it has one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from eval import formats
 from eval.config import EvalConfig
-from eval.tasks import TaskSpec
+from eval.tasks import TaskSpec, unlabelled
 from weam.errors import InputError, WeamError
 
 HF_COLUMNS = {
@@ -27,25 +29,33 @@ HF_COLUMNS = {
     "multiple_choice": ("premise", "choice1", "choice2", "question", "label"),
     "tagging": ("tokens", "tags"),
     "qa": ("id", "question", "context", "answers"),
+    "retrieval_qa": ("id", "question", "context", "answers"),
+    "retrieval_el": ("context", "mentions"),
+    "sentence_retrieval": ("sentence", "english"),
 }
 
 
-def task_path(config: EvalConfig, spec: TaskSpec, key: str, lang: str = "en") -> Path:
+def data_root(config: EvalConfig, spec: TaskSpec) -> Path:
     if config.data_dir is None:
         raise WeamError(f"task {spec.name}: set data_dir (XTREME download layout) or hf_datasets.{spec.name}")
-    return Path(config.data_dir) / spec.files[key].format(lang=lang, code=spec.file_code(lang))
+    return Path(config.data_dir)
 
 
-def load_records(config: EvalConfig, spec: TaskSpec, split: str, lang: str) -> list[dict[str, Any]]:
-    """Records of ``split`` (train | dev | test) for ``lang`` (classification, tagging, QA)."""
-    source = config.hf_datasets.get(f"{spec.name}.{split}", config.hf_datasets.get(spec.name))
-    if source is not None:
-        return _load_hf(source, spec, split, lang, config.hf_columns.get(spec.name, {}))
-    key = "target_dev" if split == "dev" and lang != "en" and "target_dev" in spec.files else split
-    if key == "dev" and lang != "en" and "{lang}" not in spec.files["dev"]:
-        raise WeamError(f"task {spec.name} has no {lang} dev split in XTREME's layout (its dev data is English: "
-                        f"{spec.files['dev']}); evaluate split 'test'")
-    path = formats.require_file(task_path(config, spec, key, lang), f"{spec.name} {split} data for {lang}")
+def task_path(config: EvalConfig, spec: TaskSpec, key: str, lang: str = "en") -> Path:
+    """A file of ``TaskSpec.files`` (English training data, candidates, label files …)."""
+    return data_root(config, spec) / spec.files[key].format(lang=lang, code=spec.file_code(lang))
+
+
+def split_path(config: EvalConfig, spec: TaskSpec, split: str, lang: str) -> Path:
+    """The download's file of a target-language split."""
+    return data_root(config, spec) / spec.split(split).path.format(lang=lang, code=spec.file_code(lang))
+
+
+def hf_source(config: EvalConfig, spec: TaskSpec, split: str) -> str | None:
+    return config.hf_datasets.get(f"{spec.name}.{split}", config.hf_datasets.get(spec.name))
+
+
+def read_file(spec: TaskSpec, path: Path) -> list[dict[str, Any]]:
     if spec.kind == "classification":
         return formats.read_pair_tsv(path, spec.labels)
     if spec.kind == "multiple_choice":
@@ -57,50 +67,127 @@ def load_records(config: EvalConfig, spec: TaskSpec, split: str, lang: str) -> l
     raise WeamError(f"task {spec.name}: no record loader for kind {spec.kind}")
 
 
+def load_english(config: EvalConfig, spec: TaskSpec, key: str) -> list[dict[str, Any]]:
+    """English ``train`` or ``dev`` (model selection) records."""
+    source = hf_source(config, spec, key)
+    if source is not None:
+        return _load_hf(config, source, spec, key, "en")
+    if key not in spec.files:
+        raise WeamError(f"task {spec.name} has no English {key} file in XTREME's download")
+    path = task_path(config, spec, key)
+    if key == "train" and spec.name == "tydiqa" and not path.is_file():
+        # train_qa.sh reads tydiqa.en.train.json; tydiqa_preprocess writes tydiqa.goldp.en.train.json.
+        alias = path.with_name("tydiqa.en.train.json")
+        path = alias if alias.is_file() else path
+    return read_file(spec, formats.require_file(path, f"{spec.name} English {key} data"))
+
+
+def load_split(config: EvalConfig, spec: TaskSpec, split: str, lang: str) -> list[dict[str, Any]]:
+    """Records of a target-language split; gold fields are None/empty where the split has no labels."""
+    source = hf_source(config, spec, split)
+    if source is not None:
+        records = _load_hf(config, source, spec, split, lang)
+        labelled = not unlabelled(spec, split, [lang], hf=True)
+    else:
+        info = spec.split(split)
+        path = split_path(config, spec, split, lang)
+        if lang in info.missing and not path.is_file():
+            raise InputError(path, f"missing file: {info.missing[lang]}")
+        records = read_file(spec, formats.require_file(path, f"{spec.name} {split} data for {lang}"))
+        labelled = not unlabelled(spec, split, [lang])
+    return records if labelled else [strip_gold(spec, r) for r in records]
+
+
+def strip_gold(spec: TaskSpec, record: dict[str, Any]) -> dict[str, Any]:
+    """The record without its (placeholder) gold: XCOPA test's label 0, QA's empty answers."""
+    record = dict(record)
+    if spec.kind in ("classification", "multiple_choice"):
+        record["label"] = None
+    elif spec.kind == "tagging":
+        record["tags"] = None
+    elif spec.kind in ("qa", "retrieval_qa"):
+        record["answers"] = []
+    return record
+
+
 def _open_hf(source: str, spec: TaskSpec, split: str, lang: str):
     import datasets
 
+    hf = spec.hf
     if source.endswith((".json", ".jsonl", ".parquet", ".csv")):
-        path = Path(source.format(lang=lang, split=split))
+        path = Path(source.format(lang=lang, split=split, code=spec.file_code(lang)))
         formats.require_file(path, f"{spec.name} {split} data for {lang}")
         builder = {".jsonl": "json"}.get(path.suffix, path.suffix.lstrip("."))
         return datasets.load_dataset(builder, data_files=str(path), split="train")
-    dataset_id, _, name = source.partition(":")
-    hf_split = {"dev": "validation"}.get(split, split)
-    return datasets.load_dataset(dataset_id, (name or "{lang}").format(lang=lang, split=split), split=hf_split)
+    if source == "hf":
+        if hf is None:
+            raise WeamError(f"task {spec.name} has no Hugging Face dataset in the registry")
+        dataset_id, name, hf_split = hf.id, hf.config, hf.splits.get(split)
+        if hf_split is None:
+            raise WeamError(f"{hf.id} has no split for our {split} ({spec.name}); it has {', '.join(hf.splits)}")
+    else:
+        dataset_id, _, name = source.partition(":")
+        hf_split = {"dev": "validation"}.get(split, split)
+        name = name or "{lang}"
+    from eval.tasks.xtreme_r import TYDIQA_NAMES
+
+    config_name = name.format(lang=lang, code=spec.file_code(lang), name=TYDIQA_NAMES.get(lang, lang))
+    return datasets.load_dataset(dataset_id, config_name, split=hf_split)
 
 
-def _load_hf(source: str, spec: TaskSpec, split: str, lang: str, rename: dict[str, str]) -> list[dict[str, Any]]:
+def _columns(config: EvalConfig, spec: TaskSpec, source: str) -> dict[str, str]:
+    """Our column → theirs: hf_columns, else the registry's schema when the source is the registry's
+    dataset (``hf``, its id, or a local copy of it), else the same names."""
+    local = source.endswith((".json", ".jsonl", ".parquet", ".csv"))
+    registry = {}
+    if spec.hf is not None and (source == "hf" or local or source.partition(":")[0] == spec.hf.id):
+        registry = spec.hf.columns
+    given = config.hf_columns.get(spec.name, {})
+    return {c: given.get(c, registry.get(c, c)) for c in HF_COLUMNS.get(spec.kind, ())}
+
+
+def _load_hf(config: EvalConfig, source: str, spec: TaskSpec, split: str, lang: str) -> list[dict[str, Any]]:
     dataset = _open_hf(source, spec, split, lang)
-    columns = HF_COLUMNS.get(spec.kind, ())
-    theirs = {c: rename.get(c, c) for c in columns}
-    missing = [c for c in columns if theirs[c] not in dataset.column_names and c != "label"]
+    theirs = _columns(config, spec, source)
+    missing = [c for c, t in theirs.items() if t not in dataset.column_names and c != "label"]
     if missing:
         raise InputError(source, f"dataset lacks column(s) {', '.join(theirs[c] for c in missing)} "
                                  f"(has {dataset.column_names}; map ours to theirs with hf_columns)")
+    if spec.name == "tydiqa" and "id" in dataset.column_names:
+        from eval.tasks.xtreme_r import TYDIQA_NAMES  # secondary_task mixes languages: id = <name>-<n>
+
+        prefix = TYDIQA_NAMES.get(lang, lang) + "-"
+        dataset = dataset.filter(lambda row: str(row["id"]).startswith(prefix))
     names = _class_names(dataset.features, theirs)
     records = []
     for index, row in enumerate(dataset):
-        record = {c: row.get(theirs[c]) for c in columns}
+        record = {c: row.get(t) for c, t in theirs.items()}
         record["line"] = index + 1
-        if spec.kind == "classification" and record["label"] is not None and record["label"] != -1:
-            record["label"] = _label_name(spec, record["label"], names, source, index + 1)
-        elif spec.kind == "classification":
-            record["label"] = None
-        if spec.kind == "tagging" and record["tags"] is not None:
-            record["tags"] = [_label_name(spec, t, names, source, index + 1) for t in record["tags"]]
-        if spec.kind == "qa":
-            answers = record["answers"]
-            if isinstance(answers, dict):  # datasets' squad feature: {text: [...], answer_start: [...]}
-                record["answers"] = [{"text": t, "answer_start": s} for t, s in zip(answers["text"], answers["answer_start"])]
+        _normalise(spec, record, names, source, index + 1)
         records.append(record)
     return records
+
+
+def _normalise(spec: TaskSpec, record: dict[str, Any], names, source: str, line: int) -> None:
+    if spec.kind == "classification":
+        label = record["label"]
+        record["label"] = None if label is None or label == -1 else _label_name(spec, label, names, source, line)
+    elif spec.kind == "multiple_choice" and record["label"] is not None:
+        record["label"] = int(record["label"])
+    elif spec.kind == "tagging" and record["tags"] is not None:
+        record["tags"] = [_label_name(spec, t, names, source, line) for t in record["tags"]]
+    elif spec.kind in ("qa", "retrieval_qa"):
+        answers = record["answers"]
+        if isinstance(answers, dict):  # datasets' squad feature: {text: [...], answer_start: [...]}
+            record["answers"] = [{"text": t, "answer_start": s} for t, s in zip(answers["text"], answers["answer_start"])]
+        record["id"] = str(record["id"])
+        record.setdefault("sentence_breaks", None)
 
 
 def _class_names(features, theirs: dict[str, str]) -> list[str] | None:
     """The dataset's own label names (a ClassLabel, or a Sequence of one), so its label order is used."""
     for ours in ("label", "tags"):
-        feature = features.get(theirs.get(ours, ours)) if ours in theirs else None
+        feature = features.get(theirs[ours]) if ours in theirs else None
         feature = getattr(feature, "feature", feature)
         if hasattr(feature, "names"):
             return list(feature.names)

@@ -1,5 +1,6 @@
-"""Readers for the files XTREME-R's ``scripts/download_data.sh`` produces, the Tatoeba writer the demo
-study uses, and the leaderboard layout (``<task>/test-<lang>.<ext>``) of predictions and labels.
+"""Readers for the files XTREME-R's ``scripts/download_data.sh`` produces (and LASER's raw Tatoeba
+pairs), the Tatoeba writer the study uses for its own held-out sets, and the leaderboard layout
+(``<task>/test-<lang>.<ext>``) of predictions and labels.
 
 Every reader names the file and 1-based line of bad input (:class:`weam.errors.InputError`).
 Records are plain dicts with the field names of the original formats.
@@ -197,17 +198,18 @@ def read_mewslix_pairs(path: Path) -> list[dict[str, Any]]:
     return pairs
 
 
+def mentions_of(record: dict[str, Any], path: Path | str, line: int) -> list[dict[str, Any]]:
+    """The mentions of one ContextualMentions record {context, mentions: [{example_id, mention_span, entity_id}]}."""
+    try:
+        return [{"example_id": mention["example_id"], "query": mention_text(record["context"], mention),
+                 "entity_id": mention.get("entity_id") or None} for mention in record["mentions"]]
+    except (KeyError, TypeError) as exc:
+        raise InputError(path, f"not a ContextualMentions record: missing {exc}", line) from None
+
+
 def read_mewslix_mentions(path: Path) -> list[dict[str, Any]]:
     """wikinews_mentions/<split>-<lang>.jsonl: {context, mentions: [{example_id, mention_span, entity_id}]}."""
-    mentions = []
-    for number, record in read_jsonl(path):
-        try:
-            for mention in record["mentions"]:
-                mentions.append({"example_id": mention["example_id"], "query": mention_text(record["context"], mention),
-                                 "entity_id": mention.get("entity_id") or None})
-        except (KeyError, TypeError) as exc:
-            raise InputError(path, f"not a ContextualMentions record: missing {exc}", number) from None
-    return mentions
+    return [m for number, record in read_jsonl(path) for m in mentions_of(record, path, number)]
 
 
 def read_id_lists(path: Path) -> dict[str, list[str]]:
@@ -219,17 +221,22 @@ def read_id_lists(path: Path) -> dict[str, list[str]]:
 
 
 def tatoeba_files(folder: Path, code: str) -> tuple[Path, Path]:
+    """LASER v1's aligned pair ``tatoeba.<xxx>-eng.<xxx>`` / ``tatoeba.<xxx>-eng.eng`` (3-letter codes)."""
     folder = Path(folder)
     return folder / f"tatoeba.{code}-eng.{code}", folder / f"tatoeba.{code}-eng.eng"
 
 
-def read_tatoeba(folder: Path, code: str) -> tuple[list[str], list[str]]:
-    """LASER v1 Tatoeba pair: line i of ``.<code>`` translates line i of ``.eng``."""
-    src_path, eng_path = tatoeba_files(folder, code)
-    src = [line for _, line in _lines(require_file(src_path, f"Tatoeba sentences for {code}"))]
-    eng = [line for _, line in _lines(require_file(eng_path, f"Tatoeba English side for {code}"))]
+def tatoeba_download_files(folder: Path, lang: str) -> tuple[Path, Path]:
+    """What XTREME's tatoeba_preprocess leaves: ``<xx>-en.<xx>`` (LASER's order) and ``<xx>-en.en`` (sorted)."""
+    folder = Path(folder)
+    return folder / f"{lang}-en.{lang}", folder / f"{lang}-en.en"
+
+
+def _sentence_pair(src_path: Path, eng_path: Path, what: str) -> tuple[list[str], list[str]]:
+    src = [line for _, line in _lines(require_file(src_path, f"Tatoeba sentences for {what}"))]
+    eng = [line for _, line in _lines(require_file(eng_path, f"Tatoeba English side for {what}"))]
     if len(src) != len(eng):
-        raise InputError(eng_path, f"has {len(eng)} lines but {src_path.name} has {len(src)}; they must align",
+        raise InputError(eng_path, f"has {len(eng)} lines but {src_path.name} has {len(src)}; they must match",
                          min(len(src), len(eng)) + 1)
     for path, lines in ((src_path, src), (eng_path, eng)):
         for number, line in enumerate(lines, start=1):
@@ -238,21 +245,54 @@ def read_tatoeba(folder: Path, code: str) -> tuple[list[str], list[str]]:
     return src, eng
 
 
-def write_tatoeba(folder: Path, lang: str, lang_sentences: list[str], eng_sentences: list[str]) -> None:
-    """Write a held-out retrieval set in XTREME's Tatoeba layout (``tatoeba.<xxx>-eng.<xxx|eng>``)."""
-    from eval.tasks import get_task
+def read_tatoeba(folder: Path, code: str) -> tuple[list[str], list[str]]:
+    """LASER v1 Tatoeba pair: line i of ``.<code>`` translates line i of ``.eng``."""
+    src_path, eng_path = tatoeba_files(folder, code)
+    return _sentence_pair(src_path, eng_path, code)
+
+
+def read_tatoeba_any(folder: Path, lang: str, code: str) -> tuple[list[str], list[str], list[int] | None, str]:
+    """The download's pair if present (gold withheld: None), else LASER's aligned pair (gold: English
+    sentence i translates xx sentence i). Returns (xx sentences, English sentences, gold, layout)."""
+    src_path, eng_path = tatoeba_download_files(folder, lang)
+    if src_path.is_file() or eng_path.is_file():
+        src, eng = _sentence_pair(src_path, eng_path, lang)
+        return src, eng, None, "download"
+    laser_src, laser_eng = tatoeba_files(folder, code)
+    if laser_src.is_file() or laser_eng.is_file():
+        src, eng = _sentence_pair(laser_src, laser_eng, code)
+        return src, eng, list(range(len(eng))), "laser"
+    raise InputError(src_path, f"missing file: Tatoeba sentences for {lang} (the download's {src_path.name} "
+                               f"and {eng_path.name}, or LASER's {laser_src.name} and {laser_eng.name})")
+
+
+def sort_english(eng_sentences: list[str]) -> tuple[list[str], list[int]]:
+    """tatoeba_preprocess's order: English lines sorted (stable) by text; gold[j] = the xx line that the
+    j-th sorted English line translates."""
+    order = sorted(range(len(eng_sentences)), key=lambda i: eng_sentences[i])
+    return [eng_sentences[i] for i in order], order
+
+
+def write_tatoeba(folder: Path, lang: str, lang_sentences: list[str], eng_sentences: list[str],
+                  labels_dir: Path | None = None) -> Path:
+    """Write a held-out retrieval set in the download's layout (``<xx>-en.<xx>``, sorted ``<xx>-en.en``)
+    and its gold in the leaderboard layout, ``<labels_dir>/tatoeba/test-<xx>.tsv`` (default labels_dir:
+    ``<folder>/../labels``), where ``weam eval`` (labels_dir) and ``weam eval score`` find it.
+    Whitespace inside a sentence is collapsed (a line is a sentence). Returns the label file."""
     from weam.languages import get_language
 
     if len(lang_sentences) != len(eng_sentences):
         raise ValueError(f"{len(lang_sentences)} {lang} sentences but {len(eng_sentences)} English ones")
-    spec = get_task("tatoeba")
-    code_2 = get_language(lang).code
-    code = spec.lang_codes.get(code_2, get_language(lang).iso639_3)
-    src_path, eng_path = tatoeba_files(Path(folder), code)
-    for path, lines in ((src_path, lang_sentences), (eng_path, eng_sentences)):
-        clean = [" ".join(line.split()) for line in lines]
+    code = get_language(lang).code
+    src = [" ".join(line.split()) for line in lang_sentences]
+    eng, gold = sort_english([" ".join(line.split()) for line in eng_sentences])
+    src_path, eng_path = tatoeba_download_files(Path(folder), code)
+    labels_dir = Path(labels_dir) if labels_dir is not None else Path(folder).parent / "labels"
+    label_path = labels_dir / "tatoeba" / f"test-{code}.tsv"
+    for path, lines in ((src_path, src), (eng_path, eng), (label_path, [str(i) for i in gold])):
         with atomic_write(path) as handle:
-            handle.writelines(line + "\n" for line in clean)
+            handle.writelines(line + "\n" for line in lines)
+    return label_path
 
 
 # --- leaderboard layout: <task>/test-<lang>.<ext> -------------------------------------------------

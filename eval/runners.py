@@ -36,10 +36,16 @@ class Runner:
         self.device = resolve_device(config.device)
         self.progress = progress or (lambda message: None)
         self.model = None
+        self.split = "test" if config.split == "labelled" else config.split
+        """The target-language split predicted (eval.api sets the one resolved for the task)."""
 
     # --- shared helpers -----------------------------------------------------------------------
     def records(self, split: str, lang: str) -> list[dict[str, Any]]:
-        records = data.load_records(self.config, self.spec, split, lang)
+        """English ``train``/``dev`` (lang en), else the target-language ``split``."""
+        if split in ("train", "dev") and lang == "en" and split in self.spec.files:
+            records = data.load_english(self.config, self.spec, split)
+        else:
+            records = data.load_split(self.config, self.spec, split, lang)
         if split == "train" and self.settings.max_train_examples:
             records = records[: self.settings.max_train_examples]
         return records
@@ -56,14 +62,16 @@ class Runner:
         self.model = self.build_model(seed).to(self.device)
         features = self.train_features(self.records("train", "en"))
         return fine_tune(self.model, features, self.loss, self.settings, seed, dev_score=self.dev_score,
-                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+                         progress=self.progress)
 
     def dev_score(self) -> float:
         _, scores = self.predict_records(self.records("dev", "en"), "en")
+        if scores is None:
+            raise WeamError(f"{self.spec.name}: English dev has no gold labels; model selection needs them")
         return self.spec.score_of(scores)
 
     def predict(self, lang: str) -> tuple[Any, dict[str, float] | None]:
-        return self.predict_records(self.records(self.config.split, lang), lang)
+        return self.predict_records(self.records(self.split, lang), lang)
 
 
 class ClassificationRunner(Runner):
@@ -139,12 +147,13 @@ class MultipleChoiceRunner(ClassificationRunner):
         siqa_dev = data.task_path(self.config, self.spec, "siqa_dev")
         dev = formats.read_siqa(siqa_dev) if siqa_dev.is_file() else None
         records = formats.read_siqa(siqa)[: self.settings.max_train_examples or None]
+        # run_xcopa.py (HF Trainer) keeps the final model of each stage: no dev selection.
         siqa_info = fine_tune(self.model, records, self.loss, self.settings, seed,
                               dev_score=(lambda: self.predict_records(dev, "en")[1]["accuracy"]) if dev else None,
-                              eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+                              progress=self.progress)
         copa = self.train_features(self.records("train", "en"))
         info = fine_tune(self.model, copa, self.loss, self.settings, seed, dev_score=self.dev_score,
-                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+                         progress=self.progress)
         return {**info, "siqa_steps": siqa_info["steps"], "siqa_best_dev": siqa_info["best_dev"]}
 
     def predict_records(self, records, lang):
@@ -229,7 +238,13 @@ class TaggingRunner(Runner):
 
 
 class QARunner(Runner):
+    """SQuAD-style extractive QA as run_squad.py: questions cut to 64 tokens (--max_query_length), context
+    windows starting every 128 tokens (--doc_stride 128: the step between window starts, i.e. an overlap
+    of max_seq_len - 128 - question - 3 tokens), answers of at most 30 tokens from the 20 best starts/ends."""
+
     max_answer_tokens = 30
+    doc_stride = 128
+    max_query_tokens = 64
 
     def build_model(self, seed: int):
         import torch
@@ -238,12 +253,44 @@ class QARunner(Runner):
         torch.manual_seed(seed)
         return AutoModelForQuestionAnswering.from_pretrained(self.model_path)
 
-    def tokenize(self, records):
+    def question(self, text: str) -> str:
+        """The question cut after its 64th token (run_squad.py truncates the query the same way)."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        return text if len(offsets) <= self.max_query_tokens else text[: offsets[self.max_query_tokens - 1][1]]
+
+    def windows(self, records) -> list[dict[str, Any]]:
+        """One feature per context window: ids, offsets, sequence ids and the record's index."""
         max_len = self.settings.max_seq_len
-        return self.tokenizer([r["question"] for r in records], [r["context"] for r in records],
-                              truncation="only_second", max_length=max_len, stride=min(128, max_len // 4),
-                              return_overflowing_tokens=True, return_offsets_mapping=True, padding=True,
-                              return_tensors="pt")
+        features = []
+        for index, record in enumerate(records):
+            question = self.question(record["question"])
+            q_len = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+            special = self.tokenizer.num_special_tokens_to_add(pair=True)
+            # HF's stride is the overlap between windows; XTREME's doc_stride is the step between starts.
+            overlap = max(0, max_len - self.doc_stride - q_len - special)
+            capacity = max_len - q_len - special
+            enc = self.tokenizer(question, record["context"], truncation="only_second", max_length=max_len,
+                                 stride=min(overlap, max(0, capacity - 1)), return_overflowing_tokens=True,
+                                 return_offsets_mapping=True)
+            for row in range(len(enc["input_ids"])):
+                features.append({"record": index, "input_ids": enc["input_ids"][row],
+                                 "token_type_ids": enc["token_type_ids"][row] if "token_type_ids" in enc else None,
+                                 "offsets": enc["offset_mapping"][row], "sequence_ids": enc.sequence_ids(row)})
+        return features
+
+    def collate(self, features) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        pad = self.tokenizer.pad_token_id or 0
+        batch = {"input_ids": torch.tensor([f["input_ids"] + [pad] * (width - len(f["input_ids"])) for f in features]),
+                 "attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"]))
+                                                 for f in features])}
+        if features[0]["token_type_ids"] is not None:
+            batch["token_type_ids"] = torch.tensor([f["token_type_ids"] + [0] * (width - len(f["token_type_ids"]))
+                                                    for f in features])
+        return self.to_device(batch)
 
     def train_features(self, records):
         return [r for r in records if r["answers"] and r["answers"][0].get("text")]
@@ -251,39 +298,35 @@ class QARunner(Runner):
     def loss(self, model, records):
         import torch
 
-        enc = self.tokenize(records)
+        features = self.windows(records)
         starts, ends = [], []
-        for row in range(enc["input_ids"].shape[0]):
-            record = records[int(enc["overflow_to_sample_mapping"][row])]
-            answer = record["answers"][0]
+        for feature in features:
+            answer = records[feature["record"]]["answers"][0]
             char_start = int(answer["answer_start"])
             char_end = char_start + len(answer["text"])
-            sequence_ids = enc.sequence_ids(row)
-            offsets = enc["offset_mapping"][row].tolist()
+            offsets = feature["offsets"]
             start = end = 0  # CLS when the answer is outside this window
-            context = [i for i, s in enumerate(sequence_ids) if s == 1]
+            context = [i for i, s in enumerate(feature["sequence_ids"]) if s == 1]
             if context and offsets[context[0]][0] <= char_start and offsets[context[-1]][1] >= char_end:
                 start = next(i for i in context if offsets[i][1] > char_start)
                 end = next(i for i in reversed(context) if offsets[i][0] < char_end)
             starts.append(start)
             ends.append(end)
-        inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
-        return model(**self.to_device(inputs), start_positions=torch.tensor(starts, device=self.device),
+        return model(**self.collate(features), start_positions=torch.tensor(starts, device=self.device),
                      end_positions=torch.tensor(ends, device=self.device)).loss
 
     def predict_records(self, records, lang):
         import torch
 
         best: dict[str, tuple[float, str]] = {}
+        features = self.windows(records)
         with torch.no_grad():
-            for chunk in self.batches(records, max(1, self.config.eval_batch_size // 4)):
-                enc = self.tokenize(chunk)
-                inputs = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
-                out = self.model(**self.to_device(inputs))
-                for row in range(enc["input_ids"].shape[0]):
-                    record = chunk[int(enc["overflow_to_sample_mapping"][row])]
+            for chunk in self.batches(features, max(1, self.config.eval_batch_size // 4)):
+                out = self.model(**self.collate(chunk))
+                for row, feature in enumerate(chunk):
+                    record = records[feature["record"]]
                     span = self.best_span(out.start_logits[row].tolist(), out.end_logits[row].tolist(),
-                                          enc.sequence_ids(row), enc["offset_mapping"][row].tolist(), record["context"])
+                                          feature["sequence_ids"], feature["offsets"], record["context"])
                     if span and (record["id"] not in best or span[0] > best[record["id"]][0]):
                         best[record["id"]] = span
         predicted = {r["id"]: best.get(r["id"], (0.0, ""))[1] for r in records}
@@ -306,41 +349,72 @@ class QARunner(Runner):
         return score, context[offsets[s][0] : offsets[e][1]]
 
 
-class DualEncoderRunner(Runner):
-    """Mewsli-X and LAReQA: one shared encoder, [CLS] vectors (XTREME's pool_type cls), cosine
-    similarity, trained with in-batch negatives."""
+def dual_encoder(encoder):
+    """XTREME's BertForRetrieval around any encoder: one tower shared by both sides and a learnable
+    logit scale initialised at 100 (third_party/bert.py)."""
+    import torch
 
-    temperature = 0.05
+    class DualEncoder(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+            self.config = encoder.config
+            self.logit_scale = torch.nn.Parameter(torch.full((1,), 100.0))
+
+    return DualEncoder(encoder)
+
+
+class DualEncoderRunner(Runner):
+    """Mewsli-X and LAReQA as run_retrieval_el.py / run_retrieval_qa.py: L2-normalised pooler outputs
+    (``dual_encoder_pooling``), similarity × the learnable scale, in-batch negatives."""
+
+    query_len = answer_len = 64
+    """Token limits of the two towers (LAReQA: --max_query_length 96, --max_answer_length 256)."""
 
     def build_model(self, seed: int):
         import torch
         from transformers import AutoModel
 
         torch.manual_seed(seed)
-        return AutoModel.from_pretrained(self.model_path)
+        return dual_encoder(AutoModel.from_pretrained(self.model_path))
 
-    def embed(self, texts, pairs=None, grad: bool = False):
+    def embed(self, texts, pairs=None, grad: bool = False, max_length: int | None = None):
         import torch
 
         chunks = []
         context = torch.enable_grad() if grad else torch.no_grad()
+        max_length = min(max_length or self.settings.max_seq_len, self.settings.max_seq_len)
         with context:
             size = len(texts) if grad else self.config.eval_batch_size
             for start in range(0, len(texts), size):
                 second = pairs[start : start + size] if pairs is not None else None
-                enc = self.tokenizer(texts[start : start + size], second, truncation=True, padding=True,
-                                     max_length=self.settings.max_seq_len, return_tensors="pt")
-                hidden = self.model(**self.to_device(dict(enc))).last_hidden_state[:, 0]
-                chunks.append(torch.nn.functional.normalize(hidden, dim=-1))
+                enc = self.to_device(dict(self.tokenizer(texts[start : start + size], second, truncation=True,
+                                                         padding=True, max_length=max_length,
+                                                         return_tensors="pt")))
+                chunks.append(torch.nn.functional.normalize(self.pool_vectors(self.model.encoder(**enc), enc), dim=-1))
         return torch.cat(chunks) if chunks else torch.zeros(0)
+
+    def pool_vectors(self, outputs, enc):
+        pooling = self.config.dual_encoder_pooling
+        if pooling == "pooler":
+            if getattr(outputs, "pooler_output", None) is None:
+                raise WeamError(f"model {self.model_path} has no pooler output (XTREME's dual encoders use it); "
+                                f"set dual_encoder_pooling to cls or mean")
+            return outputs.pooler_output
+        hidden = outputs.last_hidden_state
+        if pooling == "cls":
+            return hidden[:, 0]
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1)
 
     def loss(self, model, pairs):
         import torch
 
-        queries = self.embed([p["query"] for p in pairs], grad=True)
+        queries = self.embed([p["query"] for p in pairs], grad=True, max_length=self.query_len)
         targets = self.embed([p["target"] for p in pairs], [p.get("target_context") for p in pairs]
-                             if any(p.get("target_context") for p in pairs) else None, grad=True)
-        logits = queries @ targets.T / self.temperature
+                             if any(p.get("target_context") for p in pairs) else None, grad=True,
+                             max_length=self.answer_len)
+        logits = queries @ targets.T * model.logit_scale
         return torch.nn.functional.cross_entropy(logits, torch.arange(len(pairs), device=logits.device))
 
     def rank(self, query_vectors, candidate_vectors, candidate_ids, k: int = 20) -> list[list[str]]:
@@ -350,6 +424,8 @@ class DualEncoderRunner(Runner):
 
 
 class MewsliXRunner(DualEncoderRunner):
+    """Mention → entity retrieval over the candidate set; both towers --max_seq_length 64."""
+
     def pairs(self, key: str):
         path = formats.require_file(data.task_path(self.config, self.spec, key), f"mewslix {key} pairs")
         return [{"query": p["query"], "target": p["entity_text"], "entity_id": p["entity_id"]}
@@ -359,7 +435,7 @@ class MewsliXRunner(DualEncoderRunner):
         self.model = self.build_model(seed).to(self.device)
         features = self.pairs("train")[: self.settings.max_train_examples or None]
         return fine_tune(self.model, features, self.loss, self.settings, seed, dev_score=self.dev_score,
-                         eval_every_epoch=self.config.eval_every_epoch, progress=self.progress)
+                         progress=self.progress)
 
     def dev_score(self) -> float:
         pairs = self.pairs("dev")
@@ -376,17 +452,30 @@ class MewsliXRunner(DualEncoderRunner):
             self._candidates = ([e["entity_id"] for e in entities], self.embed([e["text"] for e in entities]))
         return self._candidates
 
+    def mentions(self, lang: str) -> list[dict[str, Any]]:
+        source = data.hf_source(self.config, self.spec, self.split)
+        if source is not None:
+            rows = data._load_hf(self.config, source, self.spec, self.split, lang)
+            return [m for row in rows for m in formats.mentions_of(row, source, row["line"])]
+        path = formats.require_file(data.split_path(self.config, self.spec, self.split, lang),
+                                    f"Mewsli-X {self.split} mentions for {lang}")
+        return formats.read_mewslix_mentions(path)
+
     def predict(self, lang):
-        key = "test" if self.config.split == "test" else "dev"
-        path = Path(str(data.task_path(self.config, self.spec, "test", lang)).replace(f"/test-{lang}", f"/{key}-{lang}"))
-        mentions = formats.read_mewslix_mentions(formats.require_file(path, f"Mewsli-X mentions for {lang}"))
+        from eval.tasks import unlabelled
+
+        mentions = self.mentions(lang)
         ids, vectors = self.candidates()
         ranked = self.rank(self.embed([m["query"] for m in mentions]), vectors, ids)
         predicted = {m["example_id"]: r for m, r in zip(mentions, ranked)}
-        labels_path = Path(str(data.task_path(self.config, self.spec, "test_labels", lang)).replace(
-            f"/test-{lang}", f"/{key}-{lang}"))
-        gold = ({k: v for k, v in formats.read_id_lists(labels_path).items() if v and v[0]} if labels_path.is_file()
-                else {m["example_id"]: [m["entity_id"]] for m in mentions if m["entity_id"]})
+        hf = data.hf_source(self.config, self.spec, self.split) is not None
+        if unlabelled(self.spec, self.split, [lang], hf=hf):
+            return predicted, None  # test entity ids are blanked by the download
+        labels_path = data.task_path(self.config, self.spec, f"{self.split}_labels", lang) if not hf else None
+        if labels_path is not None and labels_path.is_file():
+            gold = {k: v for k, v in formats.read_id_lists(labels_path).items() if v and v[0]}
+        else:
+            gold = {m["example_id"]: [m["entity_id"]] for m in mentions if m["entity_id"]}
         return predicted, (metrics.map_at_k(gold, predicted) if gold else None)
 
 
@@ -407,6 +496,10 @@ def _sentence_of(context: str, start: int, breaks: list[list[int]] | None) -> tu
 
 
 class LAReQARunner(DualEncoderRunner):
+    """Question → answer sentence (with its paragraph) over the pool of all XQuAD-R languages."""
+
+    query_len, answer_len = 96, 256  # train_lareqa.sh --max_query_length 96 --max_answer_length 256
+
     def train_features(self, records):
         features = []
         for r in records:
@@ -418,8 +511,10 @@ class LAReQARunner(DualEncoderRunner):
 
     def retrieve(self, questions, candidates) -> dict[str, list[str]]:
         cand_ids = [c["uid"] for c in candidates]
-        vectors = self.embed([c["sentence"] for c in candidates], [c["context"] for c in candidates])
-        ranked = self.rank(self.embed([q["question"] for q in questions]), vectors, cand_ids)
+        vectors = self.embed([c["sentence"] for c in candidates], [c["context"] for c in candidates],
+                             max_length=self.answer_len)
+        ranked = self.rank(self.embed([q["question"] for q in questions], max_length=self.query_len), vectors,
+                           cand_ids)
         return {q["uid"]: r for q, r in zip(questions, ranked)}
 
     def dev_score(self) -> float:
@@ -464,11 +559,13 @@ class LAReQARunner(DualEncoderRunner):
 
     def predict(self, lang):
         if not hasattr(self, "_ranked"):
+            # The candidate pool is every XQuAD-R language present, as run_eval_lareqa.sh ranks them.
+            wanted = set(self.config.langs or self.spec.languages)
             per_lang = {}
             for code in self.spec.languages:
-                path = data.task_path(self.config, self.spec, "test", code)
-                if path.is_file() or code in (self.config.langs or self.spec.languages):
-                    per_lang[code] = self.records("test", code)  # XQuAD-R has one split
+                hf = data.hf_source(self.config, self.spec, self.split) is not None
+                if code in wanted or hf or data.split_path(self.config, self.spec, self.split, code).is_file():
+                    per_lang[code] = self.records(self.split, code)
             questions, candidates = self.pool(per_lang)
             self._questions, self._gold = questions, self.gold(questions, candidates)
             self._ranked = self.retrieve(questions, candidates)
@@ -485,8 +582,9 @@ def default_layer(num_layers: int) -> int:
 
 
 class TatoebaRunner(Runner):
-    """Mean-pooled hidden states (special tokens included, as evaluate_retrieval.py), cosine
-    nearest English neighbour of each sentence; correct when it is the sentence's own translation."""
+    """Tatoeba as evaluate_retrieval.py: sentence vectors of one layer (mean over all tokens, special
+    tokens included, by default), cosine; the xx sentences are indexed and each English sentence queries
+    (en → xx: one prediction per English sentence, the index of the xx sentence it retrieves)."""
 
     needs_training = False
 
@@ -494,7 +592,7 @@ class TatoebaRunner(Runner):
         from transformers import AutoModel
 
         info: dict[str, float] = {}
-        if self.config.tatoeba_after_squad:
+        if self.config.tatoeba_encoder == "squad":
             from eval.tasks import get_task
 
             squad = QARunner(get_task("xquad"), self.config, self.model_path, self.progress)
@@ -507,7 +605,7 @@ class TatoebaRunner(Runner):
         self.max_len = min(512, self.config.max_seq_len or 512, positions)
         self.layer = self.config.retrieval_layer if self.config.retrieval_layer is not None else default_layer(layers)
         if not -layers - 1 <= self.layer <= layers:
-            raise InputError(self.model_path, f"retrieval_layer {self.layer} outside 0..{layers}")
+            raise InputError(self.model_path, f"retrieval_layer {self.layer} outside -{layers + 1}..{layers}")
         return {"steps": 0, "layer": self.layer, **info}
 
     def embed(self, sentences: list[str]):
@@ -521,17 +619,37 @@ class TatoebaRunner(Runner):
                                      max_length=self.max_len, return_tensors="pt")
                 enc = self.to_device(dict(enc))
                 hidden = self.model(**enc, output_hidden_states=True).hidden_states[self.layer]
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                if self.config.retrieval_pooling == "cls":
+                    pooled = hidden[:, 0]
+                else:
+                    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * mask).sum(1) / mask.sum(1)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 for row, i in enumerate(chunk):
                     vectors[i] = pooled[row]
         return torch.stack(vectors)
 
+    def pair(self, lang: str) -> tuple[list[str], list[str], list[int] | None]:
+        """(xx sentences, English sentences, gold xx index per English sentence or None)."""
+        source = data.hf_source(self.config, self.spec, self.split)
+        if source is not None:  # aligned pairs: English i translates xx i
+            rows = data._load_hf(self.config, source, self.spec, self.split, lang)
+            src, eng = [r["sentence"] for r in rows], [r["english"] for r in rows]
+            return src, eng, list(range(len(eng)))
+        folder = data.split_path(self.config, self.spec, "test", lang).parent
+        src, eng, gold, self.layout = formats.read_tatoeba_any(folder, lang, self.spec.file_code(lang))
+        return src, eng, gold
+
     def predict(self, lang):
-        folder = Path(data.task_path(self.config, self.spec, "test", lang)).parent
-        src, eng = formats.read_tatoeba(folder, self.spec.file_code(lang))
-        nearest = (self.embed(src) @ self.embed(eng).T).argmax(-1).tolist()
-        return nearest, metrics.accuracy(list(range(len(src))), nearest)
+        src, eng, gold = self.pair(lang)
+        nearest = retrieve_en_to_xx(self.embed(src), self.embed(eng))
+        return nearest, (metrics.accuracy(gold, nearest) if gold is not None else None)
+
+
+def retrieve_en_to_xx(src_vectors, eng_vectors) -> list[int]:
+    """XTREME's direction (utils_retrieve.similarity_search(x=xx, y=en): index x, search y): for each
+    English vector the index of its nearest xx vector (cosine on L2-normalised vectors)."""
+    return (eng_vectors @ src_vectors.T).argmax(-1).tolist()
 
 
 RUNNERS = {

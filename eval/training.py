@@ -1,5 +1,7 @@
 """The fine-tuning loop every task shares: AdamW, linear warm-up/decay, gradient accumulation to the
-effective batch, and XTREME's model selection (evaluate on English dev each epoch, keep the best)."""
+effective batch, and XTREME's model selection: for tasks whose train script keeps the best checkpoint
+(``--save_only_best_checkpoint``), evaluate on English dev every ``save_steps`` optimizer steps and at the
+end, keep the best; the other tasks keep the final model, as their scripts do."""
 
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ class Settings:
     weight_decay: float
     max_steps: int | None
     max_train_examples: int | None
+    selection: str = "last"
+    """best_dev | last (the registry's, from the task's XTREME train script)."""
+    save_steps: int | None = None
+    """Optimizer steps between English-dev evaluations (best_dev only)."""
 
 
 def settings_for(spec: TaskSpec, config: EvalConfig) -> Settings:
@@ -42,7 +48,8 @@ def settings_for(spec: TaskSpec, config: EvalConfig) -> Settings:
         learning_rate=pick("learning_rate"), epochs=pick("epochs"), batch_size=batch,
         step_batch_size=min(batch, config.train_batch_size or batch), max_seq_len=max_len,
         warmup_steps=pick("warmup_steps"), weight_decay=pick("weight_decay"), max_steps=override.max_steps,
-        max_train_examples=override.max_train_examples,
+        max_train_examples=override.max_train_examples, selection=spec.selection,
+        save_steps=override.save_steps if override.save_steps is not None else spec.save_steps,
     )
 
 
@@ -61,10 +68,11 @@ def fine_tune(
     settings: Settings,
     seed: int,
     dev_score: Callable[[], float] | None = None,
-    eval_every_epoch: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` in place on ``features``; returns {steps, best_dev, train_loss}."""
+    """Train ``model`` in place on ``features``; returns {steps, best_dev, train_loss, best_step}.
+
+    ``dev_score`` is used only when ``settings.selection`` is best_dev (every ``save_steps`` and at the end)."""
     import numpy as np
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -87,11 +95,12 @@ def fine_tune(
     warmup = min(settings.warmup_steps, total_steps // 10)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     best_score, best_state, step, last_loss = None, None, 0, float("nan")
-    evaluated_at = -1
+    evaluated_at, best_step = -1, -1
+    selecting = settings.selection == "best_dev" and dev_score is not None
 
     def select() -> None:
-        nonlocal best_score, best_state, evaluated_at
-        if dev_score is None or evaluated_at == step:
+        nonlocal best_score, best_state, evaluated_at, best_step
+        if not selecting or evaluated_at == step:
             return
         model.eval()
         score = dev_score()
@@ -99,7 +108,7 @@ def fine_tune(
         if progress:
             progress(f"step {step}: English dev score {score:.2f}")
         if best_score is None or score > best_score:
-            best_score = score
+            best_score, best_step = score, step
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     while step < total_steps:
@@ -116,13 +125,14 @@ def fine_tune(
                 scheduler.step()
                 optimizer.zero_grad()
                 step += 1
+                if settings.save_steps and step % settings.save_steps == 0:
+                    select()
+                    model.train()
                 if step >= total_steps:
                     break
-        if eval_every_epoch:
-            select()
     select()
     if best_state is not None:
         model.load_state_dict(copy.copy(best_state))
     model.eval()
     return {"steps": step, "best_dev": best_score if best_score is not None else float("nan"),
-            "train_loss": last_loss}
+            "best_step": best_step if selecting else step, "train_loss": last_loss}

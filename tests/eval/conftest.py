@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from eval.formats import write_tatoeba
 
 XNLI_ROWS = [
     ("the cat sat on the mat .", "a cat is on the mat .", "entailment"),
@@ -35,6 +34,8 @@ def _tsv(path: Path, rows) -> None:
 
 
 def _conll(path: Path, sentences, with_tags: bool = True) -> None:
+    """panx_preprocess / udpos_preprocess layout: token<TAB>tag lines (test: token only), a blank line
+    between sentences, one newline at the end."""
     path.parent.mkdir(parents=True, exist_ok=True)
     blocks = ["\n".join(f"{w}\t{t}" if with_tags else w for w, t in s) for s in sentences]
     path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
@@ -50,12 +51,13 @@ def _json(path: Path, data) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
-def squad(lang: str, with_breaks: bool = False) -> dict:
+def squad(lang: str, with_breaks: bool = False, prefix: str = "") -> dict:
     context = "The cat sat on the mat. Anna lives in New York. The file was saved before closing."
     qas = [("q1", "Where did the cat sit?", "the mat"), ("q2", "Where does Anna live?", "New York"),
            ("q3", "What was saved?", "The file")]
     paragraph = {"context": context, "qas": [
-        {"id": qid, "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]} for qid, q, a in qas]}
+        {"id": prefix + qid, "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+        for qid, q, a in qas]}
     if with_breaks:
         paragraph["sentence_breaks"] = [[0, 23], [24, 47], [48, len(context)]]
     return {"version": "1.1", "data": [{"title": f"t-{lang}", "paragraphs": [paragraph]}]}
@@ -109,53 +111,100 @@ def write_mewslix(root: Path) -> None:
                                  "description_language": "en", "description_url": "u"}})
     _jsonl(root / "mewslix/wikipedia_pairs-train.jsonl", pairs)
     _jsonl(root / "mewslix/wikipedia_pairs-dev.jsonl", pairs)
+    # mewslix_preprocess: dev keeps entity ids, test blanks them (labels file {id: [""]}).
     for lang, text, mention, entity in [("de", "Anna wohnt in New York.", "Anna", "Q1"),
                                         ("tr", "Google Anna'yı işe aldı.", "Google", "Q3")]:
         start = text.index(mention)
-        record = mewslix_context(lang, text, start, start + len(mention), f"{lang}-0", "")
-        _jsonl(root / f"mewslix/wikinews_mentions/test-{lang}.jsonl", [record])
-        _json(root / f"mewslix/wikinews_labels/test-{lang}.json", {f"{lang}-0": [entity]})
+        for split, gold in (("dev", entity), ("test", "")):
+            record = mewslix_context(lang, text, start, start + len(mention), f"{lang}-0", gold)
+            _jsonl(root / f"mewslix/wikinews_mentions/{split}-{lang}.jsonl", [record])
+            _json(root / f"mewslix/wikinews_labels/{split}-{lang}.json", {f"{lang}-0": [gold]})
+
+
+def strip_squad(data: dict) -> dict:
+    """remove_qa_test_annotations: one paragraph per question, every answer {answer_start: 0, text: ''}."""
+    out = [{"paragraphs": [{"context": p["context"], "qas": [
+        {"answers": [{"answer_start": 0, "text": ""}], "question": qa["question"], "id": qa["id"]}]}]}
+        for doc in data["data"] for p in doc["paragraphs"] for qa in p["qas"]]
+    return {"data": out, "version": data["version"]}
+
+
+def _squad_file(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")  # json.dump's defaults, as utils_preprocess
+
+
+def tydiqa_train(data: dict) -> dict:
+    """tydiqa_preprocess's per-language train file: one paragraph per question, id = its last part."""
+    out = [{"paragraphs": [{"context": p["context"], "qas": [
+        {"answers": qa["answers"], "question": qa["question"], "id": qa["id"].split("-")[-1]}]}]}
+        for doc in data["data"] for p in doc["paragraphs"] for qa in p["qas"]]
+    return {"data": out, "version": data["version"]}
+
+
+def write_tatoeba_download(folder: Path, lang: str, src: list[str], eng: list[str]) -> None:
+    """tatoeba_preprocess: the xx file copied, the English file sorted (its gold order withheld)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{lang}-en.{lang}").write_text("".join(s + "\n" for s in src), encoding="utf-8")
+    (folder / f"{lang}-en.en").write_text("".join(s + "\n" for s in sorted(eng)), encoding="utf-8")
+
+
+def _xnli_test(path: Path) -> None:
+    _tsv(path, [row[:2] for row in XNLI_ROWS])
 
 
 def write_xtreme(root: Path) -> Path:
+    """The tree scripts/download_data.sh leaves, with its conventions: XNLI/PAN-X/UD-POS test files
+    without labels, XCOPA test labels all 0, QA test files (and all TyDiQA dev files) with empty answers,
+    Mewsli-X test entity ids blanked, Tatoeba's English side sorted; dev files keep their labels."""
     _tsv(root / "xnli/train-en.tsv", XNLI_ROWS * 2)
-    _tsv(root / "xnli/dev-en.tsv", XNLI_ROWS)
-    for lang in ("sw", "ur"):
-        _tsv(root / f"xnli/test-{lang}.tsv", XNLI_ROWS)
+    for lang in ("en", "sw", "ur"):
+        _tsv(root / f"xnli/dev-{lang}.tsv", XNLI_ROWS)
+    for lang in ("en", "sw", "ur"):
+        _xnli_test(root / f"xnli/test-{lang}.tsv")
     _jsonl(root / "xcopa/train-en.jsonl", COPA * 2)
     _jsonl(root / "xcopa/val-en.jsonl", COPA)
+    _jsonl(root / "xcopa/test-en.jsonl", [{**r, "label": 0} for r in COPA])
     _jsonl(root / "siqa/socialIQa_v1.4_trn.jsonl", SIQA * 2)
     _jsonl(root / "siqa/socialIQa_v1.4_dev.jsonl", SIQA)
     for lang in ("sw", "qu"):
-        _jsonl(root / f"xcopa/test-{lang}.jsonl", COPA)
+        _jsonl(root / f"xcopa/val-{lang}.jsonl", COPA)
+        _jsonl(root / f"xcopa/test-{lang}.jsonl", [{**r, "label": 0} for r in COPA])
     _conll(root / "panx/train-en.tsv", PANX_SENTENCES * 2)
-    _conll(root / "panx/dev-en.tsv", PANX_SENTENCES)
-    for lang in ("sw", "yo"):
-        _conll(root / f"panx/test-{lang}.tsv", PANX_SENTENCES)
+    for lang in ("en", "sw", "yo"):
+        _conll(root / f"panx/dev-{lang}.tsv", PANX_SENTENCES)
+        _conll(root / f"panx/test-{lang}.tsv", PANX_SENTENCES, with_tags=False)
     _conll(root / "udpos/train-en.tsv", POS_SENTENCES * 2)
-    _conll(root / "udpos/dev-en.tsv", POS_SENTENCES)
-    for lang in ("yo", "wo"):
-        _conll(root / f"udpos/test-{lang}.tsv", POS_SENTENCES)
-    _json(root / "squad/train-v1.1.json", squad("en"))
-    _json(root / "squad/dev-v1.1.json", squad("en"))
-    _json(root / "xquad/xquad.de.json", squad("de"))
-    _json(root / "mlqa/MLQA_V1/test/test-context-de-question-de.json", squad("de"))
-    _json(root / "mlqa/MLQA_V1/test/test-context-zh-question-zh.json", squad("zh"))
-    _json(root / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json", squad("en"))
-    _json(root / "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.en.dev.json", squad("en"))
-    _json(root / "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.sw.dev.json", squad("sw"))
+    for lang in ("en", "wo"):  # UD has no yo dev treebank: the download has no dev-yo.tsv
+        _conll(root / f"udpos/dev-{lang}.tsv", POS_SENTENCES)
+    for lang in ("en", "yo", "wo"):
+        _conll(root / f"udpos/test-{lang}.tsv", POS_SENTENCES, with_tags=False)
+    _squad_file(root / "squad/train-v1.1.json", squad("en"))
+    _squad_file(root / "squad/dev-v1.1.json", squad("en"))
+    for lang in ("en", "de"):  # download_xquad fetches no ro
+        _squad_file(root / f"xquad/xquad.{lang}.json", strip_squad(squad(lang)))
+    for lang in ("de", "zh"):
+        _squad_file(root / f"mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json", squad(lang))
+        _squad_file(root / f"mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json", strip_squad(squad(lang)))
+    tydi = squad("en", prefix="english-")
+    _squad_file(root / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json", tydiqa_train(tydi))
+    for lang in ("en", "sw"):
+        _squad_file(root / f"tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json", strip_squad(squad(lang)))
     write_mewslix(root)
     for lang in ("en", "de"):
         _json(root / f"lareqa/xquad-r/{lang}.json", squad(lang, with_breaks=True))
-    eng = [f"sentence number {i} about the cat ." for i in range(12)]
     for lang in ("sw", "de", "ur", "ja"):
-        write_tatoeba(root / "tatoeba", lang, [f"sentensi {i} paka ." for i in range(12)], eng)
+        write_tatoeba_download(root / "tatoeba", lang, TATOEBA_XX, TATOEBA_EN)
     return root
+
+
+TATOEBA_EN = [f"sentence number {i} about the cat ." for i in (3, 11, 0, 7, 5, 1, 9, 2, 10, 4, 8, 6)]
+TATOEBA_XX = [f"sentensi {i} paka ." for i in (3, 11, 0, 7, 5, 1, 9, 2, 10, 4, 8, 6)]
 
 
 # Target languages each task's fixture files cover.
 FIXTURE_LANGS = {"xnli": ["sw", "ur"], "xcopa": ["sw", "qu"], "panx": ["sw", "yo"], "udpos": ["yo", "wo"],
-                 "xquad": ["de"], "mlqa": ["de", "zh"], "tydiqa": ["sw"], "mewslix": ["de", "tr"],
+                 "xquad": ["de", "ro"], "mlqa": ["de", "zh"], "tydiqa": ["sw"], "mewslix": ["de", "tr"],
                  "lareqa": ["en", "de"], "tatoeba": ["sw", "de"]}
 
 
