@@ -88,6 +88,15 @@ class EvalConfig(StrictModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     """MLflow: each (model, task, seed) is a run nested under the given parent."""
 
+    def require_labelled(self, langs: list[str]) -> str:
+        """The split the primary task (the first of ``tasks``) is scored on for ``langs``; a WeamError
+        naming task, split and languages when the data carry no gold labels for some of them."""
+        from eval.tasks import get_task, labelled_split
+
+        primary = get_task(self.tasks[0])
+        hf = any(f"{primary.name}{suffix}" in self.hf_datasets for suffix in ("", ".test", ".dev"))
+        return labelled_split(primary.name, self.split, langs, self.labels_dir, hf=hf)
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:

@@ -148,10 +148,12 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
             EvalConfig,
             {"tasks": ["tatoeba"], **study.eval},
             {"langs": study.held_out, "data_dir": study.xtreme_data_dir or work / "data", "out_dir": out_dir,
-             "tracking": tracking},
+             "tracking": tracking, **({} if study.xtreme_data_dir else {"labels_dir": work / "data" / "labels"})},
             source,
             "eval",
         )
+        if study.xtreme_data_dir is not None:  # the primary task must have gold for the held-out languages
+            config.require_labelled(study.held_out)
         steps.append(Step(f"eval/{condition_name}/seed{seed}", "eval", out_dir, config, condition_name, seed,
                           extra={"model": model_dir}))
     steps.append(Step("report", "report", layout.report_dir(work)))
@@ -353,7 +355,7 @@ class StudyRunner:
             src, tgt = layout.corpus_files(self.work, self.study.pivot, code, split="heldout")
             eng = src.read_text(encoding="utf-8").splitlines()
             other = tgt.read_text(encoding="utf-8").splitlines()
-            write_tatoeba(step.out_dir, code, other, eng)
+            write_tatoeba(step.out_dir, code, other, eng, labels_dir=step.out_dir.parent / "labels")
             counts[code] = len(other)
         atomic_write_json(step.out_dir / "manifest.json", {"stage": "tatoeba", "counts": counts})
         return False
