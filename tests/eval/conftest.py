@@ -195,6 +195,11 @@ def write_xtreme(root: Path) -> Path:
         _json(root / f"lareqa/xquad-r/{lang}.json", squad(lang, with_breaks=True))
     for lang in ("sw", "de", "ur", "ja"):
         write_tatoeba_download(root / "tatoeba", lang, TATOEBA_XX, TATOEBA_EN)
+        # Not part of the download: the gold a user keeps apart (leaderboard layout, for labels_dir).
+        gold = sorted(range(len(TATOEBA_EN)), key=lambda i: TATOEBA_EN[i])
+        labels = root / "labels" / "tatoeba" / f"test-{lang}.tsv"
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        labels.write_text("".join(f"{i}\n" for i in gold), encoding="utf-8")
     return root
 
 

@@ -9,49 +9,45 @@ import pytest
 from eval import formats
 from eval.api import evaluate
 from eval.config import EvalConfig
-from eval.data import load_records
+from eval.data import load_english, load_split
 from eval.tasks import get_task
 from weam.errors import ConfigError, InputError
 from weam.config import load_config
 
 
-def test_loaders_read_the_fixture_layout(xtreme_dir):
+def test_loaders_read_the_download_layout(xtreme_dir):
     config = EvalConfig(data_dir=xtreme_dir)
-    xnli = load_records(config, get_task("xnli"), "test", "sw")
+    xnli = load_split(config, get_task("xnli"), "dev", "sw")
     assert xnli[3] == {"sentence1": 'he said "hello" .', "sentence2": "he spoke .", "label": "entailment", "line": 4}
-    panx = load_records(config, get_task("panx"), "test", "yo")
+    assert {r["label"] for r in load_split(config, get_task("xnli"), "test", "sw")} == {None}  # no label column
+    panx = load_split(config, get_task("panx"), "dev", "yo")
     assert panx[0]["tokens"][:2] == ["Anna", "lives"] and panx[0]["tags"][3:5] == ["B-LOC", "I-LOC"]
-    assert len(panx) == 3
-    copa = load_records(config, get_task("xcopa"), "test", "qu")
+    assert len(panx) == 3 and load_split(config, get_task("panx"), "test", "yo")[0]["tags"] is None
+    copa = load_split(config, get_task("xcopa"), "dev", "qu")
     assert copa[1]["question"] == "effect" and copa[1]["label"] == 1
-    qa = load_records(config, get_task("mlqa"), "test", "zh")
+    assert [r["label"] for r in load_split(config, get_task("xcopa"), "test", "qu")] == [None, None]  # 0s dropped
+    qa = load_split(config, get_task("mlqa"), "dev", "zh")
     assert qa[1]["answers"][0]["text"] == "New York" and qa[1]["id"] == "q2"
+    assert all(r["answers"] == [] for r in load_split(config, get_task("tydiqa"), "test", "sw"))
+    train = load_english(config, get_task("tydiqa"), "train")
+    assert train[0]["id"] == "q1" and train[0]["answers"][0]["text"] == "the mat"  # tydiqa_preprocess's ids
     mentions = formats.read_mewslix_mentions(xtreme_dir / "mewslix/wikinews_mentions/test-de.jsonl")
     assert mentions == [{"example_id": "de-0", "query": "Anna: { Anna } wohnt in New York.", "entity_id": None}]
-
-
-def test_write_tatoeba_uses_xtremes_three_letter_codes(tmp_path):
-    formats.write_tatoeba(tmp_path, "sw", ["paka  ameketi", "mbwa"], ["the cat sat", "dog"])
-    formats.write_tatoeba(tmp_path, "fa", ["گربه"], ["cat"])
-    formats.write_tatoeba(tmp_path, "zh_Hans", ["猫"], ["cat"])
-    formats.write_tatoeba(tmp_path, "pa", ["ਬਿੱਲੀ"], ["cat"])  # not a Tatoeba language in XTREME-R: ISO 639-3
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["tatoeba.cmn-eng.cmn", "tatoeba.cmn-eng.eng", "tatoeba.pan-eng.eng", "tatoeba.pan-eng.pan",
-                     "tatoeba.pes-eng.eng", "tatoeba.pes-eng.pes", "tatoeba.swh-eng.eng", "tatoeba.swh-eng.swh"]
-    assert formats.read_tatoeba(tmp_path, "swh") == (["paka ameketi", "mbwa"], ["the cat sat", "dog"])
+    src, eng, gold, layout = formats.read_tatoeba_any(xtreme_dir / "tatoeba", "sw", "swh")
+    assert eng == sorted(eng) and gold is None and layout == "download"
 
 
 def test_missing_language_file_is_named(tiny_model_dir, xtreme_dir, tmp_path):
     config = EvalConfig(tasks=["xnli"], langs=["ar"], data_dir=xtreme_dir, out_dir=tmp_path / "out",
                         hyperparams={"xnli": {"max_steps": 1}}, tracking={"enabled": False})
-    with pytest.raises(InputError, match=r"xnli/test-ar\.tsv: missing file"):
+    with pytest.raises(InputError, match=r"xnli/dev-ar\.tsv: missing file"):
         evaluate(tiny_model_dir, config)
 
 
 def test_missing_tatoeba_language_is_named(tiny_model_dir, xtreme_dir, tmp_path):
     config = EvalConfig(tasks=["tatoeba"], langs=["yo"], data_dir=xtreme_dir, out_dir=tmp_path / "out",
                         tracking={"enabled": False})
-    with pytest.raises(InputError, match=r"tatoeba\.yor-eng\.yor: missing file"):
+    with pytest.raises(InputError, match=r"tatoeba/yo-en\.yo: missing file: .*yo-en\.en.*tatoeba\.yor-eng\.yor"):
         evaluate(tiny_model_dir, config)
 
 
@@ -99,36 +95,20 @@ def test_dev_split_only_where_xtreme_has_one(xtreme_dir):
     from weam.errors import WeamError
 
     config = EvalConfig(data_dir=xtreme_dir, split="dev")
-    with pytest.raises(WeamError, match="task xquad has no de dev split"):
-        load_records(config, get_task("xquad"), "dev", "de")
-    assert load_records(config, get_task("xnli"), "dev", "en")
+    with pytest.raises(WeamError, match="task xquad has no dev split in XTREME's download"):
+        load_split(config, get_task("xquad"), "dev", "de")
+    assert load_english(config, get_task("xnli"), "dev")
 
 
 def test_tatoeba_sides_must_align(tmp_path):
-    formats.write_tatoeba(tmp_path, "sw", ["a", "b"], ["x", "y"])
-    (tmp_path / "tatoeba.swh-eng.eng").write_text("x\n", encoding="utf-8")
+    for suffix, lines in (("swh", "a\nb\n"), ("eng", "x\n")):
+        (tmp_path / f"tatoeba.swh-eng.{suffix}").write_text(lines, encoding="utf-8")
     with pytest.raises(InputError, match=r"tatoeba\.swh-eng\.eng:2: has 1 lines but tatoeba\.swh-eng\.swh has 2"):
         formats.read_tatoeba(tmp_path, "swh")
-
-
-def test_hugging_face_path_reads_the_same_schema(tiny_model_dir, tmp_path):
-    """hf_datasets goes through datasets.load_dataset; offline we point it at local JSON lines."""
-    folder = tmp_path / "hf"
-    folder.mkdir()
-    rows = [{"sentence1": "the cat sat", "sentence2": "a cat", "label": 1},
-            {"sentence1": "the cat sat", "sentence2": "no cat", "label": 0}]
-    for name in ("train-en", "dev-en", "test-sw"):
-        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    pattern = str(folder / "{split}-{lang}.jsonl")
-    config = EvalConfig(tasks=["xnli"], langs=["sw"], hf_datasets={"xnli": pattern}, out_dir=tmp_path / "out",
-                        hyperparams={"xnli": {"max_steps": 1, "batch_size": 2}}, tracking={"enabled": False})
-    assert load_records(config, get_task("xnli"), "test", "sw")[0]["label"] == "entailment"
-    result = evaluate(tiny_model_dir, config)["xnli"]
-    assert set(result["per_language"]) == {"sw"}
-    bad = folder / "test-sw.jsonl"
-    bad.write_text(json.dumps({**rows[0], "label": 7}) + "\n")
-    with pytest.raises(InputError, match="label index 7"):
-        load_records(config, get_task("xnli"), "test", "sw")
+    formats.write_tatoeba(tmp_path, "sw", ["a", "b"], ["x", "y"])
+    (tmp_path / "sw-en.en").write_text("x\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"sw-en\.en:2: has 1 lines but sw-en\.sw has 2"):
+        formats.read_tatoeba_any(tmp_path, "sw", "swh")
 
 
 def test_shipped_configs_validate(tmp_path):
@@ -139,22 +119,3 @@ def test_shipped_configs_validate(tmp_path):
         assert config.tasks
     with pytest.raises(ConfigError, match="unknown task 'xnlj'"):
         load_config(EvalConfig, None, ["tasks=[xnlj]"])
-
-
-def test_hugging_face_columns_and_class_labels_are_mapped(tmp_path):
-    """A dataset with the hub's XNLI schema (premise/hypothesis, ClassLabel entailment/neutral/contradiction)."""
-    import datasets
-
-    features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])})
-    table = datasets.Dataset.from_dict({"premise": ["a", "b"], "hypothesis": ["c", "d"], "label": [0, 2]},
-                                       features=features)
-    table.to_parquet(str(tmp_path / "test-sw.parquet"))
-    config = EvalConfig(hf_datasets={"xnli": str(tmp_path / "{split}-{lang}.parquet")},
-                        hf_columns={"xnli": {"sentence1": "premise", "sentence2": "hypothesis"}})
-    records = load_records(config, get_task("xnli"), "test", "sw")
-    assert [(r["sentence1"], r["sentence2"], r["label"]) for r in records] == [
-        ("a", "c", "entailment"), ("b", "d", "contradiction")]
-    unmapped = EvalConfig(hf_datasets={"xnli": str(tmp_path / "{split}-{lang}.parquet")})
-    with pytest.raises(InputError, match="lacks column"):
-        load_records(unmapped, get_task("xnli"), "test", "sw")

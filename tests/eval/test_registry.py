@@ -58,5 +58,24 @@ def test_tatoeba_codes_and_layer_rule():
 @pytest.mark.parametrize("name", sorted(EVALUATE_PY))
 def test_every_task_names_its_files_and_data(name):
     spec = get_task(name)
-    assert "test" in spec.files and spec.train_data and spec.input_format
+    assert "test" in spec.splits and spec.train_data and spec.input_format
     assert (spec.finetune is None) == (name == "tatoeba")
+    assert spec.hf is not None and "/" in spec.hf.id and spec.hf.id != "google/xtreme"  # namespaced, not v1
+
+
+# What utils_preprocess.py leaves labelled (True) or strips (False), per task and split.
+LABEL_FACTS = {
+    "xnli": {"dev": True, "test": False}, "xcopa": {"dev": True, "test": False},
+    "udpos": {"dev": True, "test": False}, "panx": {"dev": True, "test": False},
+    "xquad": {"test": False}, "mlqa": {"dev": True, "test": False}, "tydiqa": {"test": False},
+    "mewslix": {"dev": True, "test": False}, "lareqa": {"test": True}, "tatoeba": {"test": False},
+}
+
+
+def test_label_facts_are_data():
+    for name, facts in LABEL_FACTS.items():
+        spec = get_task(name)
+        assert {split: info.labelled for split, info in spec.splits.items()} == facts, name
+        assert all(info.why for info in spec.splits.values())
+    assert set(get_task("udpos").splits["dev"].missing) == {"kk", "th", "tl", "yo"}
+    assert set(get_task("xquad").splits["test"].missing) == {"ro"}  # download_xquad fetches 11 languages

@@ -1,85 +1,78 @@
-"""Every task, on official-format files: load, fine-tune 2 steps, predict, score, write the layout."""
+"""XTREME's protocol details on tiny inputs: QA windows every 128 tokens, dual encoders with the pooler
+output and a learnable scale of 100, Tatoeba after SQuAD fine-tuning (XTREME-R) or zero-shot."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from eval.api import evaluate
 from eval.config import EvalConfig
-from eval.formats import read_leaderboard_file
-from eval.tasks import all_tasks, get_task
-from tests.eval.conftest import FIXTURE_LANGS
+from eval.runners import RUNNERS, QARunner
+from eval.tasks import get_task
 
 
 def tiny_config(tmp_path, xtreme_dir, tasks, langs=None, **extra) -> EvalConfig:
-    hyper = {t: {"max_steps": 2, "batch_size": 4, "max_seq_len": 64} for t in tasks}
+    hyper = {t: {"max_steps": 2, "batch_size": 4, "max_seq_len": 64} for t in [*tasks, "xquad"]}
     return EvalConfig(tasks=tasks, langs=langs, data_dir=xtreme_dir, out_dir=tmp_path / "out", hyperparams=hyper,
                       eval_batch_size=8, tracking={"enabled": False}, **extra)
 
 
-def test_fixture_covers_every_task():
-    assert set(FIXTURE_LANGS) == set(all_tasks())
+def test_qa_windows_start_every_doc_stride_tokens(tiny_model_dir, tmp_path):
+    """run_squad.py's --doc_stride 128 is the step between window starts (HF's stride is the overlap)."""
+    import dataclasses
+
+    runner = QARunner(get_task("xquad"), EvalConfig(), tiny_model_dir)
+    # The tiny model has 128 positions; the windowing is the tokenizer's, so test it at 200 tokens.
+    runner.settings = dataclasses.replace(runner.settings, max_seq_len=200)
+    context = " ".join(["the cat sat on the mat"] * 80)  # far longer than one window
+    record = {"id": "q", "question": "where did the cat sit ?", "context": context, "answers": []}
+    windows = runner.windows([record])
+    starts = [next(i for i, s in enumerate(w["sequence_ids"]) if s == 1) for w in windows]
+    first_tokens = [w["offsets"][start][0] for w, start in zip(windows, starts)]
+    n_context = len(runner.tokenizer(context, add_special_tokens=False)["input_ids"])
+    assert len(windows) >= 2
+    token_starts = [len(runner.tokenizer(context[:c], add_special_tokens=False)["input_ids"]) for c in first_tokens]
+    assert token_starts[:3] == [0, 128, 256][: len(token_starts[:3])]
+    assert all(len(w["input_ids"]) <= 200 for w in windows) and token_starts[-1] < n_context
+    # A window narrower than the step (max_seq_len 128 here) cannot skip text as run_squad.py would:
+    # consecutive windows then touch (overlap 0).
+    runner.settings = dataclasses.replace(runner.settings, max_seq_len=128)
+    narrow = runner.windows([record])
+    ends = [max(o[1] for o, s in zip(w["offsets"], w["sequence_ids"]) if s == 1) for w in narrow]
+    begins = [min(o[0] for o, s in zip(w["offsets"], w["sequence_ids"]) if s == 1) for w in narrow]
+    assert all(b <= e + 1 for b, e in zip(begins[1:], ends[:-1]))
+    long_question = " ".join(["why"] * 100)
+    assert len(runner.tokenizer(runner.question(long_question), add_special_tokens=False)["input_ids"]) == 64
 
 
-@pytest.mark.parametrize("task", sorted(FIXTURE_LANGS))
-def test_task_end_to_end(task, tiny_model_dir, xtreme_dir, tmp_path):
-    spec = get_task(task)
-    langs = FIXTURE_LANGS[task]
-    result = evaluate(tiny_model_dir, tiny_config(tmp_path, xtreme_dir, [task], langs))[task]
+def test_dual_encoder_uses_pooler_and_a_learnable_scale(tiny_model_dir, xtreme_dir, tmp_path):
+    config = tiny_config(tmp_path, xtreme_dir, ["mewslix"], ["de"])
+    runner = RUNNERS["retrieval_el"](get_task("mewslix"), config, tiny_model_dir)
+    model = runner.build_model(1)
+    assert model.logit_scale.item() == pytest.approx(100.0) and model.logit_scale.requires_grad
+    runner.model = model
+    enc = runner.tokenizer(["Anna lives in New York"], return_tensors="pt")
+    pooled = runner.pool_vectors(model.encoder(**enc), enc)
+    assert pooled.shape[-1] == model.config.hidden_size
+    import torch
 
-    assert list(result["per_language"]) == langs
-    for lang, values in result["per_language"].items():
-        assert set(values) == set(spec.metrics)
-        assert all(0.0 <= v <= 100.0 for v in values.values()), (lang, values)
-        cell = json.loads((tmp_path / "out" / task / "seed1" / f"{lang}.json").read_text())
-        assert cell["metrics"] == values
-        predictions = tmp_path / "out" / task / "seed1" / "predictions" / task / f"test-{lang}.{spec.prediction_ext}"
-        assert read_leaderboard_file(predictions, spec.kind)
-    scores = [spec.score_of(v) for v in result["per_language"].values()]
-    assert result["avg"] == pytest.approx(sum(scores) / len(scores))
-    assert result["families"] and set(result["unlabeled"]) == set()
-    saved = json.loads((tmp_path / "out" / task / "results.json").read_text())
-    assert saved["avg"] == pytest.approx(result["avg"])
-    assert (tmp_path / "out" / task / "manifest.json").is_file()
+    assert torch.allclose(pooled, model.encoder(**enc).pooler_output)
+    lareqa = RUNNERS["retrieval_qa"](get_task("lareqa"), config, tiny_model_dir)
+    assert (lareqa.query_len, lareqa.answer_len) == (96, 256)
+    before = model.logit_scale.item()
+    runner.settings = runner.settings.__class__(**{**vars(runner.settings), "learning_rate": 1e-2})
+    from eval.training import fine_tune
+
+    fine_tune(model, runner.pairs("train"), runner.loss, runner.settings, seed=1)
+    assert model.logit_scale.item() != before  # trained with the encoder
 
 
-def test_tatoeba_identity_retrieval_is_perfect(tiny_model_dir, tmp_path):
-    """English against itself: every sentence's nearest neighbour is itself, whatever the model."""
-    import random
-
-    from eval.formats import write_tatoeba
-    from tests.conftest import TINY_TEXTS
-
-    words = sorted({w for text in TINY_TEXTS for w in text.split()})
-    rng = random.Random(0)
-    sentences = sorted({" ".join(rng.sample(words, 6)) for _ in range(30)})
-    write_tatoeba(tmp_path / "data" / "tatoeba", "de", sentences, sentences)
-    config = EvalConfig(tasks=["tatoeba"], langs=["de"], data_dir=tmp_path / "data", out_dir=tmp_path / "out",
-                        tracking={"enabled": False})
+@pytest.mark.parametrize("encoder", ["squad", "pretrained"])
+def test_tatoeba_encoders(encoder, tiny_model_dir, xtreme_dir, tmp_path):
+    """squad (XTREME-R, run_tatoeba.sh): one SQuAD fine-tuning per seed; pretrained: zero-shot, one run."""
+    config = tiny_config(tmp_path, xtreme_dir, ["tatoeba"], ["sw"], seeds=[1, 2], tatoeba_encoder=encoder,
+                         labels_dir=xtreme_dir / "labels")
     result = evaluate(tiny_model_dir, config)["tatoeba"]
-    assert result["per_language"]["de"]["accuracy"] == pytest.approx(100.0)
-
-
-def test_unlabeled_test_split_gets_predictions_but_no_scores(tiny_model_dir, xtreme_dir, tmp_path):
-    """XTREME's download strips test labels: predictions are still written for `weam eval score`."""
-    import shutil
-
-    data = tmp_path / "download"
-    shutil.copytree(xtreme_dir / "xnli", data / "xnli")
-    rows = (data / "xnli" / "test-sw.tsv").read_text().splitlines()
-    (data / "xnli" / "test-sw.tsv").write_text("".join(r.rsplit("\t", 1)[0] + "\n" for r in rows))
-    result = evaluate(tiny_model_dir, tiny_config(tmp_path, data, ["xnli"], ["sw"]))["xnli"]
-    assert result["unlabeled"] == ["sw"] and result["per_language"] == {} and result["avg"] is None
-    predictions = (tmp_path / "out/xnli/seed1/predictions/xnli/test-sw.tsv").read_text().split()
-    assert len(predictions) == len(rows) and set(predictions) <= set(get_task("xnli").labels)
-
-
-def test_tatoeba_after_squad_fine_tuning(tiny_model_dir, xtreme_dir, tmp_path):
-    """XTREME-R's protocol: the encoder fine-tuned on SQuAD (one run per seed) embeds the sentences."""
-    config = tiny_config(tmp_path, xtreme_dir, ["tatoeba"], ["sw"], seeds=[1, 2], tatoeba_after_squad=True)
-    config.hyperparams["xquad"] = config.hyperparams["tatoeba"]
-    result = evaluate(tiny_model_dir, config)["tatoeba"]
-    assert set(result["seeds"]) == {"1", "2"}
+    assert set(result["seeds"]) == ({"1", "2"} if encoder == "squad" else {"1"})
     assert 0.0 <= result["per_language"]["sw"]["accuracy"] <= 100.0
+    assert result["labels"]["sw"].endswith("labels/tatoeba/test-sw.tsv")

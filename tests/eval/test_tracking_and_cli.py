@@ -19,6 +19,7 @@ def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent = RunLogger(uri, "study", "condition-a", tags={"weam.condition": "a"})
     config = EvalConfig(tasks=["tatoeba", "xnli"], langs=["sw", "ur", "ja"], data_dir=xtreme_dir, seeds=[1, 2],
+                        labels_dir=xtreme_dir / "labels", tatoeba_encoder="pretrained",
                         out_dir=tmp_path / "out", hyperparams={"xnli": {"max_steps": 2, "batch_size": 4}},
                         tracking={"uri": uri, "experiment": "study"})
     results = evaluate(tiny_model_dir, config, parent_run_id=parent.run_id, tags={"weam.study": "demo"})
@@ -76,7 +77,8 @@ def test_cli_evaluates_a_model(subcommand, tiny_model_dir, xtreme_dir, tmp_path)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["eval", *subcommand, "--model", str(tiny_model_dir), "--tasks", "tatoeba",
                                       "--langs", "sw,de", "--data-dir", str(xtreme_dir), "--out-dir", str(out),
-                                      "--set", "tracking.enabled=false"], env={"COLUMNS": "200"})
+                                      "--set", "tracking.enabled=false", "--set", f"labels_dir={xtreme_dir / 'labels'}",
+                                      "--set", "tatoeba_encoder=pretrained"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "tatoeba" / "results.json").read_text())
     assert set(saved["per_language"]) == {"sw", "de"} and "tatoeba" in result.output
@@ -144,6 +146,7 @@ def test_own_predictions_score_like_the_run(tiny_model_dir, xtreme_dir, tmp_path
     result = evaluate(tiny_model_dir, config)["panx"]
     labels = tmp_path / "labels" / "panx"
     labels.mkdir(parents=True)
-    shutil.copy(xtreme_dir / "panx" / "test-yo.tsv", labels / "test-yo.tsv")
+    assert result["split"] == "dev"  # the labelled split: PAN-X test tags are withheld by the download
+    shutil.copy(xtreme_dir / "panx" / "dev-yo.tsv", labels / "test-yo.tsv")
     scored = score_folder(tmp_path / "out/panx/seed1/predictions", tmp_path / "labels")
     assert scored["tasks"]["panx"]["per_language"]["yo"] == pytest.approx(result["per_language"]["yo"])
