@@ -40,7 +40,7 @@ def build_data(root: Path, sentences: int, seed: int = 0) -> None:
         write_tatoeba(root / "tatoeba", lang, [_noisy(rng, s, lang) for s in eng], eng)
     labels = ["entailment", "neutral", "contradiction"]
     rows = [(s, s if i % 3 == 0 else _sentence(rng), labels[i % 3]) for i, s in enumerate(eng)]
-    for name in ("train-en", "dev-en", "test-sw", "test-ur", "test-de"):
+    for name in ("train-en", "dev-en", "dev-sw", "dev-ur", "dev-de"):  # dev: the split the download labels
         path = root / "xnli" / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="") as handle:
@@ -96,14 +96,14 @@ def _mewslix(root: Path, rng: random.Random) -> None:
             ctx, mention = context(lang, f"{word} {lang} nachricht {rng.choice(WORDS)} .", word, f"{lang}{i}", "")
             records.append({"context": ctx, "mentions": [mention]})
             labels[f"{lang}{i}"] = [e]
-        (folder / "wikinews_mentions" / f"test-{lang}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        (folder / "wikinews_labels" / f"test-{lang}.json").write_text(json.dumps(labels))
+        (folder / "wikinews_mentions" / f"dev-{lang}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (folder / "wikinews_labels" / f"dev-{lang}.json").write_text(json.dumps(labels))
 
 
 def build_model(folder: Path, root: Path) -> Path:
     from weam.modeling import build_masked_lm, save_model_and_tokenizer, train_wordpiece_tokenizer
 
-    texts = [line for path in sorted((root / "tatoeba").iterdir()) for line in path.read_text().splitlines()]
+    texts = [line for path in sorted((root / "tatoeba").glob("*-en.*")) for line in path.read_text().splitlines()]
     tokenizer = train_wordpiece_tokenizer(texts, vocab_size=500)
     model = build_masked_lm("tiny", vocab_size=len(tokenizer), max_position_embeddings=128)
     return save_model_and_tokenizer(model, tokenizer, folder)
@@ -132,6 +132,7 @@ def main() -> None:
         task_langs = {"tatoeba": list(LANGS), "mewslix": ["de", "tr", "ta", "ar"], "lareqa": ["en", "de", "ar"],
                       "xnli": ["sw", "ur", "de"]}
         config = EvalConfig(tasks=list(task_langs), data_dir=root, out_dir=work / "out", device=args.device,
+                            labels_dir=root / "labels", tatoeba_encoder="pretrained",
                             hyperparams={t: steps for t in ("mewslix", "lareqa", "xnli")},
                             tracking={"uri": uri, "experiment": "bench"})
         started = time.perf_counter()
