@@ -111,14 +111,21 @@ def write_mewslix(root: Path) -> None:
                                  "description_language": "en", "description_url": "u"}})
     _jsonl(root / "mewslix/wikipedia_pairs-train.jsonl", pairs)
     _jsonl(root / "mewslix/wikipedia_pairs-dev.jsonl", pairs)
-    # mewslix_preprocess: dev keeps entity ids, test blanks them (labels file {id: [""]}).
-    for lang, text, mention, entity in [("de", "Anna wohnt in New York.", "Anna", "Q1"),
-                                        ("tr", "Google Anna'yı işe aldı.", "Google", "Q3")]:
+    # mewslix_preprocess: dev keeps entity ids, test blanks them (labels file {id: [""]}); json.dumps'
+    # defaults (ASCII escapes), one record per line; labels with json.dump, no newline.
+    for lang, text, mention, entity in MEWSLIX_MENTIONS:
         start = text.index(mention)
         for split, gold in (("dev", entity), ("test", "")):
             record = mewslix_context(lang, text, start, start + len(mention), f"{lang}-0", gold)
-            _jsonl(root / f"mewslix/wikinews_mentions/{split}-{lang}.jsonl", [record])
-            _json(root / f"mewslix/wikinews_labels/{split}-{lang}.json", {f"{lang}-0": [gold]})
+            path = root / f"mewslix/wikinews_mentions/{split}-{lang}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+            labels = root / f"mewslix/wikinews_labels/{split}-{lang}.json"
+            labels.parent.mkdir(parents=True, exist_ok=True)
+            labels.write_text(json.dumps({f"{lang}-0": [gold]}), encoding="utf-8")
+
+
+MEWSLIX_MENTIONS = [("de", "Anna wohnt in New York.", "Anna", "Q1"), ("tr", "Google Anna'yı işe aldı.", "Google", "Q3")]
 
 
 def strip_squad(data: dict) -> dict:
@@ -164,7 +171,7 @@ def write_xtreme(root: Path) -> Path:
         _xnli_test(root / f"xnli/test-{lang}.tsv")
     _jsonl(root / "xcopa/train-en.jsonl", COPA * 2)
     _jsonl(root / "xcopa/val-en.jsonl", COPA)
-    _jsonl(root / "xcopa/test-en.jsonl", [{**r, "label": 0} for r in COPA])
+    _jsonl(root / "xcopa/test-en.jsonl", [{**r, "label": 0} for r in COPA])  # xcopa_preprocess: all 0
     _jsonl(root / "siqa/socialIQa_v1.4_trn.jsonl", SIQA * 2)
     _jsonl(root / "siqa/socialIQa_v1.4_dev.jsonl", SIQA)
     for lang in ("sw", "qu"):
