@@ -79,18 +79,35 @@ def _file_code(spec: TaskSpec, lang: str) -> str:
     return spec.file_code(lang)
 
 
-def _fresh(cell_path: Path, split: str, config: EvalConfig) -> bool:
-    """A stored cell is reused only if it was computed for the same split and label folder."""
+def settings_key(spec: TaskSpec, config: EvalConfig) -> str:
+    """The settings a cell's result depends on (not the model path: a study names each model's out_dir)."""
+    import hashlib
+
+    used = ["data_dir", "labels_dir", "train_batch_size", "max_seq_len"]
+    if spec.kind == "sentence_retrieval":
+        used += ["retrieval_layer", "retrieval_pooling", "tatoeba_encoder"]
+    if spec.kind in ("retrieval_el", "retrieval_qa"):
+        used += ["dual_encoder_pooling"]
+    dump = config.model_dump(mode="json")
+    tasks = [spec.name, "xquad"] if spec.kind == "sentence_retrieval" else [spec.name]
+    key = {name: dump[name] for name in used} | {
+        "hyperparams": {t: dump["hyperparams"].get(t) for t in tasks},
+        "hf": {k: v for k, v in dump["hf_datasets"].items() if k.split(".")[0] in tasks},
+        "hf_columns": dump["hf_columns"].get(spec.name)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fresh(cell_path: Path, split: str, config: EvalConfig, spec: TaskSpec) -> bool:
+    """A stored cell is reused only if it was computed for the same split and result-affecting settings."""
     if not cell_path.is_file():
         return False
     cell = json.loads(cell_path.read_text(encoding="utf-8"))
-    labels = str(config.labels_dir) if config.labels_dir else None
-    return cell.get("split") == split and cell.get("labels_dir") == labels
+    return cell.get("split") == split and cell.get("settings") == settings_key(spec, config)
 
 
 def run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) -> dict[str, dict | None]:
     seed_dir = Path(config.out_dir) / spec.name / f"seed{seed}"
-    pending = [lang for lang in langs if not _fresh(seed_dir / f"{lang}.json", split, config)]
+    pending = [lang for lang in langs if not _fresh(seed_dir / f"{lang}.json", split, config, spec)]
     logger = _logger(model, spec, config, seed, seed_dir, parent_run_id, tags)
     try:
         if pending:
@@ -135,7 +152,7 @@ def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, see
     from eval.score import score_language
 
     cell = {"task": spec.name, "lang": lang, "seed": seed, "split": split, "metrics": None, "labels": None,
-            "reason": None, "count": 0, "labels_dir": str(config.labels_dir) if config.labels_dir else None}
+            "reason": None, "count": 0, "settings": settings_key(spec, config)}
     info = spec.splits.get(split)
     if (info is not None and lang in info.missing and not _uses_hf(config, spec, split)
             and not split_path(config, spec, split, lang).is_file()):

@@ -180,11 +180,15 @@ def print_task_table() -> None:
     console = Console()
     console.print(table)
     facts = Table(title="Tasks")
-    for column in ("task", "name", "group", "#langs", "metric (score)", "English training data", "languages"):
+    for column in ("task", "name", "group", "#langs", "metric (score)", "gold in the download",
+                   "English training data", "languages"):
         facts.add_column(column)
     for spec in tasks.values():
+        gold = ", ".join(f"{name} {'yes' if info.labelled else 'no'}"
+                         + (f" (not {','.join(info.missing)})" if info.missing and info.labelled else "")
+                         for name, info in spec.splits.items())
         facts.add_row(spec.name, spec.title, spec.group, str(len(spec.languages)),
-                      f"{', '.join(spec.metrics)} ({spec.score})", spec.train_data, ",".join(spec.languages))
+                      f"{', '.join(spec.metrics)} ({spec.score})", gold, spec.train_data, ",".join(spec.languages))
     console.print(facts)
     missing = sorted({code for spec in tasks.values() for code in spec.languages} -
                      {get_language(code).code for code in (lang.code for lang in xtreme_r_languages())})

@@ -67,3 +67,20 @@ def test_laser_layout_is_read_and_scored(tiny_model_dir, tmp_path):
     assert result["labels"]["sw"] == "laser" and result["per_language"]["sw"]["accuracy"] == pytest.approx(100.0)
     cell = json.loads((tmp_path / "out/tatoeba/seed1/sw.json").read_text())
     assert cell["split"] == "test" and cell["reason"] is None
+
+
+def test_changed_settings_recompute_cached_cells(tiny_model_dir, xtreme_dir, tmp_path):
+    """A cell computed with other result-affecting settings (encoder, pooling, labels) is never reused."""
+    config = EvalConfig(tasks=["tatoeba"], langs=["sw"], data_dir=xtreme_dir, labels_dir=xtreme_dir / "labels",
+                        tatoeba_encoder="pretrained", out_dir=tmp_path / "out", tracking={"enabled": False})
+    first = evaluate(tiny_model_dir, config)["tatoeba"]["per_language"]["sw"]
+    cell = tmp_path / "out/tatoeba/seed1/sw.json"
+    stamp = cell.stat().st_mtime_ns
+    assert evaluate(tiny_model_dir, config)["tatoeba"]["per_language"]["sw"] == first
+    assert cell.stat().st_mtime_ns == stamp  # same settings: reused
+    cls = config.model_copy(update={"retrieval_pooling": "cls"})
+    evaluate(tiny_model_dir, cls)
+    assert cell.stat().st_mtime_ns != stamp and json.loads(cell.read_text())["settings"] != ""
+    unlabelled = config.model_copy(update={"labels_dir": None})
+    result = evaluate(tiny_model_dir, unlabelled)["tatoeba"]
+    assert result["per_language"] == {} and "sorts the English side" in result["unlabeled"]["sw"]
