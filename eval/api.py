@@ -129,6 +129,13 @@ def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) 
     from eval.runners import RUNNERS
 
     started = time.perf_counter()
+    if split not in spec.splits:  # e.g. split=dev for XQuAD, TyDiQA, LAReQA, Tatoeba: nothing to train for
+        for lang in pending:
+            atomic_write_json(seed_dir / f"{lang}.json", {
+                "task": spec.name, "lang": lang, "seed": seed, "split": split, "metrics": None, "labels": None,
+                "count": 0, "settings": settings_key(spec, config),
+                "reason": f"{spec.name} has no {split} split in XTREME's download (it has {', '.join(spec.splits)})"})
+        return
     runner = RUNNERS[spec.kind](spec, config, model, progress=lambda m: print(f"[{spec.name} seed{seed}] {m}"))
     runner.split = split
     if spec.kind == "sentence_retrieval":

@@ -69,8 +69,8 @@ class EvalConfig(StrictModel):
     max_seq_len: int | None = None
     """Caps every task's max sequence length (None: the registry's per-task value)."""
     retrieval_layer: int | None = None
-    """Tatoeba: index into hidden_states (0 = embeddings, -1 = last layer). None: XTREME's rule,
-    round(2/3 × layers): hidden_states[8] of a 12-layer model (run_tatoeba.sh --specific_layer 7)."""
+    """Tatoeba: index into hidden_states (0 = embeddings, -1 = last layer). None: XTREME's rule
+    (run_tatoeba.sh): hidden_states[8] of a 12-layer model, [14] of a 24-layer one, else round(2/3 × layers)."""
     retrieval_pooling: Literal["mean", "cls"] = "mean"
     """Tatoeba sentence vector: mean over all tokens incl. [CLS]/[SEP] (evaluate_retrieval.py's default),
     or the first token. multilingual-e5: retrieval_layer=-1 with mean."""

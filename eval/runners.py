@@ -576,9 +576,10 @@ class LAReQARunner(DualEncoderRunner):
 
 
 def default_layer(num_layers: int) -> int:
-    """XTREME reads hidden_states[8] of 12-layer models (run_tatoeba.sh: layer 7 of the last 12);
-    keep the same relative depth for other sizes."""
-    return max(1, min(num_layers, round(2 * num_layers / 3)))
+    """XTREME's Tatoeba layer as an index into hidden_states: run_tatoeba.sh takes --specific_layer 7 of
+    the last 12 layers for 12-layer models (hidden_states[8]) and 13 of 24 for XLM-R large
+    (hidden_states[14]); other depths keep mBERT's relative depth, round(2/3 × layers)."""
+    return {12: 8, 24: 14}.get(num_layers, max(1, min(num_layers, round(2 * num_layers / 3))))
 
 
 class TatoebaRunner(Runner):

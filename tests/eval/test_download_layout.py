@@ -91,3 +91,13 @@ def test_labelled_split_is_a_fact_of_the_registry(tmp_path):
     (tmp_path / "tydiqa").mkdir()
     (tmp_path / "tydiqa" / "test-sw.json").write_text("{}")
     assert labelled_split("tydiqa", "labelled", ["sw"], labels_dir=tmp_path) == "test"  # user gold counts
+
+
+def test_a_split_the_task_lacks_is_stated_not_guessed(tiny_model_dir, xtreme_dir, tmp_path):
+    from eval.api import evaluate
+    from eval.config import EvalConfig
+
+    config = EvalConfig(tasks=["tydiqa"], langs=["sw"], split="dev", data_dir=xtreme_dir, out_dir=tmp_path / "out",
+                        tracking={"enabled": False})
+    result = evaluate(tiny_model_dir, config)["tydiqa"]
+    assert result["per_language"] == {} and "tydiqa has no dev split" in result["unlabeled"]["sw"]

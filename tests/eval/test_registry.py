@@ -52,6 +52,7 @@ def test_tatoeba_codes_and_layer_rule():
     assert spec.file_code("fa") == "pes" and spec.file_code("sw") == "swh" and spec.file_code("zh") == "cmn"
     assert all(lang in spec.lang_codes for lang in spec.languages)
     assert default_layer(12) == 8  # run_tatoeba.sh: layer 7 of the last 12 hidden states
+    assert default_layer(24) == 14  # run_tatoeba.sh: LAYER=13 of NLAYER=24 for xlm-roberta-large
     assert default_layer(2) == 1 and default_layer(4) == 3
 
 
