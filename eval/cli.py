@@ -61,7 +61,8 @@ def run_command(
     config: Optional[Path] = _CONFIG,
     set_: list[str] = _SET,
 ) -> None:
-    """Fine-tune on English, select on English dev, predict and score every target language."""
+    """Fine-tune on English (English-dev selection where XTREME's script does it), predict every target
+    language; score the split that carries gold labels (split=labelled), write the rest for `weam eval score`."""
     _run(model, tasks, langs, data_dir, out_dir, config, set_)
 
 
