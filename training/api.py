@@ -20,7 +20,7 @@ from training import data as data_mod
 from training import distributed
 from training.config import DistributedEnv, PretrainConfig
 from training.metrics import flops_per_step, memory_metrics, peak_flops
-from training.objectives import PretrainingModel, mask_tokens
+from training.objectives import PretrainingModel, mask_batch
 from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.tracking import TAG_OBJECTIVE, TAG_STAGE, RunLogger, resolve_tracking_uri
 
@@ -37,14 +37,16 @@ def pretrain(
     inputs = stage_inputs(config)
     if is_up_to_date(out, inputs, config.fingerprint_config()):
         return model_dir
-    sizes = data_mod.count_lines_checked(config.pairs)  # bad data stops here, before any training
+    sizes = data_mod.count_lines_checked(config.data.pairs)  # bad data stops here, before any training
     tokenizer = load_tokenizer(config)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with distributed.session(dist or DistributedEnv()) as env:
-        model = PretrainingModel(load_model(config, tokenizer), config)
-        stream = data_mod.PackedStream(config, tokenizer, sizes)
-        ds_config = distributed.deepspeed_config(config, env.world_size, planned_steps(config, tokenizer, sizes))
+        mlm = load_model(config, tokenizer)
+        model = PretrainingModel(mlm, config.objective, frozen_copy(config, mlm))
+        stream = data_mod.PackedStream.for_config(config, tokenizer, sizes)
+        ds_config = distributed.deepspeed_config(config.optim, config.parallel, config.data.batch_size, env.world_size,
+                                                 planned_steps(config, tokenizer, sizes))
         engine = distributed.initialize(model, ds_config)
         logger = open_logger(config, parent_run_id, tags) if env.is_main else None
         try:
@@ -71,17 +73,18 @@ def pretrain(
     return model_dir
 
 
-def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_batches: int = 8) -> int:
+def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_batches: int = 64) -> int:
     """Steps the LR schedule spans: max_steps, or the token budget over the tokens per batch that
     the first batches actually pack (packing depends on sentence lengths and the input mode)."""
-    estimates = [config.max_steps] if config.max_steps else []
-    if config.token_budget:
-        probe = data_mod.PackedStream(config, tokenizer, sizes)
+    estimates = [config.optim.max_steps] if config.optim.max_steps else []
+    budget = config.data.token_budget
+    if budget:
+        probe = data_mod.PackedStream.for_config(config, tokenizer, sizes)
         built = 0
         while built < probe_batches and probe.next_batch() is not None:
             built += 1
         ended = built < probe_batches
-        estimates.append(max(built, 1) if ended else -(-config.token_budget * built // probe.tokens))
+        estimates.append(max(built, 1) if ended else -(-budget * built // probe.tokens))
     return min(estimates)
 
 
@@ -95,33 +98,33 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
         stream.restore(state["data"])
         step = state["step"]
     micro = distributed.micro_batch_size(engine)
-    rows_per_rank = config.batch_size // env.world_size
-    meter = Meter(config, engine.module.mlm.config, peak_flops(config.cpu_peak_flops) * env.world_size, stream)
-    while config.max_steps is None or step < config.max_steps:
+    rows_per_rank = config.data.batch_size // env.world_size
+    meter = Meter(config, engine.module.mlm.config, peak_flops(config.logging.cpu_peak_flops) * env.world_size, stream)
+    names = ["loss", "mlm", *config.objective.spec.aux_losses]
+    keep = config.checkpoint.keep
+    while config.optim.max_steps is None or step < config.optim.max_steps:
         batch = stream.next_batch()
         if batch is None:
             break
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        inputs, labels = mask_tokens(batch.input_ids, batch.special, batch.aligned(), config.mask_prob, config.masking,
-                                     tokenizer.mask_token_id, len(tokenizer), generator)
+        inputs, labels = mask_batch(batch, config.objective, tokenizer.mask_token_id, len(tokenizer), generator)
         torch.manual_seed(config.seed * 1_000_003 + step * env.world_size + env.rank)  # dropout, resumable
-        losses = torch.zeros(3)
+        losses = torch.zeros(len(names))
         start = env.rank * rows_per_rank
         for first in range(start, start + rows_per_rank, micro):
             out = engine(**to_model_inputs(batch, inputs, labels, first, first + micro, engine.device))
             engine.backward(out["loss"])
             engine.step()
-            aux = out.get("cross", out.get("align", torch.zeros(())))
-            losses += torch.stack([out["loss"], out["mlm"], aux]).detach().float().cpu()
+            losses += torch.stack([out[name] for name in names]).detach().float().cpu()
         step += 1
         losses = distributed.all_reduce_mean(losses / (rows_per_rank // micro))
         if env.is_main:
-            meter.record(step, losses, engine.get_lr()[0], batch, int((labels != -100).sum()), logger)
-        if step % config.checkpoint_every == 0:
-            distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step},
-                                        config.keep_checkpoints)
+            meter.record(step, dict(zip(names, losses.tolist())), engine.get_lr()[0], batch,
+                         int((labels != -100).sum()), logger)
+        if step % config.checkpoint.every == 0:
+            distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
     if state is None or step != state["step"]:
-        distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, config.keep_checkpoints)
+        distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
     return step
 
 
@@ -134,7 +137,8 @@ def to_model_inputs(batch: data_mod.Batch, inputs, labels, start: int, stop: int
     part = batch.rows(start, stop)
     tensors = {
         "input_ids": inputs[start:stop], "attention_mask": part.attention_mask, "token_type_ids": part.token_type_ids,
-        "labels": labels[start:stop], "original_ids": part.input_ids, "links": part.links, "word_start": part.word_start,
+        "position_ids": part.position_ids, "labels": labels[start:stop], "original_ids": part.input_ids,
+        "links": part.links, "word_start": part.word_start, "word_end": part.word_end, "pivot_row": part.pivot_row,
     }
     return {name: value.to(device) for name, value in tensors.items()}
 
@@ -147,14 +151,19 @@ class Meter:
         self.path = Path(config.out_dir) / "train_log.jsonl"
         self.tick, self.tokens_at_tick, self.flops = time.time(), stream.tokens, 0.0
 
-    def record(self, step: int, losses: torch.Tensor, lr: float, batch: data_mod.Batch, masked: int, logger) -> None:
+    def record(self, step: int, losses: dict[str, float], lr: float, batch: data_mod.Batch, masked: int,
+               logger) -> None:
+        """``losses``: "loss", "mlm" and the objective's auxiliary terms (the objective table's names)."""
         tokens = sum(batch.tokens_per_pair.values())
-        self.flops += flops_per_step(self.model_config, tokens, masked, self.config.max_seq_len)
-        record = {"step": step, "loss": losses[0].item(), "mlm": losses[1].item(), "aux": losses[2].item(),
-                  "tokens": self.stream.tokens, "lr": lr, "time": time.time(), "masked": masked}
+        self.flops += flops_per_step(self.model_config, tokens, masked, batch.input_ids.shape[1])
+        if self.config.objective.name == "word_aligned":  # the frozen copy's forward on the pivot rows
+            pivot_tokens = int(batch.attention_mask[batch.pivot_row].sum())
+            self.flops += flops_per_step(self.model_config, pivot_tokens, 0, batch.input_ids.shape[1]) / 3
+        record = {"step": step, **losses, "tokens": self.stream.tokens, "lr": lr, "time": time.time(),
+                  "masked": masked}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if logger is None or step % self.config.log_every:
+        if logger is None or step % self.config.logging.log_every:
             return
         elapsed = max(time.time() - self.tick, 1e-9)
         metrics = {
@@ -164,23 +173,22 @@ class Meter:
             **{f"train/tokens/{pair}": count for pair, count in self.stream.tokens_seen.items()},
             **memory_metrics(),
         }
-        aux = {"weam": "train/loss_cross", "word_aligned": "train/loss_align"}.get(self.config.objective)
-        if aux:
-            metrics[aux] = record["aux"]
+        metrics.update({f"train/loss_{name}": record[name] for name in self.config.objective.spec.aux_losses})
         logger.log_metrics(metrics, step=step)
         self.tick, self.tokens_at_tick, self.flops = time.time(), record["tokens"], 0.0
 
 
 def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | None) -> RunLogger:
     out = Path(config.out_dir)
-    uri = config.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
-    all_tags = {TAG_STAGE: "pretrain", TAG_OBJECTIVE: config.objective, **config.tags, **(tags or {})}
+    log, objective = config.logging, config.objective.name
+    uri = log.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
+    all_tags = {TAG_STAGE: "pretrain", TAG_OBJECTIVE: objective, **log.tags, **(tags or {})}
     logger = RunLogger(
-        uri, config.tracking.experiment, config.run_name or f"pretrain-{config.objective}-{out.resolve().name}",
-        parent_run_id=parent_run_id or config.parent_run_id, tags=all_tags,
-        buffer_path=out / "mlflow_buffer.jsonl", enabled=config.tracking.enabled,
+        uri, log.tracking.experiment, log.run_name or f"pretrain-{objective}-{out.resolve().name}",
+        parent_run_id=parent_run_id or log.parent_run_id, tags=all_tags,
+        buffer_path=out / "mlflow_buffer.jsonl", enabled=log.tracking.enabled,
     )
-    logger.log_params(config.model_dump(mode="json", exclude={"tracking", "tags"}))
+    logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
     return logger
 
 
@@ -190,6 +198,16 @@ def nearest_store(out_dir: Path) -> Path:
         if (folder / "mlflow.db").is_file():
             return folder
     return out_dir
+
+
+def frozen_copy(config: PretrainConfig, mlm):
+    """word_aligned's anchor: a copy of the starting model's encoder, taken before DeepSpeed wraps
+    (and under ZeRO-3 partitions) the trained one; None for the other objectives."""
+    if config.objective.name != "word_aligned":
+        return None
+    import copy
+
+    return copy.deepcopy(getattr(mlm, mlm.base_model_prefix))
 
 
 def load_tokenizer(config: PretrainConfig):
@@ -203,19 +221,19 @@ def load_model(config: PretrainConfig, tokenizer):
         from weam.modeling import build_masked_lm
 
         model = build_masked_lm(config.model.removeprefix("preset:"), vocab_size=len(tokenizer),
-                                max_position_embeddings=max(512, config.max_seq_len), seed=config.seed)
+                                max_position_embeddings=max(512, config.data.max_seq_len), seed=config.seed)
     else:
         from transformers import AutoModelForMaskedLM
 
         model = AutoModelForMaskedLM.from_pretrained(config.model)
-    if config.activation_checkpointing:
+    if config.parallel.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 
 def stage_inputs(config: PretrainConfig) -> dict[str, Any]:
     """Files whose content decides the result: the data, and a local starting model/tokenizer."""
-    inputs: dict[str, Any] = dict(data_mod.data_files(config.pairs))
+    inputs: dict[str, Any] = dict(data_mod.data_files(config.data.pairs))
     for name, source in (("model", config.model), ("tokenizer", config.tokenizer)):
         folder = Path(source) if source and not source.startswith("preset:") else None
         if folder and folder.is_dir():

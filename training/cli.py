@@ -16,7 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     epilog=(
         "Pre-train an encoder on word-aligned parallel data under DeepSpeed. Objectives: weam "
-        "(L_mlm + λ·L_cross, Yang et al. 2021), mlm, tlm, word_aligned. One process: "
+        "(L_mlm + λ·L_cross, Yang et al. 2021), mlm, tlm (XLM), word_aligned (Cao et al. 2020). Config sections: "
+        "data, objective, optim, parallel, checkpoint, logging. One process: "
         "`weam pretrain run --config FILE`; several: `torchrun --nproc_per_node=G -m weam.cli pretrain run "
         "--config FILE`, or set RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT per process. "
         "Outputs: <out_dir>/model (HF), checkpoints/ (resume), manifest.json. `weam pretrain config` lists every key."
@@ -24,7 +25,7 @@ app = typer.Typer(
 )
 
 ConfigArg = Annotated[Path, typer.Option("--config", "-c", help="Pre-training config (YAML, see configs/pretrain/).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key, e.g. --set lr=1e-4 (repeatable).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a key, e.g. --set optim.lr=1e-4 (repeatable).")]
 
 
 @app.command("run")
@@ -43,8 +44,8 @@ def run_command(
 
     overrides = list(overrides or [])
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and not any(item.startswith("tracking.uri=") for item in overrides):
-        overrides.append(f"tracking.uri={uri}")
+    if uri and not any(item.startswith("logging.tracking.uri=") for item in overrides):
+        overrides.append(f"logging.tracking.uri={uri}")
     cfg = load_config(PretrainConfig, config, overrides)
     try:
         dist = DistributedEnv.from_environ(os.environ)

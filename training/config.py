@@ -1,9 +1,27 @@
-"""The pre-training stage's typed config (:class:`PretrainConfig`) and the rendezvous of one
-process (:class:`DistributedEnv`).
+"""The pre-training stage's typed config, one component per concern (torchtitan style), the
+table of objectives every other module reads, and the rendezvous of one process.
 
-Defaults follow WEAM (Yang et al. 2021, arXiv 2106.01732): mask probability 0.3, λ = 1,
-lr 5e-5, batch 32. Every choice the paper leaves open is a field here, documented where it is
-declared.
+:class:`PretrainConfig` holds the run's identity (``model``, ``tokenizer``, ``seed``,
+``out_dir``) and six components, each handed to the function that needs it:
+
+=============  =========================  ==================================================
+key            class                      read by
+=============  =========================  ==================================================
+``data``       :class:`DataConfig`        training/data.py (pairs, batches, packing, budget)
+``objective``  :class:`ObjectiveConfig`   training/objectives.py (masking, losses)
+``optim``      :class:`OptimConfig`       training/distributed.py (AdamW, schedule, steps)
+``parallel``   :class:`ParallelConfig`    training/distributed.py (ZeRO, precision, micro-batch)
+``checkpoint`` :class:`CheckpointConfig`  training/api.py (save cadence)
+``logging``    :class:`LoggingConfig`     training/api.py (train log, MLflow, MFU)
+=============  =========================  ==================================================
+
+Every component validates itself on construction and raises; nothing warns. Fields that do
+not change the trained model are marked ``Field(..., json_schema_extra={"affects_result":
+False})`` and left out of :meth:`PretrainConfig.fingerprint_config`.
+
+Defaults follow WEAM (Yang et al. 2021, arXiv 2106.01732) as this project cites it: mask
+probability 0.3, λ = 1, lr 5e-5, batch 32. Every choice a source leaves open is a field here,
+documented where it is declared.
 """
 
 from __future__ import annotations
@@ -14,12 +32,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from weam.config import StrictModel
 from weam.tracking import TrackingConfig
 
 Objective = Literal["mlm", "tlm", "word_aligned", "weam"]
+NOT_RESULT = {"affects_result": False}
+"""``json_schema_extra`` of fields that do not change the trained model (logs, tracking, cadence)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One row of the objective table: what the data path, the loss and the meter need to know."""
+
+    name: str
+    input: Literal["single", "pair", "option"]
+    """``single``: one side per sequence; ``pair``: ``[CLS] src [SEP] tgt [SEP]``; ``option``:
+    ``objective.weam.input`` decides."""
+    needs_alignments: bool
+    """Every pair must name its word alignment."""
+    links: Literal["subwords", "last_subword_one_to_one"]
+    """How word links become token links: every subword of one word × every subword of the other,
+    or (Cao et al.) only one-to-one word links, between the words' last subwords."""
+    aux_losses: tuple[str, ...]
+    """Loss terms besides L_mlm, as keys of the model's output and metrics ``train/loss_<key>``."""
+    source: str
+    """The method's primary source."""
+
+
+OBJECTIVES: dict[str, ObjectiveSpec] = {
+    "mlm": ObjectiveSpec("mlm", "single", False, "subwords", (), "Devlin et al. 2019 (BERT MLM), each side alone"),
+    "tlm": ObjectiveSpec("tlm", "pair", False, "subwords", (), "Conneau & Lample 2019 (XLM TLM)"),
+    "word_aligned": ObjectiveSpec("word_aligned", "single", True, "last_subword_one_to_one", ("align", "reg"),
+                                  "Cao, Kitaev & Klein 2020 (ICLR), multilingual alignment of contextual vectors"),
+    "weam": ObjectiveSpec("weam", "option", True, "subwords", ("cross",), "Yang et al. 2021 (arXiv 2106.01732)"),
+}
+"""The objectives, declared once; config validation, the data path, the loss and the meter read it."""
 
 
 class PairData(StrictModel):
@@ -54,21 +103,45 @@ class SamplingConfig(StrictModel):
     """Exponent of the ``temperature`` rule."""
 
 
-class WeamOptions(StrictModel):
-    """How WEAM's cross-lingual prediction is built (the choices the paper leaves to the code)."""
+class DataConfig(StrictModel):
+    """Which sentence pairs are read and how they become batches (training/data.py)."""
 
-    input: Literal["single", "pair"] = "single"
-    """``single``: the model sees one side at a time and predicts, for each masked token, its own
-    token and its aligned word in the other (unseen) language: the paper's set-up, where the
-    alignment is prior knowledge rather than visible context. ``pair``: the two sides are
-    concatenated as in TLM and masked jointly."""
-    multi_token: Literal["all", "first"] = "all"
-    """Targets of a masked token aligned to a word of several subword tokens (or to several words):
-    ``all``: the cross-lingual loss averages cross-entropy over every aligned token (a uniform soft
-    target); ``first``: only the first subword of each aligned word."""
-    unaligned: Literal["skip", "self"] = "skip"
-    """A masked token with no alignment: ``skip`` leaves it out of L_cross (it still counts in
-    L_mlm); ``self`` uses its own token as the cross-lingual target."""
+    pairs: list[PairData] = []
+    """Training data, one entry per language pair."""
+    token_budget: int | None = Field(None, gt=0)
+    """Total training tokens (non-padding, special tokens included). The last step is filled only
+    with the sentence pairs that still fit, so training ends under the budget by less than one
+    pair; the per-pair counts land in manifest.json."""
+    sampling: SamplingConfig = SamplingConfig()
+    """How language pairs are mixed."""
+    batch_size: int = Field(32, gt=0)
+    """Sequences per optimizer step, over all ranks. Single-side input: rows come in twos (a pair's
+    source side, then its target side), so 32 rows hold 16 pairs without packing."""
+    max_seq_len: int = Field(128, ge=16)
+    """Longest sequence; longer sentences are truncated. Batches are padded only to their longest
+    row (rounded up to a multiple of 8)."""
+    packing: bool = False
+    """False (default): one unit per row, as XLM's TLM and Cao et al. train: a pair (pair input)
+    or one side of a pair (single input). True: several units share a row up to max_seq_len, for
+    throughput; the packed sentences then attend to each other (no source packs this way for
+    parallel data), and each unit's positions still start at 0."""
+    positions: Literal["reset", "continue"] = "reset"
+    """Pair input: ``reset`` (XLM, ``concat_batches(..., reset_positions=True)``): the target side's
+    positions restart, its first token gets position 1 as a sentence's first token does after
+    [CLS]; ``continue``: positions run on across the pair, as in BERT's sentence-pair input."""
+    language_input: Literal["token_type", "none"] = "token_type"
+    """Pair input: how the encoder learns which side is which language. XLM adds a language
+    embedding per token; BERT-style models (mBERT) have none, so ``token_type`` stands in: the
+    pivot side gets segment 0, the other side segment 1 (it marks the side, not which of the
+    languages; needs ``type_vocab_size`` ≥ 2, XLM-R has 1). ``none``: every token segment 0.
+    Single-side rows always have segment 0, as downstream tasks feed them."""
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        names = [p.name for p in self.pairs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"language pairs repeat: {names}")
+        return self
 
 
 class MaskingConfig(StrictModel):
@@ -84,6 +157,161 @@ class MaskingConfig(StrictModel):
     replace_random: float = Field(0.1, ge=0, le=1)
     """Share replaced by a random token (the rest stay unchanged)."""
 
+    @model_validator(mode="after")
+    def _check(self) -> MaskingConfig:
+        if self.replace_mask + self.replace_random > 1:
+            raise ValueError(f"replace_mask + replace_random = {self.replace_mask + self.replace_random} exceeds 1")
+        return self
+
+
+class WeamOptions(StrictModel):
+    """WEAM's cross-lingual prediction (the spec, with what is the paper's and what is chosen
+    here, is the docstring of training.objectives.weam_cross_loss)."""
+
+    cross_weight: float = Field(1.0, ge=0)
+    """λ in L_mlm + λ·L_cross (WEAM: 1)."""
+    input: Literal["single", "pair"] = "single"
+    """``single``: the model sees one side at a time and predicts, for each masked token, its own
+    token and its aligned word in the other (unseen) language. ``pair``: both sides in one
+    sequence as in TLM; aligned counterparts of masked tokens are masked too (whole alignment
+    groups), so the cross-lingual prediction cannot copy a visible translation."""
+    multi_token: Literal["all", "first"] = "all"
+    """Targets of a masked token aligned to a word of several subword tokens (or to several words):
+    ``all``: the mean cross-entropy over every aligned token (a uniform soft target over the
+    aligned word's subwords); ``first``: only the first subword of each aligned word."""
+    unaligned: Literal["skip", "self"] = "skip"
+    """A masked token with no alignment: ``skip`` leaves it out of L_cross (it still counts in
+    L_mlm); ``self`` uses its own token as the cross-lingual target."""
+    normalise: Literal["masked", "targeted"] = "masked"
+    """Denominator of L_cross. ``masked`` (default): the number of masked tokens, the same as
+    L_mlm's, so both are per-masked-token losses on one scale and λ weighs one cross-lingual
+    target against one own-token target whatever share of tokens is aligned (alignment coverage
+    differs by language, so this keeps λ comparable across conditions). ``targeted``: the number
+    of masked tokens that have cross-lingual targets (a mean over those tokens only)."""
+
+
+class WordAlignedOptions(StrictModel):
+    """Cao, Kitaev & Klein 2020: L_align + reg_weight·R (+ mlm_weight·L_mlm)."""
+
+    reg_weight: float = Field(1.0, ge=0)
+    """Weight of R, which keeps the trained model's pivot-side (English) word vectors at the frozen
+    copy's (Cao et al.: λ = 1)."""
+    mlm_weight: float = Field(0.0, ge=0)
+    """Weight of an added MLM term (Cao et al.: none, 0). Above 0, inputs are masked and masked
+    words drop out of L_align and R."""
+
+
+class ObjectiveConfig(StrictModel):
+    """What is trained: the objective, its masking and its options (training/objectives.py)."""
+
+    name: Objective = "weam"
+    """``mlm``: masked LM on each side alone; ``tlm``: XLM's translation LM, one pair per sequence,
+    target positions reset, language identity as token types (see data.language_input);
+    ``word_aligned``: Cao et al. 2020, non-pivot word vectors pulled to a frozen copy's pivot
+    vectors, with a regulariser on the pivot side; ``weam``: L_mlm + λ·L_cross (Yang et al. 2021)."""
+    mask_prob: float = Field(0.3, gt=0, lt=1)
+    """Share of (non-special) tokens masked (WEAM: 0.3; BERT and XLM use 0.15)."""
+    masking: MaskingConfig = MaskingConfig()
+    """Masking options shared by every objective that masks."""
+    weam: WeamOptions = WeamOptions()
+    """WEAM's options."""
+    word_aligned: WordAlignedOptions = WordAlignedOptions()
+    """Cao et al.'s options."""
+
+    @property
+    def spec(self) -> ObjectiveSpec:
+        return OBJECTIVES[self.name]
+
+    def input_mode(self) -> Literal["single", "pair"]:
+        """Whether the model sees one side at a time or the concatenated pair."""
+        return self.weam.input if self.spec.input == "option" else self.spec.input
+
+    def masks_inputs(self) -> bool:
+        """Cao et al. train on unmasked sentences; every other objective masks."""
+        return self.name != "word_aligned" or self.word_aligned.mlm_weight > 0
+
+    def co_masks(self) -> bool:
+        """WEAM with pair input masks whole alignment groups (no visible counterpart to copy)."""
+        return self.name == "weam" and self.input_mode() == "pair"
+
+
+class OptimConfig(StrictModel):
+    """AdamW, its learning-rate schedule and the step limit (training/distributed.py)."""
+
+    lr: float = Field(5e-5, gt=0)
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay."""
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    """Share of the planned steps with linear warm-up; the rate then decays linearly to 0 at the
+    planned end (max_steps, or the budget divided by the tokens the first 64 batches hold)."""
+    gradient_clipping: float = Field(1.0, ge=0)
+    """Clip the global gradient norm (0: off)."""
+    max_steps: int | None = Field(None, gt=0)
+    """Stop after this many optimizer steps (whichever of data.token_budget and steps comes first)."""
+
+
+class ParallelConfig(StrictModel):
+    """How the model is spread over devices (training/distributed.py, the only DeepSpeed module)."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 1
+    """DeepSpeed ZeRO stage."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Training precision (bf16 on recent GPUs; fp32 is the CPU default). word_aligned's frozen
+    copy is kept in this dtype."""
+    micro_batch_size: int | None = Field(None, gt=0)
+    """Sequences per rank per forward pass; None: batch_size / world size (no accumulation).
+    Gradient accumulation = batch_size / (micro_batch_size × world size). Even with single-side
+    input (a pair's two rows stay in one micro-batch)."""
+    activation_checkpointing: bool = False
+    """Recompute activations in the backward pass (HF gradient checkpointing): less memory, ~30 %
+    more compute."""
+    deepspeed_overrides: dict[str, Any] = {}
+    """Raw DeepSpeed config keys merged over the generated config (nested mappings merge)."""
+
+
+class CheckpointConfig(StrictModel):
+    """When DeepSpeed checkpoints are written (resume is exact, so the cadence changes no result)."""
+
+    every: int = Field(500, gt=0, json_schema_extra=NOT_RESULT)
+    """Save a DeepSpeed checkpoint every N steps (and at the end)."""
+    keep: int = Field(2, ge=1, json_schema_extra=NOT_RESULT)
+    """Checkpoints kept on disk (older ones are deleted after a newer one is complete)."""
+
+
+class LoggingConfig(StrictModel):
+    """Where progress goes: train_log.jsonl every step, MLflow every log_every steps."""
+
+    log_every: int = Field(10, gt=0, json_schema_extra=NOT_RESULT)
+    """Log metrics to MLflow every N steps."""
+    cpu_peak_flops: float = Field(1e11, gt=0, json_schema_extra=NOT_RESULT)
+    """Peak FLOP/s of one CPU process, for MFU on CPU (GPUs use a table of bf16 peaks)."""
+    tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra=NOT_RESULT)
+    """MLflow. With uri None the run goes to the nearest ``mlflow.db`` in out_dir or its parents
+    (a study's work directory holds one), else to ``<out_dir>/mlflow.db``."""
+    run_name: str | None = Field(None, json_schema_extra=NOT_RESULT)
+    """MLflow run name; None: ``pretrain-<objective>-<out_dir name>``."""
+    parent_run_id: str | None = Field(None, json_schema_extra=NOT_RESULT)
+    """MLflow parent run (the study's condition run); the pretrain() argument wins."""
+    tags: dict[str, str] = Field({}, json_schema_extra=NOT_RESULT)
+    """Extra MLflow tags; merged under the pretrain() argument's."""
+
+
+# Keys of the flat config (before the split) → where they live now; an old YAML fails naming both.
+MOVED = {
+    "pairs": "data.pairs", "token_budget": "data.token_budget", "sampling": "data.sampling",
+    "batch_size": "data.batch_size", "max_seq_len": "data.max_seq_len", "mask_prob": "objective.mask_prob",
+    "masking": "objective.masking", "weam": "objective.weam", "cross_weight": "objective.weam.cross_weight",
+    "lr": "optim.lr", "weight_decay": "optim.weight_decay", "warmup_ratio": "optim.warmup_ratio",
+    "gradient_clipping": "optim.gradient_clipping", "max_steps": "optim.max_steps",
+    "zero_stage": "parallel.zero_stage", "precision": "parallel.precision",
+    "micro_batch_size": "parallel.micro_batch_size", "activation_checkpointing": "parallel.activation_checkpointing",
+    "deepspeed_overrides": "parallel.deepspeed_overrides", "checkpoint_every": "checkpoint.every",
+    "keep_checkpoints": "checkpoint.keep", "log_every": "logging.log_every",
+    "cpu_peak_flops": "logging.cpu_peak_flops", "tracking": "logging.tracking", "run_name": "logging.run_name",
+    "parent_run_id": "logging.parent_run_id", "tags": "logging.tags",
+}
+
 
 class PretrainConfig(StrictModel):
     """Intermediate pre-training of an encoder on (aligned) parallel data under DeepSpeed."""
@@ -93,103 +321,81 @@ class PretrainConfig(StrictModel):
     ``preset:mbert-base`` to build a fresh one from weam.modeling (needs ``tokenizer``)."""
     tokenizer: str | None = None
     """HF tokenizer directory or id; None: the model's own."""
-    objective: Objective = "weam"
-    """``mlm``: masked LM on each side alone; ``tlm``: the pair concatenated and masked jointly
-    (XLM); ``word_aligned``: MLM plus a contextual word-alignment loss pulling each aligned target
-    token's representation to its source token's (Cao et al. 2020; the source side, the pivot, is
-    the detached anchor instead of a frozen copy of the model); ``weam``: L_mlm + λ·L_cross."""
-    pairs: list[PairData] = []
-    """Training data, one entry per language pair."""
-    token_budget: int | None = Field(None, gt=0)
-    """Total training tokens (non-padding, special tokens included). The last step is filled only
-    with the sentence pairs that still fit, so training ends under the budget by less than one
-    pair; the per-pair counts land in manifest.json."""
-    max_steps: int | None = Field(None, gt=0)
-    """Stop after this many optimizer steps (whichever of budget and steps comes first)."""
-    sampling: SamplingConfig = SamplingConfig()
-    """How language pairs are mixed."""
-    mask_prob: float = Field(0.3, gt=0, lt=1)
-    """Share of (non-special) tokens masked (WEAM: 0.3)."""
-    cross_weight: float = Field(1.0, ge=0)
-    """λ: weight of WEAM's cross-lingual loss, or of the word-alignment loss of ``word_aligned``."""
-    weam: WeamOptions = WeamOptions()
-    """WEAM's cross-lingual prediction options."""
-    masking: MaskingConfig = MaskingConfig()
-    """Masking options shared by every objective."""
-    lr: float = Field(5e-5, gt=0)
-    """Peak learning rate (AdamW)."""
-    weight_decay: float = Field(0.01, ge=0)
-    """AdamW weight decay."""
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    """Share of the planned steps with linear warm-up; the rate then decays linearly to 0 at the
-    planned end (max_steps, or the budget divided by the tokens the first 8 batches pack)."""
-    batch_size: int = Field(32, gt=0)
-    """Sequences (packed rows of max_seq_len) per optimizer step, over all ranks."""
-    micro_batch_size: int | None = Field(None, gt=0)
-    """Sequences per rank per forward pass; None: batch_size / world size (no accumulation).
-    Gradient accumulation = batch_size / (micro_batch_size × world size)."""
-    max_seq_len: int = Field(128, ge=16)
-    """Packed sequence length; longer sentences are truncated."""
     seed: int = 0
     """Seeds initialisation (presets), pair sampling, masking and dropout."""
-    zero_stage: Literal[0, 1, 2, 3] = 1
-    """DeepSpeed ZeRO stage."""
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Training precision (bf16 on recent GPUs; fp32 is the CPU default)."""
-    gradient_clipping: float = Field(1.0, ge=0)
-    """Clip the global gradient norm (0: off)."""
-    activation_checkpointing: bool = False
-    """Recompute activations in the backward pass (HF gradient checkpointing): less memory, ~30 %
-    more compute."""
-    checkpoint_every: int = Field(500, gt=0)
-    """Save a DeepSpeed checkpoint every N steps (and at the end)."""
-    keep_checkpoints: int = Field(2, ge=1)
-    """Checkpoints kept on disk (older ones are deleted after a newer one is complete)."""
-    log_every: int = Field(10, gt=0)
-    """Log metrics every N steps."""
-    cpu_peak_flops: float = Field(1e11, gt=0)
-    """Peak FLOP/s of one CPU process, for MFU on CPU (GPUs use a table of bf16 peaks)."""
     out_dir: Path = Path("pretrain-out")
-    """Output: ``model/`` (HF export), ``checkpoints/``, ``manifest.json``."""
-    deepspeed_overrides: dict[str, Any] = {}
-    """Raw DeepSpeed config keys merged over the generated config (nested mappings merge)."""
-    tracking: TrackingConfig = TrackingConfig()
-    """MLflow. With uri None the run goes to the nearest ``mlflow.db`` in out_dir or its parents
-    (a study's work directory holds one), else to ``<out_dir>/mlflow.db``."""
-    run_name: str | None = None
-    """MLflow run name; None: ``pretrain-<objective>-<out_dir name>``."""
-    parent_run_id: str | None = None
-    """MLflow parent run (the study's condition run); the pretrain() argument wins."""
-    tags: dict[str, str] = {}
-    """Extra MLflow tags; merged under the pretrain() argument's."""
+    """Output: ``model/`` (HF export), ``checkpoints/``, ``train_log.jsonl``, ``manifest.json``."""
+    data: DataConfig = DataConfig()
+    """Pairs, batches, budget."""
+    objective: ObjectiveConfig = ObjectiveConfig()
+    """The objective and its masking."""
+    optim: OptimConfig = OptimConfig()
+    """Optimiser, schedule, step limit."""
+    parallel: ParallelConfig = ParallelConfig()
+    """ZeRO, precision, micro-batches."""
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    """Checkpoint cadence."""
+    logging: LoggingConfig = LoggingConfig()
+    """Train log and MLflow."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            old = [key for key in data if key in MOVED]
+            if old:
+                where = ", ".join(f"{key} → {MOVED[key]}" for key in old)
+                raise ValueError(f"flat keys of the old PretrainConfig; they moved: {where}")
+            if isinstance(data.get("objective"), str):
+                raise ValueError(f"objective is a section now: objective: {{name: {data['objective']}}}")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> PretrainConfig:
         if self.model.startswith("preset:") and not self.tokenizer:
             raise ValueError(f"model {self.model!r} is built from a preset and needs 'tokenizer'")
-        if self.objective in ("word_aligned", "weam"):
-            missing = [p.name for p in self.pairs if p.alignment is None]
+        spec = self.objective.spec
+        if spec.needs_alignments:
+            missing = [p.name for p in self.data.pairs if p.alignment is None]
             if missing:
-                raise ValueError(f"objective {self.objective!r} needs 'alignment' for pairs {', '.join(missing)}")
-        if self.token_budget is None and self.max_steps is None:
-            raise ValueError("set token_budget or max_steps (or both)")
-        names = [p.name for p in self.pairs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"language pairs repeat: {names}")
+                raise ValueError(f"objective {spec.name!r} needs 'alignment' for pairs {', '.join(missing)}")
+        if self.data.token_budget is None and self.optim.max_steps is None:
+            raise ValueError("set data.token_budget or optim.max_steps (or both)")
+        single = self.objective.input_mode() == "single"
+        if single and self.data.batch_size % 2:
+            raise ValueError(f"data.batch_size {self.data.batch_size} must be even with single-side input")
+        if single and self.parallel.micro_batch_size and self.parallel.micro_batch_size % 2:
+            raise ValueError(f"parallel.micro_batch_size {self.parallel.micro_batch_size} must be even with "
+                             "single-side input (a pair's two rows stay in one micro-batch)")
         return self
 
     def input_mode(self) -> Literal["single", "pair"]:
-        """Whether the model sees one side at a time or the concatenated pair."""
-        if self.objective == "tlm":
-            return "pair"
-        if self.objective == "weam":
-            return self.weam.input
-        return "single"
+        return self.objective.input_mode()
 
     def fingerprint_config(self) -> dict[str, Any]:
-        """What decides whether a finished run is still up to date (not tracking or naming)."""
-        data = self.model_dump(mode="json", exclude={"tracking", "run_name", "parent_run_id", "tags", "log_every"})
-        return data
+        """What decides whether a finished run is still up to date: every field not marked
+        ``affects_result: False`` (logging, tracking, checkpoint cadence)."""
+        return result_affecting(self)
+
+
+def result_affecting(model: BaseModel) -> dict[str, Any]:
+    """``model_dump(mode="json")`` without the fields marked ``affects_result: False``, at any depth."""
+    dumped = model.model_dump(mode="json")
+    return _drop_marked(type(model), dumped)
+
+
+def _drop_marked(model_cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for name, value in data.items():
+        field = model_cls.model_fields[name]
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("affects_result") is False:
+            continue
+        inner = field.annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(value, dict):
+            value = _drop_marked(inner, value)
+        kept[name] = value
+    return kept
 
 
 def free_port() -> int:

@@ -5,10 +5,18 @@ read in step; both sides are tokenized as pre-split words and the word links are
 subword tokens (alignment/projection.py); the pair becomes *units* placed into rows of
 ``max_seq_len`` tokens:
 
-* ``single`` input (mlm, word_aligned, weam by default): rows come in twos, row 2r holds source
-  sides and row 2r+1 the target sides of the same pairs, so a model row never sees a translation
-  while the cross-lingual links stay inside one row pair (and one rank).
-* ``pair`` input (tlm, weam with ``weam.input=pair``): ``[CLS] src [SEP] tgt [SEP]`` units.
+* ``single`` input (mlm, word_aligned, weam by default): rows come in twos, row 2r holds a
+  source side and row 2r+1 the target side of the same pair, so a model row never sees a
+  translation while the cross-lingual links stay inside one row pair (and one rank).
+* ``pair`` input (tlm, weam with ``weam.input=pair``): one ``[CLS] src [SEP] tgt [SEP]`` unit,
+  as XLM's ``concat_batches(..., reset_positions=True)``: the target side's positions restart
+  (its first token at 1, as after [CLS]) and the side is an input (token type 1 stands in for
+  XLM's language embedding on mBERT-style models; ``data.positions``, ``data.language_input``).
+
+Without ``data.packing`` (the default) a row holds one unit; with it, units fill rows up to
+``max_seq_len`` (each unit's positions still start at 0). Batches are padded to their longest row.
+Word links become token links per the objective table: every subword pair of a linked word
+pair, or (word_aligned) only one-to-one word links, between the two words' last subwords.
 
 Every rank builds the same global batch (deterministic in the seed and the position) and takes
 its own slice of rows, so the data position is one integer (examples consumed) and resume is
@@ -29,7 +37,7 @@ import torch
 
 from alignment.pharaoh import check_links, parse_links, read_alignments
 from alignment.projection import project_links
-from training.config import PairData, PretrainConfig
+from training.config import DataConfig, PairData, PretrainConfig
 from weam.corpus import iter_lines, read_parallel
 from weam.errors import InputError
 
@@ -107,31 +115,48 @@ class LineCycler:
 
 
 @dataclass
+class Unit:
+    """One row segment: token ids with their token types, positions and word boundaries."""
+
+    ids: list[int]
+    types: list[int]
+    positions: list[int]
+    word_start: list[bool]
+    word_end: list[bool]
+
+
+@dataclass
 class Example:
-    """One tokenized pair: its units (token ids, type ids) and token links (src pos, tgt pos)."""
+    """One tokenized pair: its units (two sides, or one concatenated pair) and token links
+    (position in the first unit, position in the last unit)."""
 
     pair: int
-    units: list[list[int]]
+    units: list[Unit]
     links: list[tuple[int, int]]
-    word_starts: list[list[bool]]
 
     @property
     def n_tokens(self) -> int:
-        return sum(len(unit) for unit in self.units)
+        return sum(len(unit.ids) for unit in self.units)
 
 
 @dataclass
 class Batch:
-    """A global batch of packed rows, before masking (see objectives.mask_tokens)."""
+    """A global batch of rows, before masking (see objectives.mask_tokens)."""
 
     input_ids: torch.Tensor
     """[rows, seq] token ids, padded."""
     token_type_ids: torch.Tensor
     attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    """[rows, seq] positions; each unit starts at 0, pair input's target side restarts (reset)."""
     special: torch.Tensor
     """[rows, seq] True where a token may not be masked (CLS, SEP, padding)."""
     word_start: torch.Tensor
     """[rows, seq] True on the first subword of each word."""
+    word_end: torch.Tensor
+    """[rows, seq] True on the last subword of each word."""
+    pivot_row: torch.Tensor
+    """[rows] True on rows holding a pivot (source) side: single input's even rows."""
     links: torch.Tensor
     """[K, 4] (src row, src pos, tgt row, tgt pos) token links; rows of one pair share a slice."""
     tokens_per_pair: dict[str, int] = field(default_factory=dict)
@@ -149,27 +174,35 @@ class Batch:
         links[:, 2] -= start
         return Batch(
             self.input_ids[start:stop], self.token_type_ids[start:stop], self.attention_mask[start:stop],
-            self.special[start:stop], self.word_start[start:stop], links,
+            self.position_ids[start:stop], self.special[start:stop], self.word_start[start:stop],
+            self.word_end[start:stop], self.pivot_row[start:stop], links,
         )
 
 
 class PackedStream:
-    """Global batches of ``batch_size`` packed rows, resumable at an exact example position."""
+    """Global batches of ``batch_size`` rows, resumable at an exact example position."""
 
-    def __init__(self, config: PretrainConfig, tokenizer, sizes: Sequence[int]):
-        self.config = config
+    def __init__(self, data: DataConfig, tokenizer, sizes: Sequence[int], *, mode: str, links: str, seed: int):
+        self.data = data
         self.tokenizer = tokenizer
         self.sizes = list(sizes)
-        self.mode = config.input_mode()
-        self.names = [pair.name for pair in config.pairs]
-        self.sampler = PairSampler(sizes, config.sampling.rule, config.sampling.alpha, config.seed)
+        self.mode = mode
+        self.link_rule = links
+        self.names = [pair.name for pair in data.pairs]
+        self.sampler = PairSampler(sizes, data.sampling.rule, data.sampling.alpha, seed)
         self.group = 2 if self.mode == "single" else 1
-        if config.batch_size % self.group:
-            raise InputError("<config>", f"batch_size {config.batch_size} must be even with single-side input")
+        if data.batch_size % self.group:
+            raise InputError("<config>", f"data.batch_size {data.batch_size} must be even with single-side input")
         self._special_ids = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
         self.consumed = 0
         self.tokens_seen = Counter({name: 0 for name in self.names})
         self._restart()
+
+    @classmethod
+    def for_config(cls, config: PretrainConfig, tokenizer, sizes: Sequence[int]) -> PackedStream:
+        """The stream a run of ``config`` trains on (input mode and link rule from the objective table)."""
+        return cls(config.data, tokenizer, sizes, mode=config.input_mode(), links=config.objective.spec.links,
+                   seed=config.seed)
 
     # --- position -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -182,7 +215,7 @@ class PackedStream:
 
     def _restart(self) -> None:
         starts = self.sampler.counts(self.consumed)
-        self.cyclers = [LineCycler(p, n, int(s)) for p, n, s in zip(self.config.pairs, self.sizes, starts)]
+        self.cyclers = [LineCycler(p, n, int(s)) for p, n, s in zip(self.data.pairs, self.sizes, starts)]
         self.draws = self.sampler.draws(self.consumed)
         self.queue: list[Example] = []
 
@@ -210,23 +243,32 @@ class PackedStream:
 
     def _example(self, pick: int, enc_src, enc_tgt, k: int, word_links) -> Example:
         src_ids, tgt_ids = enc_src["input_ids"][k], enc_tgt["input_ids"][k]
-        src_words, tgt_words = enc_src.word_ids(k), enc_tgt.word_ids(k)
         n_src, n_tgt = self._lengths(len(src_ids), len(tgt_ids))
-        src_words, tgt_words = src_words[:n_src], tgt_words[:n_tgt]
-        links, _ = project_links(word_links, src_words, tgt_words)
+        src_words, tgt_words = enc_src.word_ids(k)[:n_src], enc_tgt.word_ids(k)[:n_tgt]
+        links = token_links(word_links, src_words, tgt_words, self.link_rule)
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        starts_src = [False] + _word_starts(src_words) + [False]
-        starts_tgt = _word_starts(tgt_words) + [False]
+        start_s, end_s = _word_starts(src_words), _word_ends(src_words)
+        start_t, end_t = _word_starts(tgt_words), _word_ends(tgt_words)
         if self.mode == "single":
-            units = [[cls, *src_ids[:n_src], sep], [cls, *tgt_ids[:n_tgt], sep]]
-            links = [(i + 1, j + 1) for i, j in links]
-            return Example(pick, units, links, [starts_src, [False] + starts_tgt])
-        units = [[cls, *src_ids[:n_src], sep, *tgt_ids[:n_tgt], sep]]
-        links = [(i + 1, j + n_src + 2) for i, j in links]
-        return Example(pick, units, links, [starts_src + starts_tgt])
+            units = [
+                Unit([cls, *src_ids[:n_src], sep], [0] * (n_src + 2), list(range(n_src + 2)),
+                     [False, *start_s, False], [False, *end_s, False]),
+                Unit([cls, *tgt_ids[:n_tgt], sep], [0] * (n_tgt + 2), list(range(n_tgt + 2)),
+                     [False, *start_t, False], [False, *end_t, False]),
+            ]
+            return Example(pick, units, [(i + 1, j + 1) for i, j in links])
+        n_first = n_src + 2  # [CLS] src [SEP]
+        tgt_type = 1 if self.data.language_input == "token_type" else 0
+        if self.data.positions == "reset":  # XLM: the target side restarts; its first token sits at 1
+            positions = [*range(n_first), *range(1, n_tgt + 2)]
+        else:
+            positions = list(range(n_first + n_tgt + 1))
+        unit = Unit([cls, *src_ids[:n_src], sep, *tgt_ids[:n_tgt], sep], [0] * n_first + [tgt_type] * (n_tgt + 1),
+                    positions, [False, *start_s, False, *start_t, False], [False, *end_s, False, *end_t, False])
+        return Example(pick, [unit], [(i + 1, j + n_first) for i, j in links])
 
     def _lengths(self, n_src: int, n_tgt: int) -> tuple[int, int]:
-        room = self.config.max_seq_len - 2
+        room = self.data.max_seq_len - 2
         if self.mode == "single":
             return min(n_src, room), min(n_tgt, room)
         room -= 1
@@ -246,15 +288,16 @@ class PackedStream:
 
     def next_batch(self) -> Batch | None:
         """The next global batch, or None when the token budget is spent."""
-        rows: list[list[tuple[Example, int]]] = []  # per row: (example, unit index)
+        rows: list[list[tuple[Example, int, int]]] = []  # per row: (example, unit index, offset)
         lengths: list[int] = []
-        budget = self.config.token_budget
+        budget = self.data.token_budget
         batch_counts: Counter = Counter()
         while True:
             example = self._peek()
             if budget is not None and self.tokens + example.n_tokens > budget:
                 break
-            if not _place(example, rows, lengths, self.group, self.config.batch_size, self.config.max_seq_len):
+            if not _place(example, rows, lengths, self.group, self.data.batch_size, self.data.max_seq_len,
+                          self.data.packing):
                 break
             self.queue.pop()
             self.consumed += 1
@@ -262,19 +305,41 @@ class PackedStream:
             batch_counts[self.names[example.pair]] += example.n_tokens
         if not rows:
             return None
-        batch = _collate(rows, self.config.batch_size, self.config.max_seq_len, self._special_ids, self.mode)
+        width = min(self.data.max_seq_len, -(-max(lengths) // 8) * 8)
+        batch = _collate(rows, self.data.batch_size, width, self._special_ids, self.mode)
         batch.tokens_per_pair = dict(batch_counts)
         return batch
+
+
+def token_links(word_links, src_words: Sequence[int | None], tgt_words: Sequence[int | None], rule: str):
+    """Token links (positions in the two token sequences) from word links, per the objective's rule."""
+    if rule == "subwords":
+        return project_links(word_links, src_words, tgt_words)[0]
+    # Cao et al. 2020 (keep_1to1 in their code): only links whose two words take part in no other
+    # link, between the words' last subwords.
+    word_links = set(word_links)
+    src_count = Counter(i for i, _ in word_links)
+    tgt_count = Counter(j for _, j in word_links)
+    last_src = {w: k for k, w in enumerate(src_words) if w is not None}
+    last_tgt = {w: k for k, w in enumerate(tgt_words) if w is not None}
+    return sorted((last_src[i], last_tgt[j]) for i, j in word_links
+                  if src_count[i] == 1 and tgt_count[j] == 1 and i in last_src and j in last_tgt)
 
 
 def _word_starts(word_ids: Sequence[int | None]) -> list[bool]:
     return [w is not None and (k == 0 or word_ids[k - 1] != w) for k, w in enumerate(word_ids)]
 
 
-def _place(example: Example, rows, lengths, group: int, batch_size: int, max_len: int) -> bool:
-    """Put the example's units into the open row group, or open a new group; False if the batch is full."""
-    sizes = [len(unit) for unit in example.units]
-    fits_open = rows and all(lengths[-group + k] + sizes[k] <= max_len for k in range(group))
+def _word_ends(word_ids: Sequence[int | None]) -> list[bool]:
+    n = len(word_ids)
+    return [w is not None and (k == n - 1 or word_ids[k + 1] != w) for k, w in enumerate(word_ids)]
+
+
+def _place(example: Example, rows, lengths, group: int, batch_size: int, max_len: int, packing: bool) -> bool:
+    """Put the example's units into the open row group (packing only) or open a new group; False
+    if the batch is full."""
+    sizes = [len(unit.ids) for unit in example.units]
+    fits_open = packing and rows and all(lengths[-group + k] + sizes[k] <= max_len for k in range(group))
     if not fits_open:
         if len(rows) + group > batch_size:
             return False
@@ -286,23 +351,23 @@ def _place(example: Example, rows, lengths, group: int, batch_size: int, max_len
     return True
 
 
-def _collate(rows, batch_size: int, max_len: int, special_ids: tuple[int, int, int], mode: str) -> Batch:
+def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int], mode: str) -> Batch:
     pad_id, cls_id, sep_id = special_ids
-    ids = np.full((batch_size, max_len), pad_id, dtype=np.int64)
-    types = np.zeros_like(ids)
-    attention = np.zeros_like(ids)
-    starts = np.zeros((batch_size, max_len), dtype=bool)
+    ids = np.full((batch_size, width), pad_id, dtype=np.int64)
+    types, attention, positions = np.zeros_like(ids), np.zeros_like(ids), np.zeros_like(ids)
+    starts, ends = np.zeros((batch_size, width), dtype=bool), np.zeros((batch_size, width), dtype=bool)
     links: list[tuple[int, int, int, int]] = []
     placed: dict[int, list[tuple[int, int]]] = {}
     for r, row in enumerate(rows):
         for example, k, offset in row:
             unit = example.units[k]
-            end = offset + len(unit)
-            ids[r, offset:end] = unit
+            end = offset + len(unit.ids)
+            ids[r, offset:end] = unit.ids
+            types[r, offset:end] = unit.types
+            positions[r, offset:end] = unit.positions
             attention[r, offset:end] = 1
-            starts[r, offset:end] = example.word_starts[k]
-            if mode == "pair":
-                types[r, offset + unit.index(sep_id) + 1 : end] = 1  # after the first [SEP]: target side
+            starts[r, offset:end] = unit.word_start
+            ends[r, offset:end] = unit.word_end
             placed.setdefault(id(example), []).append((r, offset))
             if len(placed[id(example)]) == len(example.units):
                 (r_src, o_src), (r_tgt, o_tgt) = placed[id(example)][0], placed[id(example)][-1]
@@ -310,9 +375,13 @@ def _collate(rows, batch_size: int, max_len: int, special_ids: tuple[int, int, i
     # Rows left empty at the end of a budget keep one visible token so attention stays finite.
     attention[len(rows) :, 0] = 1
     special = (attention == 0) | (ids == pad_id) | (ids == cls_id) | (ids == sep_id)
+    special[len(rows) :] = True
+    pivot = np.zeros(batch_size, dtype=bool)
+    pivot[: len(rows) : 2 if mode == "single" else 1] = mode == "single"
     link_tensor = torch.tensor(links, dtype=torch.long).reshape(-1, 4)
     return Batch(torch.from_numpy(ids), torch.from_numpy(types), torch.from_numpy(attention),
-                 torch.from_numpy(special), torch.from_numpy(starts), link_tensor)
+                 torch.from_numpy(positions), torch.from_numpy(special), torch.from_numpy(starts),
+                 torch.from_numpy(ends), torch.from_numpy(pivot), link_tensor)
 
 
 def count_lines_checked(pairs: Sequence[PairData]) -> list[int]:

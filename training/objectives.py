@@ -1,15 +1,14 @@
 """Pre-training objectives on one device (no deepspeed, no torch.distributed here).
 
-All four share the data path (training/data.py) and the masking below; they differ in the input
-mode (one side or the concatenated pair, chosen in PretrainConfig.input_mode) and the loss:
+The four objectives of the table in training/config.py (``OBJECTIVES``) share the data path
+(training/data.py) and the masking below; they differ in the input mode and the loss:
 
-* ``mlm`` / ``tlm``: L_mlm, cross-entropy of each masked token's own id.
-* ``weam``: L_mlm + λ·L_cross. L_cross = mean over masked tokens that have targets of the mean
-  cross-entropy of their aligned token ids in the other language (WeamOptions: which aligned
-  tokens count, and what unaligned tokens do).
-* ``word_aligned``: L_mlm + λ·L_align. L_align = mean over token links whose two tokens are both
-  unmasked of the per-dimension squared distance between the target token's last hidden state
-  and the (detached) source token's.
+* ``mlm`` (BERT): L_mlm, the mean cross-entropy of each masked token's own id; one side per row.
+* ``tlm`` (XLM, Conneau & Lample 2019): L_mlm on one pair per row, target positions reset, the
+  side as token type (XLM's language embedding stand-in, see DataConfig.language_input).
+* ``word_aligned`` (Cao, Kitaev & Klein 2020): L_align + reg_weight·R, see
+  :func:`word_alignment_losses`; no masking and no MLM term unless ``mlm_weight`` > 0.
+* ``weam`` (Yang et al. 2021): L_mlm + λ·L_cross, see :func:`weam_cross_loss` (the written spec).
 
 Vocabulary logits are computed only at masked positions: the output layer is most of a small
 model's compute at mBERT's vocabulary size.
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.config import MaskingConfig, PretrainConfig, WeamOptions
+from training.config import MaskingConfig, ObjectiveConfig, WeamOptions
 
 IGNORE = -100
 
@@ -35,29 +34,72 @@ def mask_tokens(
     mask_id: int,
     vocab_size: int,
     generator: torch.Generator,
+    groups: torch.Tensor | None = None,
+    always_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose round(mask_prob × maskable tokens) per row (aligned tokens weighted under
-    alignment-aware masking), then BERT's corruption. Returns (corrupted ids, labels)."""
+    alignment-aware masking), then BERT's corruption. Returns (corrupted ids, labels).
+
+    ``groups`` ([rows, seq], the flat index of each token's group representative) makes groups
+    the unit: a group is masked whole, and groups are taken in random order until the row has its
+    k tokens (the last group may overshoot). ``always_mask`` tokens, when chosen, become [MASK]
+    (never kept or randomised), so their identity is not visible."""
     weights = torch.ones(input_ids.shape, dtype=torch.float)
     if masking.alignment_aware:
         weights[aligned] = masking.aligned_weight
     # Gumbel top-k: k draws without replacement, each with probability ∝ weight.
     uniform = torch.rand(input_ids.shape, generator=generator).clamp_min(1e-12)
     scores = weights.log() - torch.log(-torch.log(uniform))
+    if groups is not None:  # every token of a group carries its representative's score
+        scores = scores.reshape(-1)[groups.reshape(-1)].reshape(input_ids.shape)
     scores[special] = float("-inf")
     n_maskable = (~special).sum(dim=1)
     k = (n_maskable.float() * mask_prob).round().long().clamp(min=1)
     k = torch.minimum(k, n_maskable)
-    order = scores.argsort(dim=1, descending=True)
+    order = scores.argsort(dim=1, descending=True, stable=True)
     ranks = order.argsort(dim=1)
+    if groups is not None:  # a group is in when its best-placed token is among the first k
+        first = torch.full((input_ids.numel(),), input_ids.shape[1], dtype=torch.long)
+        first = first.scatter_reduce(0, groups.reshape(-1), ranks.reshape(-1), reduce="amin")
+        ranks = first[groups.reshape(-1)].reshape(input_ids.shape)
     chosen = (ranks < k[:, None]) & ~special
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
     roll = torch.rand(input_ids.shape, generator=generator)
+    if always_mask is not None:
+        roll = torch.where(always_mask, torch.zeros_like(roll), roll)
     corrupted = input_ids.clone()
     corrupted[chosen & (roll < masking.replace_mask)] = mask_id
     random_slot = chosen & (roll >= masking.replace_mask) & (roll < masking.replace_mask + masking.replace_random)
     corrupted[random_slot] = torch.randint(vocab_size, input_ids.shape, generator=generator)[random_slot]
     return corrupted, labels
+
+
+def alignment_groups(links: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """[rows, seq] flat index of each token's group: tokens joined by links (transitively) share
+    the smallest flat index among them; an unlinked token is its own group."""
+    n = shape[0] * shape[1]
+    rep = torch.arange(n)
+    if links.numel() == 0:
+        return rep.reshape(shape)
+    a = links[:, 0] * shape[1] + links[:, 1]
+    b = links[:, 2] * shape[1] + links[:, 3]
+    while True:  # label propagation with pointer jumping: ends at the connected components
+        low = torch.minimum(rep[a], rep[b])
+        new = rep.scatter_reduce(0, a, low, reduce="amin").scatter_reduce(0, b, low, reduce="amin")
+        new = new[new]
+        if torch.equal(new, rep):
+            return rep.reshape(shape)
+        rep = new
+
+
+def mask_batch(batch, objective: ObjectiveConfig, mask_id: int, vocab_size: int, generator: torch.Generator):
+    """Corrupted inputs and labels for one global batch, as the objective masks it."""
+    if not objective.masks_inputs():  # Cao et al.: clean sentences, nothing predicted
+        return batch.input_ids.clone(), torch.full_like(batch.input_ids, IGNORE)
+    aligned = batch.aligned()
+    groups = alignment_groups(batch.links, tuple(batch.input_ids.shape)) if objective.co_masks() else None
+    return mask_tokens(batch.input_ids, batch.special, aligned, objective.mask_prob, objective.masking, mask_id,
+                       vocab_size, generator, groups=groups, always_mask=aligned if objective.co_masks() else None)
 
 
 def cross_targets(
@@ -70,8 +112,9 @@ def cross_targets(
     """WEAM's cross-lingual targets as flat triples (masked position, target id, weight).
 
     Links run both ways: a masked source token predicts its aligned target tokens and a masked
-    target token its aligned source tokens. Weights make each masked token with targets count
-    once, and sum to 1 over all of them (so the loss is a mean over those tokens)."""
+    target token its aligned source tokens. Each masked token with targets weighs 1 in total
+    (split evenly over its targets); the sum is divided by the number of masked tokens
+    (``normalise: masked``) or of masked tokens with targets (``targeted``)."""
     seq = labels.shape[1]
     src = links[:, 0] * seq + links[:, 1]
     tgt = links[:, 2] * seq + links[:, 3]
@@ -91,19 +134,34 @@ def cross_targets(
     if predicted.numel() == 0:
         return predicted, target_ids, torch.zeros(0)
     unique, inverse, per_token = torch.unique(predicted, return_inverse=True, return_counts=True)
-    weights = 1.0 / (per_token[inverse].float() * unique.numel())
+    denominator = int((flat_labels != IGNORE).sum()) if options.normalise == "masked" else unique.numel()
+    weights = 1.0 / (per_token[inverse].float() * denominator)
     return predicted, target_ids, weights
 
 
 class PretrainingModel(nn.Module):
-    """An HF masked LM plus the configured objective; forward returns the losses."""
+    """An HF masked LM plus the configured objective; forward returns the losses.
 
-    def __init__(self, mlm: nn.Module, config: PretrainConfig):
+    ``frozen`` (word_aligned only) is the starting model's encoder, held outside the module tree
+    on purpose: DeepSpeed never sees it (no optimizer state, no ZeRO partitioning, not in
+    checkpoints), and training/distributed.py puts it on the device in the compute dtype."""
+
+    def __init__(self, mlm: nn.Module, objective: ObjectiveConfig, frozen: nn.Module | None = None):
         super().__init__()
         self.mlm = mlm
-        self.objective = config.objective
-        self.cross_weight = config.cross_weight
-        self.weam = config.weam
+        self.objective = objective
+        if objective.name == "word_aligned" and frozen is None:
+            raise ValueError("word_aligned needs the frozen copy of the starting model")
+        object.__setattr__(self, "frozen", frozen)  # not a submodule (see the class docstring)
+        if frozen is not None:
+            frozen.eval().requires_grad_(False)
+        if objective.name == "word_aligned" and objective.word_aligned.mlm_weight == 0:
+            # Cao et al. train the encoder alone: the MLM head (bar the embeddings it shares) stays
+            # as it was, and frozen parameters give ZeRO no gradient-less trainable parameters.
+            tied = {id(p) for p in self.encoder.parameters()}
+            for param in self.head.parameters():
+                if id(param) not in tied:
+                    param.requires_grad_(False)
 
     @property
     def encoder(self) -> nn.Module:
@@ -113,50 +171,109 @@ class PretrainingModel(nn.Module):
     def head(self) -> nn.Module:
         return self.mlm.cls if hasattr(self.mlm, "cls") else self.mlm.lm_head
 
-    def forward(self, input_ids, attention_mask, token_type_ids, labels, original_ids, links, word_start):
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
+    def forward(self, input_ids, attention_mask, token_type_ids, position_ids, labels, original_ids, links,
+                word_start, word_end, pivot_row):
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                          "position_ids": position_ids}
+        hidden = self.encoder(**encoder_inputs).last_hidden_state
         flat_hidden = hidden.reshape(-1, hidden.shape[-1])
         flat_labels = labels.reshape(-1)
         masked = (flat_labels != IGNORE).nonzero().squeeze(1)
-        log_probs = F.log_softmax(self.head(flat_hidden[masked]).float(), dim=-1)
-        mlm = _mean_or_zero(-log_probs.gather(1, flat_labels[masked][:, None]).squeeze(1), log_probs)
+        name = self.objective.name
+        if masked.numel():
+            log_probs = F.log_softmax(self.head(flat_hidden[masked]).float(), dim=-1)
+            mlm = -log_probs.gather(1, flat_labels[masked][:, None]).squeeze(1).mean()
+        else:
+            log_probs, mlm = None, hidden.sum() * 0.0
         losses = {"mlm": mlm}
-        if self.objective == "weam":
-            losses["cross"] = weam_cross_loss(log_probs, masked, labels, original_ids, links, word_start, self.weam)
-            losses["loss"] = mlm + self.cross_weight * losses["cross"]
-        elif self.objective == "word_aligned":
-            losses["align"] = alignment_loss(flat_hidden, labels, links)
-            losses["loss"] = mlm + self.cross_weight * losses["align"]
+        if name == "weam":
+            cross = weam_cross_loss(log_probs, masked, labels, original_ids, links, word_start, self.objective.weam)
+            losses["cross"] = cross if cross is not None else hidden.sum() * 0.0
+            losses["loss"] = mlm + self.objective.weam.cross_weight * losses["cross"]
+        elif name == "word_aligned":
+            rows = pivot_row.nonzero().squeeze(1)
+            with torch.no_grad():
+                anchor = self.frozen(**{k: v[rows] for k, v in encoder_inputs.items()}).last_hidden_state
+            align, reg = word_alignment_losses(hidden, anchor, rows, links, word_end, labels)
+            options = self.objective.word_aligned
+            losses.update(align=align, reg=reg, loss=align + options.reg_weight * reg + options.mlm_weight * mlm)
         else:
             losses["loss"] = mlm
         return losses
 
 
 def weam_cross_loss(log_probs, masked, labels, original_ids, links, word_start, options: WeamOptions):
-    """L_cross from the log-probabilities already computed at the masked positions."""
+    """L_cross of WEAM (Yang et al. 2021), from the log-probabilities already computed at the
+    masked positions; None when no masked token has a target.
+
+    The spec. [paper] = as this project cites the paper (arXiv 2106.01732; its text is not
+    available here to re-check); [chosen here] = a choice of this code, a config option.
+
+    * What is predicted from what: each masked token's final hidden state goes through the MLM
+      output layer once; L_mlm scores its own token id [paper], L_cross the token ids of the
+      words aligned to it in the other language of the pair [paper]. Both terms use the same
+      output layer and the same softmax [chosen here].
+    * Loss: L = L_mlm + λ·L_cross, λ = ``cross_weight`` = 1 [paper]; mask rate 0.3 [paper].
+    * Single input (``input: single``, the default) [chosen here]: the model sees one side; the
+      translation is never in its input, so the alignment is prior knowledge, not context.
+    * Pair input (``input: pair``) [chosen here]: ``[CLS] src [SEP] tgt [SEP]`` as in TLM. The
+      masking unit is an alignment group (tokens joined by links, transitively): when one token is
+      masked its aligned counterparts are masked too, and aligned masked tokens are always
+      replaced by [MASK] (never kept or randomised), so no masked token's cross-lingual target is
+      visible and the prediction cannot copy it. The mask rate then overshoots by less than one
+      group per row.
+    * Multi-subword words [chosen here]: links join every subword of one word with every subword
+      of the other. ``multi_token: all`` (default): a masked token's cross-entropy is averaged over
+      all its aligned tokens (a uniform soft target over the aligned word's subwords, so a word of
+      many pieces weighs as much as one of a single piece); ``first``: only the first subword of
+      each aligned word is a target.
+    * Unaligned masked tokens [chosen here]: ``unaligned: skip`` (default) gives them no L_cross
+      term (they still count in L_mlm); ``self`` makes their own id the cross-lingual target.
+    * Normalisation [chosen here]: each masked token with targets contributes its mean target
+      cross-entropy once. ``normalise: masked`` (default) divides the sum by the number of masked
+      tokens, L_mlm's denominator, so λ weighs per-token losses on one scale and an unaligned
+      token contributes 0 to L_cross (λ = 1 then means the same whatever the alignment coverage,
+      which differs by language); ``targeted`` divides by the masked tokens that have targets.
+    """
     predicted, target_ids, weights = cross_targets(labels, original_ids, links, word_start, options)
     if predicted.numel() == 0:
-        return log_probs.sum() * 0.0
+        return None
     row_of = torch.full((labels.numel(),), -1, dtype=torch.long, device=masked.device)
     row_of[masked] = torch.arange(masked.numel(), device=masked.device)
     picked = log_probs[row_of[predicted], target_ids]
     return -(weights.to(picked) * picked).sum()
 
 
-def alignment_loss(flat_hidden: torch.Tensor, labels: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
+def word_alignment_losses(hidden, anchor, anchor_rows, links, word_end, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cao, Kitaev & Klein 2020 (ICLR), on one micro-batch: (L_align, R).
+
+    ``hidden`` [rows, seq, H]: the trained model's last layer on every row; ``anchor``: the frozen
+    starting model's last layer on the pivot (English) rows ``anchor_rows``. Words are their last
+    subword's vector and only one-to-one word links count (the data path builds ``links`` so).
+
+    * L_align = mean over links and dimensions of (f(non-pivot word) − f₀(pivot word))²: the
+      trained model's non-English vectors move to the frozen copy's English ones.
+    * R = mean over every pivot word and dimension of (f(pivot word) − f₀(pivot word))²: the
+      trained model's English vectors stay where they were.
+
+    Masked words (only with an MLM term) drop out of both."""
     seq = labels.shape[1]
+    flat = hidden.reshape(-1, hidden.shape[-1]).float()
+    row_map = torch.full((labels.shape[0],), -1, dtype=torch.long, device=labels.device)
+    row_map[anchor_rows] = torch.arange(anchor_rows.numel(), device=labels.device)
+    flat_anchor = anchor.reshape(-1, anchor.shape[-1]).float()
+    visible = labels.reshape(-1) == IGNORE
     src = links[:, 0] * seq + links[:, 1]
     tgt = links[:, 2] * seq + links[:, 3]
-    flat_labels = labels.reshape(-1)
-    visible = (flat_labels[src] == IGNORE) & (flat_labels[tgt] == IGNORE)
-    src, tgt = src[visible], tgt[visible]
-    if src.numel() == 0:
-        return flat_hidden.sum() * 0.0
-    diff = flat_hidden[tgt].float() - flat_hidden[src].detach().float()
-    return diff.pow(2).mean()
+    keep = visible[src] & visible[tgt]
+    src_anchor = row_map[links[keep, 0]] * seq + links[keep, 1]
+    align = _mean_sq(flat[tgt[keep]] - flat_anchor[src_anchor], hidden)
+    words = (word_end & (row_map >= 0)[:, None]).reshape(-1) & visible
+    positions = words.nonzero().squeeze(1)
+    word_anchor = row_map[positions // seq] * seq + positions % seq
+    reg = _mean_sq(flat[positions] - flat_anchor[word_anchor], hidden)
+    return align, reg
 
 
-def _mean_or_zero(values: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-    return values.mean() if values.numel() else anchor.sum() * 0.0
+def _mean_sq(diff: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    return diff.pow(2).mean() if diff.numel() else anchor.sum() * 0.0

@@ -46,13 +46,26 @@ def corpus(tmp_path_factory) -> dict:
 
 
 def tiny_config(corpus: dict, out_dir: Path, **overrides):
-    from training.config import PretrainConfig
+    """A tiny-preset config; keyword overrides use the old flat names (``zero_stage=3``,
+    ``objective="tlm"``) or dotted paths as ``section__key`` (``objective__weam__input="pair"``)."""
+    from training.config import MOVED, PretrainConfig
+    from weam.config import deep_merge
 
-    data = {
+    flat = {
         "model": "preset:tiny", "tokenizer": str(corpus["tokenizer"]), "objective": "weam",
         "pairs": corpus["pairs"], "batch_size": 8, "max_seq_len": 32, "max_steps": 6, "lr": 1e-3,
         "zero_stage": 0, "checkpoint_every": 3, "out_dir": out_dir, "tracking": {"enabled": False},
         "warmup_ratio": 0.0,
     }
-    data.update(overrides)
+    flat.update(overrides)
+    data: dict = {}
+    for key, value in flat.items():
+        path = "objective.name" if key == "objective" else MOVED.get(key, key.replace("__", "."))
+        node: dict = {}
+        leaf = node
+        *parents, last = path.split(".")
+        for part in parents:
+            leaf = leaf.setdefault(part, {})
+        leaf[last] = value
+        data = deep_merge(data, node)
     return PretrainConfig.model_validate(data)

@@ -17,7 +17,7 @@ from weam.errors import InputError
 def stream_for(corpus, tmp_path, **overrides):
     config = tiny_config(corpus, tmp_path / "out", **overrides)
     tokenizer = AutoTokenizer.from_pretrained(corpus["tokenizer"])
-    return PackedStream(config, tokenizer, count_lines_checked(config.pairs)), tokenizer
+    return PackedStream.for_config(config, tokenizer, count_lines_checked(config.data.pairs)), tokenizer
 
 
 def broken_copy(corpus, tmp_path, edit):
@@ -48,7 +48,8 @@ def test_alignment_index_out_of_range_names_file_and_line(corpus, tmp_path):
 def test_single_side_rows_come_in_pairs_with_links_between_them(corpus, tmp_path):
     stream, tokenizer = stream_for(corpus, tmp_path, batch_size=8, max_seq_len=32)
     batch = stream.next_batch()
-    assert batch.input_ids.shape == (8, 32)
+    longest = int(batch.attention_mask.sum(1).max())
+    assert batch.input_ids.shape == (8, -(-longest // 8) * 8)  # padded to the longest row only
     src_rows, tgt_rows = batch.links[:, 0], batch.links[:, 2]
     assert (src_rows % 2 == 0).all() and torch.equal(tgt_rows, src_rows + 1)
     assert not batch.special[batch.links[:, 0], batch.links[:, 1]].any()
@@ -101,7 +102,8 @@ def test_uniform_sampling_balances_pairs_of_different_size(corpus, tmp_path):
 def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
     from training.api import planned_steps
 
+    config = tiny_config(corpus, tmp_path / "out", token_budget=6000, max_steps=None)
     stream, tokenizer = stream_for(corpus, tmp_path, token_budget=6000, max_steps=None)
-    planned = planned_steps(stream.config, tokenizer, stream.sizes)
+    planned = planned_steps(config, tokenizer, stream.sizes)
     actual = len(list(stream))
     assert abs(planned - actual) <= 1

@@ -106,7 +106,8 @@ class StudyConfig(StrictModel):
     align: dict[str, Any] = {}
     """Keys of alignment.config.AlignConfig."""
     pretrain: dict[str, Any] = {}
-    """Keys of training.config.PretrainConfig (model, pairs, seed, token_budget, out_dir set by the study)."""
+    """Keys of training.config.PretrainConfig (model, tokenizer, data.pairs, data.token_budget, seed, out_dir,
+    logging.tracking and, for the base model, objective.name are set by the study)."""
     eval: dict[str, Any] = {}
     """Keys of eval.config.EvalConfig (langs, data_dir, seeds, out_dir set by the study)."""
     tracking: TrackingConfig = TrackingConfig()

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from weam import layout
-from weam.config import dump_config, load_config, validate
+from weam.config import deep_merge, dump_config, load_config, validate
 from weam.errors import WeamError
 from weam.languages import get_language
 from weam.manifest import atomic_write_json, package_versions, read_manifest
@@ -60,7 +60,7 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
 
 def _stage(model_cls: type[BaseModel], template: dict[str, Any], filled: dict[str, Any], source: str, key: str):
-    return validate(model_cls, {**template, **filled}, f"{source}: study key '{key}'")
+    return validate(model_cls, deep_merge(template, filled), f"{source}: study key '{key}'")
 
 
 def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
@@ -96,12 +96,11 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
             {
                 "model": study.base.model,
                 "tokenizer": str(layout.tokenizer_dir(work)),
-                "objective": "mlm",
-                "pairs": base_pairs,
-                "token_budget": study.base.token_budget,
+                "objective": {"name": "mlm"},
+                "data": {"pairs": base_pairs, "token_budget": study.base.token_budget},
                 "seed": study.base.seed,
                 "out_dir": work / "base",
-                "tracking": tracking,
+                "logging": {"tracking": tracking},
             },
             source,
             "pretrain",
@@ -124,11 +123,11 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
                 {
                     "model": base_model,
                     "tokenizer": None,
-                    "pairs": [_pair(study, work, code, aligned=True) for code in condition.languages],
-                    "token_budget": study.token_budget,
+                    "data": {"pairs": [_pair(study, work, code, aligned=True) for code in condition.languages],
+                             "token_budget": study.token_budget},
                     "seed": seed,
                     "out_dir": layout.pretrain_dir(work, condition.name, seed),
-                    "tracking": tracking,
+                    "logging": {"tracking": tracking},
                 },
                 source,
                 "pretrain",
@@ -277,7 +276,7 @@ class StudyRunner:
         from weam.manifest import atomic_directory, is_up_to_date, write_manifest
         from weam.modeling import train_wordpiece_tokenizer
 
-        files = sorted({f for s in self.steps if s.kind == "base" for p in s.config.pairs for f in (p.src_file, p.tgt_file)})
+        files = sorted({f for s in self.steps if s.kind == "base" for p in s.config.data.pairs for f in (p.src_file, p.tgt_file)})
         config = {"vocab_size": self.study.base.vocab_size}
         inputs = {str(i): f for i, f in enumerate(files)}
         if is_up_to_date(step.out_dir, inputs, config, check_outputs=False):
@@ -315,7 +314,7 @@ class StudyRunner:
         from training.api import pretrain
 
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "pretrain", TAG_CONDITION: condition,
-                TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective, "weam.role": self.role(condition),
+                TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective.name, "weam.role": self.role(condition),
                 **self.provenance}
         if self.pretrain_run(condition, step.seed) and read_manifest(step.out_dir) is not None:
             return True
@@ -392,7 +391,7 @@ def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, int]:
     for condition in study.conditions:
         total = 0
         step = next(s for s in steps if s.kind == "pretrain" and s.condition == condition.name)
-        for pair in step.config.pairs:
+        for pair in step.config.data.pairs:
             for path in (pair.src_file, pair.tgt_file):
                 total += count_tokens(tokenizer, Path(path))
         available[condition.name] = total
