@@ -4,7 +4,13 @@ Hugging Face Trainer with DeepSpeed for comparison. Each configuration runs in i
 (clean peak memory, no state carried over); the first ``--warmup`` steps are not timed.
 
     python benchmarks/pretrain_bench.py                      # CPU: tiny preset, seq 128, batch 32
-    python benchmarks/pretrain_bench.py --preset mbert-base --seq 512 --precision bf16 --zero 0 1 2 3
+    python benchmarks/pretrain_bench.py --preset mbert-base --precision bf16 --zero 2 3   # GPU
+    python benchmarks/pretrain_bench.py --dry-run            # validate every run's config, train nothing
+
+``--preset mbert-base`` builds mBERT's shape with its 119,547-token vocabulary (a fresh model saved
+to the temporary folder, nothing downloaded); the synthetic tokenizer's ids are a subset of it.
+Our rows follow the study's setting (one unit per row, padded to the batch's longest row; ``--packing``
+packs them); the HF Trainer baseline trains full packed rows of ``--seq`` tokens, its usual MLM set-up.
 
 On CPU the MFU is against ``--cpu-peak`` FLOP/s; on CUDA against the bf16 peak table in
 training/metrics.py. Synthetic parallel data (a toy lexicon, exact alignments) is written to a
@@ -25,7 +31,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("DS_ACCELERATOR", "cpu")
+sys.path.insert(0, str(REPO))
+if not os.path.exists("/dev/nvidia0") and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # no GPU: DeepSpeed's CPU accelerator
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
 
 
@@ -54,18 +62,40 @@ def write_data(folder: Path, lines: int, vocab: int) -> dict:
     return {"pairs": pairs, "tokenizer": str(folder / "tokenizer")}
 
 
+def write_model(folder: Path, preset: str, vocab: int | None, tokenizer_dir: str) -> str:
+    """A freshly initialised preset model (and the tokenizer) saved as an HF directory."""
+    from transformers import AutoTokenizer
+
+    from weam.modeling import build_masked_lm
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = build_masked_lm(preset, vocab_size=vocab or len(tokenizer))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def our_config(spec: dict):
+    from training.config import PretrainConfig
+
+    return PretrainConfig.model_validate({
+        "model": spec["model"], "tokenizer": spec["tokenizer"], "out_dir": spec["out"],
+        "data": {"pairs": spec["pairs"], "batch_size": spec["batch"], "max_seq_len": spec["seq"],
+                 "packing": spec["packing"]},
+        "objective": {"name": spec["objective"]},
+        "optim": {"max_steps": spec["warmup"] + spec["steps"]},
+        "parallel": {"zero_stage": spec["zero"], "precision": spec["precision"],
+                     "activation_checkpointing": spec["checkpointing"]},
+        "checkpoint": {"every": 10**6},
+        "logging": {"tracking": {"enabled": False}, "cpu_peak_flops": spec["cpu_peak"]},
+    })
+
+
 def run_ours(spec: dict) -> dict:
     from training.api import pretrain
-    from training.config import PretrainConfig
     from training.metrics import flops_per_step, peak_flops
 
-    config = PretrainConfig.model_validate({
-        "model": f"preset:{spec['preset']}", "tokenizer": spec["tokenizer"], "objective": spec["objective"],
-        "pairs": spec["pairs"], "batch_size": spec["batch"], "max_seq_len": spec["seq"],
-        "max_steps": spec["warmup"] + spec["steps"], "zero_stage": spec["zero"], "precision": spec["precision"],
-        "checkpoint_every": 10**6, "out_dir": spec["out"], "tracking": {"enabled": False},
-        "activation_checkpointing": spec["checkpointing"], "cpu_peak_flops": spec["cpu_peak"],
-    })
+    config = our_config(spec)
     started = time.time()
     model_dir = pretrain(config)
     wall = time.time() - started
@@ -78,6 +108,8 @@ def run_ours(spec: dict) -> dict:
     model_config = AutoConfig.from_pretrained(model_dir)
     flops = sum(flops_per_step(model_config, 0, r["masked"], spec["seq"]) for r in timed)
     flops += flops_per_step(model_config, tokens, 0, spec["seq"])
+    if spec["objective"] == "word_aligned":  # the frozen copy's forward over the English half
+        flops += flops_per_step(model_config, tokens / 2, 0, spec["seq"]) / 3
     return {"steps_per_s": len(timed) / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
             "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "wall_s": wall, **memory()}
 
@@ -95,8 +127,13 @@ def run_hf_trainer(spec: dict) -> dict:
 
     env = DistributedEnv().resolved()
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(env.master_port))
+    from transformers import AutoModelForMaskedLM
+
     tokenizer = AutoTokenizer.from_pretrained(spec["tokenizer"])
-    model = build_masked_lm(spec["preset"], vocab_size=len(tokenizer), max_position_embeddings=max(512, spec["seq"]))
+    if spec["model"].startswith("preset:"):
+        model = build_masked_lm(spec["preset"], vocab_size=len(tokenizer), max_position_embeddings=max(512, spec["seq"]))
+    else:
+        model = AutoModelForMaskedLM.from_pretrained(spec["model"])
     texts = [line for p in spec["pairs"] for key in ("src_file", "tgt_file") for line in Path(p[key]).read_text().splitlines()]
     ids = [t for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for t in row]
     width = spec["seq"] - 2
@@ -151,6 +188,10 @@ def main() -> None:
     parser.add_argument("--cpu-peak", type=float, default=1e11, help="peak FLOP/s of one CPU process (MFU)")
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
     parser.add_argument("--no-hf", action="store_true", help="skip the HF Trainer comparison")
+    parser.add_argument("--packing", action="store_true", help="pack several units per row (ours)")
+    parser.add_argument("--model-vocab", type=int, default=None,
+                        help="vocabulary of the fresh model (default: mBERT's 119547 for mbert-base, else the tokenizer's)")
+    parser.add_argument("--dry-run", action="store_true", help="validate every run's config and print the plan")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -158,16 +199,28 @@ def main() -> None:
         result = run_hf_trainer(spec) if spec["objective"] == "hf-trainer" else run_ours(spec)
         print("RESULT " + json.dumps(result))
         return
+    model_vocab = args.model_vocab or (119547 if args.preset == "mbert-base" else None)
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_data(Path(tmp) / "data", args.lines, args.vocab)
+        data = write_data(Path(tmp) / "data", args.lines if not args.dry_run else 50, args.vocab)
+        if args.dry_run or model_vocab is None:
+            model = f"preset:{args.preset}"
+        else:
+            model = write_model(Path(tmp) / "model", args.preset, model_vocab, data["tokenizer"])
         runs = [(o, z) for o in args.objectives for z in args.zero]
         runs += [] if args.no_hf else [("hf-trainer", z) for z in args.zero]
         rows = []
         for k, (objective, zero) in enumerate(runs):
-            spec = {**data, "preset": args.preset, "objective": objective, "zero": zero, "seq": args.seq,
-                    "batch": args.batch, "precision": args.precision, "steps": args.steps, "warmup": args.warmup,
-                    "cpu_peak": args.cpu_peak, "checkpointing": args.checkpointing, "out": str(Path(tmp) / f"run{k}")}
+            spec = {**data, "preset": args.preset, "model": model, "objective": objective, "zero": zero,
+                    "seq": args.seq, "batch": args.batch, "precision": args.precision, "steps": args.steps,
+                    "warmup": args.warmup, "cpu_peak": args.cpu_peak, "checkpointing": args.checkpointing,
+                    "packing": args.packing, "out": str(Path(tmp) / f"run{k}")}
+            if args.dry_run:
+                print(f"dry-run: {dry_run(spec)}")
+                continue
             rows.append((objective, zero, run_child(spec)))
+    if args.dry_run:
+        print(f"dry-run: {len(runs)} runs valid")
+        return
     print(f"\npreset={args.preset} seq={args.seq} batch={args.batch} precision={args.precision} "
           f"steps={args.steps} (after {args.warmup} warm-up) vocab={args.vocab}")
     print(f"{'objective':<13} {'ZeRO':>4} {'steps/s':>8} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>7} {'peak mem GB':>12} {'wall s':>7}")
@@ -177,6 +230,18 @@ def main() -> None:
             continue
         print(f"{objective:<13} {zero:>4} {r['steps_per_s']:>8.2f} {r['tokens_per_s']:>10,.0f} {r['tflops']:>8.4f} "
               f"{r['mfu']:>7.2%} {r['peak_mem_gb']:>8.2f} {r['mem_kind']:<3} {r['wall_s']:>7.1f}")
+
+
+def dry_run(spec: dict) -> str:
+    """Validate one run's config and its DeepSpeed config without training."""
+    from training.distributed import deepspeed_config
+
+    if spec["objective"] == "hf-trainer":
+        return f"hf-trainer ZeRO-{spec['zero']} {spec['precision']} batch {spec['batch']} seq {spec['seq']}"
+    config = our_config(spec)
+    ds = deepspeed_config(config.optim, config.parallel, config.data.batch_size, 1, config.optim.max_steps)
+    return (f"{config.objective.name} ZeRO-{ds['zero_optimization']['stage']} bf16={ds['bf16']['enabled']} "
+            f"input={config.input_mode()} batch {ds['train_batch_size']} seq {config.data.max_seq_len}")
 
 
 def run_child(spec: dict) -> dict:

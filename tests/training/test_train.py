@@ -115,7 +115,7 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     pretrain(first)  # finished and unchanged: skipped
     assert time.time() - started < 5 and (first.out_dir / "manifest.json").stat().st_mtime == stamp
     assert AutoModelForMaskedLM.from_pretrained(second.out_dir / "model").config.num_hidden_layers == 2
-    changed = second.model_copy(update={"lr": 2e-3})  # another config: the old checkpoints are not resumed
+    changed = second.model_copy(update={"optim": second.optim.model_copy(update={"lr": 2e-3})})  # old checkpoints not resumed
     pretrain(changed)
     assert list(losses_steps(second.out_dir)) == [*range(1, 7), *range(1, 7)]
 
@@ -143,10 +143,74 @@ def test_interrupted_save_never_becomes_latest(tmp_path):
 def test_deepspeed_config_is_generated_and_overridable(corpus, tmp_path):
     config = tiny_config(corpus, tmp_path, batch_size=32, micro_batch_size=4, zero_stage=3, precision="bf16",
                          deepspeed_overrides={"zero_optimization": {"overlap_comm": True}, "gradient_clipping": 0.5})
-    ds = distributed.deepspeed_config(config, world_size=2, planned_steps=100)
+    ds = distributed.deepspeed_config(config.optim, config.parallel, config.data.batch_size, world_size=2,
+                                      planned_steps=100)
     assert ds["gradient_accumulation_steps"] == 4 and ds["train_micro_batch_size_per_gpu"] == 4
     assert ds["zero_optimization"] == {"stage": 3, "overlap_comm": True} and ds["gradient_clipping"] == 0.5
     assert ds["bf16"]["enabled"] and ds["scheduler"]["params"]["total_num_steps"] == 100
+
+
+def test_flat_keys_of_the_old_config_fail_naming_their_new_place(tmp_path):
+    from weam.errors import ConfigError
+
+    path = tmp_path / "old.yaml"
+    path.write_text("objective: weam\nlr: 1.0e-4\nmax_steps: 3\n")
+    with pytest.raises(ConfigError, match=r"lr → optim\.lr, max_steps → optim\.max_steps"):
+        load_config(PretrainConfig, path)
+
+
+def test_fingerprint_leaves_out_fields_that_do_not_affect_results(corpus, tmp_path):
+    base = tiny_config(corpus, tmp_path)
+    quiet = tiny_config(corpus, tmp_path, log_every=1, checkpoint_every=1, run_name="x", tags={"a": "b"},
+                        tracking={"enabled": True, "experiment": "other"}, cpu_peak_flops=5.0)
+    assert base.fingerprint_config() == quiet.fingerprint_config()
+    for changed in ({"lr": 2e-3}, {"objective__weam__normalise": "targeted"}, {"data__packing": True}):
+        assert tiny_config(corpus, tmp_path, **changed).fingerprint_config() != base.fingerprint_config(), changed
+
+
+def test_objective_table_decides_alignment_needs_and_input_mode(corpus, tmp_path):
+    from training.config import OBJECTIVES
+
+    bare = [{k: v for k, v in pair.items() if k != "alignment"} for pair in corpus["pairs"]]
+    for name, spec in OBJECTIVES.items():
+        if spec.needs_alignments:
+            with pytest.raises(ValueError, match=f"objective '{name}' needs 'alignment'"):
+                tiny_config({**corpus, "pairs": bare}, tmp_path, objective=name)
+        else:
+            assert tiny_config({**corpus, "pairs": bare}, tmp_path, objective=name).input_mode() == spec.input
+    assert tiny_config(corpus, tmp_path, objective__weam__input="pair").input_mode() == "pair"
+
+
+def test_word_aligned_frozen_copy_stays_while_the_model_trains(corpus, tmp_path, monkeypatch):
+    """10 steps of Cao et al.'s objective through pretrain(): the frozen copy's parameters equal the
+    starting model's at the end, the trained encoder's differ, and the frozen copy is in no
+    checkpoint or export."""
+    from transformers import AutoModelForMaskedLM
+
+    from training import api
+
+    seen = {}
+    make_copy = api.frozen_copy
+
+    def recording_copy(config, mlm):
+        frozen = make_copy(config, mlm)
+        seen["start"] = {k: v.detach().clone() for k, v in frozen.state_dict().items()}
+        seen["frozen"] = frozen
+        return frozen
+
+    monkeypatch.setattr(api, "frozen_copy", recording_copy)
+    config = tiny_config(corpus, tmp_path / "wa", objective="word_aligned", max_steps=10, checkpoint_every=10,
+                         lr=2e-3)
+    pretrain(config)
+    after = seen["frozen"].state_dict()
+    assert all(torch.equal(after[k], v) for k, v in seen["start"].items())
+    trained = AutoModelForMaskedLM.from_pretrained(config.out_dir / "model").bert.state_dict()
+    moved = [k for k, v in seen["start"].items() if not torch.equal(trained[k], v)]
+    assert len(moved) > len(seen["start"]) // 2
+    records = [json.loads(line) for line in (config.out_dir / "train_log.jsonl").read_text().splitlines()]
+    # R is above 0 from step 1: the trained model runs with dropout, the frozen copy without (as in Cao et al.).
+    assert len(records) == 10 and all(r["reg"] > 0 and r["align"] > 0 for r in records)
+    assert all(r["mlm"] == 0.0 and r["masked"] == 0 for r in records)
 
 
 def test_rendezvous_from_environment():
@@ -161,7 +225,9 @@ def test_rendezvous_from_environment():
 def test_shipped_configs_validate(path, tmp_path):
     overrides = ["tokenizer=tok"] if "tiny" in path.name else []
     config = load_config(PretrainConfig, path, overrides)
-    assert config.mask_prob == 0.3 and config.cross_weight == 1.0
+    assert config.objective.mask_prob == 0.3 and config.objective.weam.cross_weight == 1.0
+    assert config.objective.name == {"mlm": "mlm", "tlm": "tlm", "word": "word_aligned"}.get(path.name.split("-")[0], "weam")
+    assert not config.data.packing
 
 
 def test_cli_help_and_config_listing():
@@ -172,7 +238,8 @@ def test_cli_help_and_config_listing():
     result = CliRunner().invoke(app, ["pretrain", "--help"], terminal_width=200)
     assert result.exit_code == 0 and "torchrun" in result.output
     listing = CliRunner().invoke(app, ["pretrain", "config"])
-    assert "weam.multi_token" in listing.output and "cross_weight = 1.0" in listing.output
+    assert "objective.weam.multi_token" in listing.output and "objective.weam.cross_weight = 1.0" in listing.output
+    assert "data.packing = False" in listing.output and "optim.lr = 5e-05" in listing.output
 
 
 @pytest.mark.gpu
