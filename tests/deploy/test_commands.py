@@ -101,7 +101,7 @@ def test_invalid_config_is_rejected(tmp_path):
     from weam.errors import ConfigError
 
     good = next(c for c in COMMANDS if c.argv[:2] == ["pretrain", "run"])
-    files = {k: v.replace("objective: weam", "objectiv: weam") for k, v in good.files.items()}
+    files = {k: v.replace("objective:\n", "objectiv:\n") for k, v in good.files.items()}
     with pytest.raises(ConfigError, match="objectiv"):
         check_command(WeamCommand(good.source, good.argv, files), tmp_path)
 
@@ -146,5 +146,5 @@ def test_gpu_pods_need_no_compiled_deepspeed_op(tmp_path, monkeypatch):
         _, ctx = parse(command.argv)
         config = load_config(PretrainConfig, materialise(ctx.params["config"], command.files, tmp_path))
         for world_size in (1, 8, 16, 32):  # the sizes deploy/README.md documents: 1x1, 1x8, 2x8, 4x8
-            ds = deepspeed_config(config, world_size, 1000)
+            ds = deepspeed_config(config.optim, config.parallel, config.data.batch_size, world_size, 1000)
             assert ds["optimizer"]["params"].get("torch_adam") is True, command.source

@@ -59,11 +59,12 @@ def write_tiny_study(tmp: Path, tokenizer_dir: Path, manifest_config: str) -> Pa
     links = [" ".join(f"{i}-{i}" for i in range(min(len(en.split()), len(de.split())))) for en, de in rows]
     (data / "alignment.txt").write_text("\n".join(links) + "\n", encoding="utf-8")
     overrides = {
-        "model": "preset:tiny", "tokenizer": str(tokenizer_dir), "precision": "fp32", "zero_stage": 1,
-        "batch_size": 4, "micro_batch_size": 2, "max_seq_len": 32, "token_budget": None,
-        "max_steps": MAX_STEPS, "checkpoint_every": 2, "log_every": 1, "out_dir": str(tmp / "out"),
-        "pairs": [{"src": "en", "tgt": "de", "src_file": str(data / "train.en"), "tgt_file": str(data / "train.de"),
-                   "alignment": str(data / "alignment.txt")}],
+        "model": "preset:tiny", "tokenizer": str(tokenizer_dir), "out_dir": str(tmp / "out"),
+        "parallel": {"precision": "fp32", "zero_stage": 1, "micro_batch_size": 2},
+        "data": {"batch_size": 4, "max_seq_len": 32, "token_budget": None,
+                 "pairs": [{"src": "en", "tgt": "de", "src_file": str(data / "train.en"),
+                            "tgt_file": str(data / "train.de"), "alignment": str(data / "alignment.txt")}]},
+        "optim": {"max_steps": MAX_STEPS}, "checkpoint": {"every": 2}, "logging": {"log_every": 1},
     }
     config = deep_merge(yaml.safe_load(manifest_config), overrides)
     folder = tmp / "config"

@@ -27,7 +27,7 @@ seeds: [0]
 base: {{model: "preset:tiny", vocab_size: 1500, token_budget: 12000}}
 data: {{_base_: {configs}/data/demo.yaml}}
 align: {{_base_: {configs}/align/default.yaml, engine: eflomal}}
-pretrain: {{_base_: {configs}/pretrain/tiny.yaml, max_steps: null, checkpoint_every: 2, max_seq_len: 32}}
+pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
 eval: {{_base_: {configs}/eval/tatoeba.yaml}}
 """
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
