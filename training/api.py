@@ -21,6 +21,7 @@ from training import distributed
 from training.config import DistributedEnv, PretrainConfig
 from training.metrics import flops_per_step, memory_metrics, peak_flops
 from training.objectives import PretrainingModel, mask_batch
+from weam.errors import ConfigError
 from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.tracking import TAG_OBJECTIVE, TAG_STAGE, RunLogger, resolve_tracking_uri
 
@@ -47,6 +48,10 @@ def pretrain(
         stream = data_mod.PackedStream.for_config(config, tokenizer, sizes)
         ds_config = distributed.deepspeed_config(config.optim, config.parallel, config.data.batch_size, env.world_size,
                                                  planned_steps(config, tokenizer, sizes))
+        if config.input_mode() == "single" and ds_config["train_micro_batch_size_per_gpu"] % 2:
+            raise ConfigError(f"micro-batch of {ds_config['train_micro_batch_size_per_gpu']} rows per rank: single-side "
+                              "input needs an even number (a pair's two rows stay together); set "
+                              "parallel.micro_batch_size or data.batch_size")
         engine = distributed.initialize(model, ds_config)
         logger = open_logger(config, parent_run_id, tags) if env.is_main else None
         try:
@@ -226,6 +231,10 @@ def load_model(config: PretrainConfig, tokenizer):
         from transformers import AutoModelForMaskedLM
 
         model = AutoModelForMaskedLM.from_pretrained(config.model)
+    types = getattr(model.config, "type_vocab_size", 0)
+    if config.input_mode() == "pair" and config.data.language_input == "token_type" and types < 2:
+        raise ConfigError(f"{config.model}: type_vocab_size {types} cannot mark the pair's target side with token "
+                          "type 1 (XLM-R has 1); set data.language_input: none")
     if config.parallel.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model

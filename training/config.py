@@ -38,8 +38,6 @@ from weam.config import StrictModel
 from weam.tracking import TrackingConfig
 
 Objective = Literal["mlm", "tlm", "word_aligned", "weam"]
-NOT_RESULT = {"affects_result": False}
-"""``json_schema_extra`` of fields that do not change the trained model (logs, tracking, cadence)."""
 
 
 @dataclass(frozen=True)
@@ -273,27 +271,27 @@ class ParallelConfig(StrictModel):
 class CheckpointConfig(StrictModel):
     """When DeepSpeed checkpoints are written (resume is exact, so the cadence changes no result)."""
 
-    every: int = Field(500, gt=0, json_schema_extra=NOT_RESULT)
+    every: int = Field(500, gt=0, json_schema_extra={"affects_result": False})
     """Save a DeepSpeed checkpoint every N steps (and at the end)."""
-    keep: int = Field(2, ge=1, json_schema_extra=NOT_RESULT)
+    keep: int = Field(2, ge=1, json_schema_extra={"affects_result": False})
     """Checkpoints kept on disk (older ones are deleted after a newer one is complete)."""
 
 
 class LoggingConfig(StrictModel):
     """Where progress goes: train_log.jsonl every step, MLflow every log_every steps."""
 
-    log_every: int = Field(10, gt=0, json_schema_extra=NOT_RESULT)
+    log_every: int = Field(10, gt=0, json_schema_extra={"affects_result": False})
     """Log metrics to MLflow every N steps."""
-    cpu_peak_flops: float = Field(1e11, gt=0, json_schema_extra=NOT_RESULT)
+    cpu_peak_flops: float = Field(1e11, gt=0, json_schema_extra={"affects_result": False})
     """Peak FLOP/s of one CPU process, for MFU on CPU (GPUs use a table of bf16 peaks)."""
-    tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra=NOT_RESULT)
+    tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra={"affects_result": False})
     """MLflow. With uri None the run goes to the nearest ``mlflow.db`` in out_dir or its parents
     (a study's work directory holds one), else to ``<out_dir>/mlflow.db``."""
-    run_name: str | None = Field(None, json_schema_extra=NOT_RESULT)
+    run_name: str | None = Field(None, json_schema_extra={"affects_result": False})
     """MLflow run name; None: ``pretrain-<objective>-<out_dir name>``."""
-    parent_run_id: str | None = Field(None, json_schema_extra=NOT_RESULT)
+    parent_run_id: str | None = Field(None, json_schema_extra={"affects_result": False})
     """MLflow parent run (the study's condition run); the pretrain() argument wins."""
-    tags: dict[str, str] = Field({}, json_schema_extra=NOT_RESULT)
+    tags: dict[str, str] = Field({}, json_schema_extra={"affects_result": False})
     """Extra MLflow tags; merged under the pretrain() argument's."""
 
 
