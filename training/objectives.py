@@ -12,6 +12,22 @@ The four objectives of the table in training/config.py (``OBJECTIVES``) share th
 
 Vocabulary logits are computed only at masked positions: the output layer is most of a small
 model's compute at mBERT's vocabulary size.
+
+Departures from the sources, kept on purpose (the study holds data, budget, batch, optimiser
+and mask rate equal across objectives):
+
+* all: AdamW (0.9, 0.999), weight decay 0.01, 6 % linear warm-up then linear decay, clipping 1,
+  batch 32 rows, lr 5e-5 (WEAM's), sentence pairs drawn by ``data.sampling``.
+* tlm: mBERT has no language embeddings; token type 1 on the target side stands in (it marks
+  the side, not the language). BERT's [CLS]/[SEP] replace XLM's </s> delimiters, so target
+  positions restart at 1 (after the shared [SEP]) where XLM restarts at 0 on the target's own
+  </s>. Mask rate 0.3 (XLM: 0.15); pairs are truncated to max_seq_len (XLM drops long ones);
+  TLM alone, not alternated with monolingual MLM steps.
+* word_aligned: loss terms are per-micro-batch means (Cao et al.'s code sums per-chunk means
+  over languages and chunks); the alignments are the align stage's symmetrised links filtered to
+  one-to-one (Cao et al.: fast_align intersection, then one-to-one); long sentences are truncated
+  to max_seq_len subwords (Cao et al. drop sentences over 64 words); the MLM head's own
+  parameters are frozen and exported unchanged (Cao et al. train an encoder without one).
 """
 
 from __future__ import annotations
