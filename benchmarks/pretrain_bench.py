@@ -84,8 +84,10 @@ def our_config(spec: dict):
                  "packing": spec["packing"]},
         "objective": {"name": spec["objective"]},
         "optim": {"max_steps": spec["warmup"] + spec["steps"]},
+        # torch's AdamW in both trainers: DeepSpeed's FusedAdam would JIT-compile a CUDA op (needs nvcc).
         "parallel": {"zero_stage": spec["zero"], "precision": spec["precision"],
-                     "activation_checkpointing": spec["checkpointing"]},
+                     "activation_checkpointing": spec["checkpointing"],
+                     "deepspeed_overrides": {"optimizer": {"params": {"torch_adam": True}}}},
         "checkpoint": {"every": 10**6},
         "logging": {"tracking": {"enabled": False}, "cpu_peak_flops": spec["cpu_peak"]},
     })
@@ -147,7 +149,7 @@ def run_hf_trainer(spec: dict) -> dict:
 
     ds_config = {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": 1,
                  "zero_optimization": {"stage": spec["zero"]}, "bf16": {"enabled": "auto"},
-                 "optimizer": {"type": "AdamW", "params": {"lr": "auto", "torch_adam": not torch.cuda.is_available()}}}
+                 "optimizer": {"type": "AdamW", "params": {"lr": "auto", "torch_adam": True}}}
     args = TrainingArguments(
         output_dir=spec["out"], per_device_train_batch_size=spec["batch"], max_steps=spec["warmup"] + spec["steps"],
         learning_rate=5e-5, bf16=spec["precision"] == "bf16", deepspeed=ds_config, report_to=[], save_strategy="no",

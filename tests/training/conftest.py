@@ -45,6 +45,10 @@ def corpus(tmp_path_factory) -> dict:
     return {"pairs": pairs, "tokenizer": root / "tokenizer", "root": root}
 
 
+TORCH_ADAM = {"optimizer": {"params": {"torch_adam": True}}}
+"""GPU tests keep torch's AdamW: DeepSpeed's FusedAdam would JIT-compile (minutes, needs nvcc)."""
+
+
 def tiny_config(corpus: dict, out_dir: Path, **overrides):
     """A tiny-preset config; keyword overrides use the old flat names (``zero_stage=3``,
     ``objective="tlm"``) or dotted paths as ``section__key`` (``objective__weam__input="pair"``)."""

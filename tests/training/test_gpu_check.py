@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.training.conftest import tiny_config
+from tests.training.conftest import TORCH_ADAM, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_gpu_word_aligned_zero3_frozen_copy_on_device_in_bf16(corpus, tmp_path, 
     engines = []
     monkeypatch.setattr(distributed, "teardown_engine", lambda engine: engines.append(engine))
     config = tiny_config(corpus, tmp_path / "wa", objective="word_aligned", precision="bf16", zero_stage=3,
-                         max_steps=4, checkpoint_every=4)
+                         max_steps=4, checkpoint_every=4, deepspeed_overrides=TORCH_ADAM)
     api.pretrain(config)
     frozen = engines[0].module.frozen
     params = list(frozen.parameters())

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tests.training.conftest import tiny_config
+from tests.training.conftest import TORCH_ADAM, tiny_config
 from training import distributed
 from training.api import pretrain
 from training.config import DistributedEnv, PretrainConfig, free_port
@@ -245,7 +245,8 @@ def test_cli_help_and_config_listing():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_bf16_smoke(corpus, tmp_path):
-    config = tiny_config(corpus, tmp_path / "gpu", precision="bf16", zero_stage=2, max_steps=4, checkpoint_every=4)
+    config = tiny_config(corpus, tmp_path / "gpu", precision="bf16", zero_stage=2, max_steps=4, checkpoint_every=4,
+                         deepspeed_overrides=TORCH_ADAM)
     pretrain(config)
     curve = losses(config.out_dir)
     assert len(curve) == 4 and all(v == v for v in curve.values())
