@@ -202,6 +202,22 @@ def test_alignment_groups_are_the_connected_components(pair_data):
     assert groups[1, 3] == groups[1, 7] == width + 3 and groups[1, 8] == width + 8  # y: alone
 
 
+def test_weam_pair_masks_whole_groups_of_the_hand_made_batch(pair_data):
+    """Groups of the pair batch: row 0 {a, y} {b, x}; row 1 {c, a, z, ##w} {b, x}, y alone. Whatever
+    the seed, a group is masked whole and its tokens read [MASK]."""
+    batch = batch_of(pair_data, "pair")
+    groups = [[(0, 1), (0, 5)], [(0, 2), (0, 4)], [(1, 1), (1, 2), (1, 5), (1, 6)], [(1, 3), (1, 7)]]
+    objective = ObjectiveConfig(name="weam", weam={"input": "pair"})
+    for seed in range(20):
+        inputs, labels = mask_batch(batch, objective, MASK, 12, torch.Generator().manual_seed(seed))
+        for group in groups:
+            masked = [labels[r, p].item() != IGNORE for r, p in group]
+            assert all(masked) or not any(masked), (seed, group)
+            assert not any(masked) or all(inputs[r, p].item() == MASK for r, p in group)
+        row0, row1 = (labels != IGNORE).sum(1).tolist()
+        assert row0 >= round(4 * 0.3) and row1 >= round(8 * 0.3)  # 4 and 8 maskable tokens
+
+
 def test_weam_pair_input_cannot_see_the_counterpart_of_a_masked_token(corpus, tmp_path):
     """Over 40 maskings of real pair batches: every cross-lingual target of every masked token is
     [MASK] in the input. Under TLM's plain masking (the state before co-masking) many are visible."""
