@@ -1,4 +1,4 @@
-"""``weam data``: build the demo corpora, list the demo languages, check a corpus."""
+"""``weam data``: fetch and clean OPUS corpora, build the demo corpora, list the demo languages, check a corpus."""
 
 from __future__ import annotations
 
@@ -97,3 +97,92 @@ def check(
         src_words += len(pair.src.split())
         tgt_words += len(pair.tgt.split())
     typer.echo(f"{src}: {pairs:,} pairs, {src_words:,} source words, {tgt_words:,} target words")
+
+
+FetchConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A FetchConfig YAML file.")]
+CleanConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A CleanConfig YAML file.")]
+ShowOption = Annotated[bool, typer.Option("--show-config", help="Print the resolved config (YAML) and every key's meaning, then exit.")]
+
+
+def _show(settings, model_cls) -> None:
+    from weam.config import describe_fields, dump_config
+
+    typer.echo(dump_config(settings))
+    for key, default, description in describe_fields(model_cls):
+        typer.echo(f"# {key} (default {default}): {description}")
+
+
+@app.command()
+def fetch(
+    config: FetchConfigOption = None,
+    langs: Annotated[Optional[str], typer.Option(help="Target languages, comma-separated: fi,tr,de.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (overrides out_dir).")] = None,
+    set_: SetOption = [],
+    show_config: ShowOption = False,
+) -> None:
+    """Fetch English–X corpora from OPUS (OPUS-100 via Hugging Face datasets; CCMatrix etc. via opustools)
+    as Moses pairs, with a manifest naming each source's version, licence and counts."""
+    from weam.data.config import FetchConfig
+    from weam.data.fetch import fetch as run_fetch, summary_rows
+
+    overrides = list(set_)
+    if out is not None:
+        overrides.append(f"out_dir={out}")
+    if langs is not None:
+        overrides.append(f"languages={json.dumps([code.strip() for code in langs.split(',') if code.strip()])}")
+    settings = load_config(FetchConfig, config, overrides)
+    if show_config:
+        _show(settings, FetchConfig)
+        return
+    summary = run_fetch(settings)
+    table = Table(title=f"fetched corpora in {settings.out_dir}")
+    for column in ("pair", "source", "version", "licence", "pairs", "words en", "words xx"):
+        table.add_column(column, justify="right" if column in ("pairs", "words en", "words xx") else "left")
+    for pair, name, version, licence, pairs, src_words, tgt_words in summary_rows(summary):
+        table.add_row(pair, name, version, licence, f"{pairs:,}", f"{src_words:,}", f"{tgt_words:,}")
+    _console().print(table)
+
+
+@app.command()
+def clean(
+    config: CleanConfigOption = None,
+    in_dir: Annotated[Optional[Path], typer.Option("--in", help="A `weam data fetch` output folder (in_dir).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (overrides out_dir).")] = None,
+    xtreme: Annotated[Optional[Path], typer.Option(help="XTREME-R download folder (xtreme_data_dir).")] = None,
+    set_: SetOption = [],
+    show_config: ShowOption = False,
+) -> None:
+    """Filter fetched corpora (length, length ratio, copies, language id, duplicates) and remove every pair
+    overlapping an XTREME-R dev/test set; prints per-filter counts per pair and the contamination found."""
+    from weam.data.clean import FILTERS, clean as run_clean, missing_eval_files, report_rows
+    from weam.data.config import CleanConfig
+
+    overrides = list(set_)
+    for key, value in (("in_dir", in_dir), ("out_dir", out), ("xtreme_data_dir", xtreme)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    settings = load_config(CleanConfig, config, overrides)
+    if show_config:
+        _show(settings, CleanConfig)
+        return
+    report = run_clean(settings)
+    console = _console()
+    table = Table(title=f"cleaned corpora in {settings.out_dir} (pairs removed by each filter, in order)")
+    for column in ("pair", "input", *FILTERS, "kept"):
+        table.add_column(column, justify="left" if column == "pair" else "right")
+    for row in report_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    for pair, result in report["pairs"].items():
+        found = result["contamination"]
+        if not found.get("checked"):
+            console.print(f"{pair}: overlap with evaluation sets not checked (decontaminate=false)")
+            continue
+        console.print(f"{pair}: {found['pairs_removed']:,} pairs overlapped evaluation sets", highlight=False)
+        for row in found["overlaps"]:
+            console.print(f"  {row['side']} side = {row['task']} {row['split']} ({row['lang']}): "
+                          f"{row['pairs_removed']:,} pairs, file {row['file']}", highlight=False)
+    missing = missing_eval_files(report)
+    if missing:
+        console.print(f"[yellow]{len(missing)} evaluation file(s) not found, so not checked; first: {missing[0]}")
+    console.print(f"report: {Path(settings.out_dir) / 'report.json'}, {Path(settings.out_dir) / 'contamination.tsv'}")
