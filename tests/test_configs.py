@@ -14,9 +14,10 @@ def config_class(path: Path):
     from alignment.config import AlignConfig
     from eval.config import EvalConfig
     from training.config import PretrainConfig
-    from weam.data.config import DemoDataConfig
+    from weam.data.config import CleanConfig, DemoDataConfig, FetchConfig
 
-    return {"align": AlignConfig, "pretrain": PretrainConfig, "eval": EvalConfig, "data": DemoDataConfig}.get(
+    return {"align": AlignConfig, "pretrain": PretrainConfig, "eval": EvalConfig, "data": DemoDataConfig,
+            "fetch": FetchConfig, "clean": CleanConfig}.get(
         path.parent.name
     )
 
@@ -40,4 +41,4 @@ def test_config_file_validates(path):
 
 def test_every_config_folder_is_covered():
     folders = {p.parent.name for p in CONFIGS.rglob("*.yaml")} - {"configs", "studies"}
-    assert folders <= {"align", "pretrain", "eval", "data"}, folders
+    assert folders <= {"align", "pretrain", "eval", "data", "fetch", "clean"}, folders

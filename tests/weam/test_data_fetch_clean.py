@@ -166,3 +166,19 @@ def test_cli_fetch_and_clean_print_counts(sources, tmp_path):
     row = next(line for line in result.output.splitlines() if line.strip().startswith("│ en-fi") or "en-fi │" in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")][1:] == ["16", "1", "2", "1", "1", "1", "1", "1", "8"]
     assert len(FILTERS) == 7
+
+
+def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path):
+    """Every release configs/fetch/opus.yaml names exists in opustools' own OPUS index (offline)."""
+    from weam.config import load_config
+    from weam.data.fetch import check_releases
+
+    config = load_config(FetchConfig, Path(__file__).parents[2] / "configs" / "fetch" / "opus.yaml")
+    database = tmp_path / "opusdata.db"  # OpusGet unpacks the index it ships here on first use
+    for source in config.sources:
+        if isinstance(source, OpusSource):
+            source.database = database
+    check_releases(config)
+    config.sources[1].languages = None  # CCMatrix for every language: OPUS has no en-ka release
+    with pytest.raises(WeamError, match=r"CCMatrix v1 en-ka \(moses\): OPUS lists no such release"):
+        check_releases(config)

@@ -112,6 +112,8 @@ class HFSource(StrictModel):
     """Licence to record; None: the dataset card's ``license`` (OPUS-100's card says ``unknown``)."""
     max_pairs: int | None = Field(None, gt=0)
     """Keep at most this many pairs per language (the first ones); None: all."""
+    languages: list[str] | None = None
+    """Target languages this source is read for; None: every language of the fetch."""
 
 
 class OpusSource(StrictModel):
@@ -134,6 +136,8 @@ class OpusSource(StrictModel):
     """Licence to record; None: the ``LICENSE`` file inside the release's zip (else its README)."""
     max_pairs: int | None = Field(None, gt=0)
     """Keep at most this many pairs per language (the first ones); None: all."""
+    languages: list[str] | None = None
+    """Target languages this source is read for; None: every language of the fetch (CCMatrix has no en-ka)."""
 
 
 Source = Annotated[Union[HFSource, OpusSource], Field(discriminator="kind")]
@@ -165,7 +169,20 @@ class FetchConfig(StrictModel):
         for name in names:
             if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
                 raise ValueError(f"source name {name!r} may hold only letters, digits, '-', '_' and '.'")
+        for source in sources:
+            if source.languages is not None:
+                source.languages = _target_languages(source.languages)
         return sources
+
+    @model_validator(mode="after")
+    def _every_language_has_a_source(self) -> "FetchConfig":
+        bare = [lang for lang in self.languages if not self.sources_for(lang)]
+        if bare:
+            raise ValueError(f"no source is read for {', '.join(bare)} (each source's languages leave it out)")
+        return self
+
+    def sources_for(self, lang: str) -> list:
+        return [source for source in self.sources if source.languages is None or lang in source.languages]
 
 
 class CleanConfig(StrictModel):

@@ -46,6 +46,7 @@ def pair_name(lang: str) -> str:
 def fetch(config: FetchConfig) -> dict[str, Any]:
     """Fetch every source for every language; returns the summary manifest."""
     out = Path(config.out_dir)
+    check_releases(config)
     summary: dict[str, Any] = {"stage": STAGE, "pivot": FETCH_PIVOT, "pairs": {}}
     for lang in config.languages:
         summary["pairs"][pair_name(lang)] = fetch_pair(config, lang)
@@ -58,14 +59,15 @@ def fetch(config: FetchConfig) -> dict[str, Any]:
 def fetch_pair(config: FetchConfig, lang: str) -> dict[str, Any]:
     """Fetch one pair's sources into ``<out_dir>/en-<lang>`` (built under a temporary name, swapped in whole)."""
     pair_dir = Path(config.out_dir) / pair_name(lang)
-    settings = {"lang": lang, "sources": [source.model_dump(mode="json") for source in config.sources]}
+    chosen = config.sources_for(lang)
+    settings = {"lang": lang, "sources": [source.model_dump(mode="json", exclude={"languages"}) for source in chosen]}
     key = fingerprint({}, settings)
     previous = read_manifest(pair_dir)
     if previous and previous.get("fingerprint") == key and _outputs_intact(pair_dir, previous):
         return previous
     with atomic_directory(pair_dir) as tmp:
         sources = {}
-        for source in config.sources:
+        for source in chosen:
             fetcher = _fetch_hf if isinstance(source, HFSource) else _fetch_opus
             sources[source.name] = fetcher(source, lang, tmp)
         manifest = {
@@ -209,9 +211,21 @@ def _opus_getter(source: OpusSource, lang: str):
                    suppress_prompts=True, **kwargs)
 
 
-def _opus_archive(source: OpusSource, lang: str) -> tuple[dict[str, Any], Path]:
-    """Resolve the release's Moses zip with OpusGet and download it unless it is already there."""
-    getter = _opus_getter(source, lang)
+def check_releases(config: FetchConfig) -> None:
+    """Look every OPUS release up before downloading anything; name all that do not exist at once."""
+    problems = []
+    for lang in config.languages:
+        for source in config.sources_for(lang):
+            if isinstance(source, OpusSource):
+                try:
+                    _opus_entry(_opus_getter(source, lang), source, lang)
+                except WeamError as exc:
+                    problems.append(str(exc))
+    if problems:
+        raise WeamError("; ".join(problems) + " (limit a source to the pairs it has with its `languages` key)")
+
+
+def _opus_entry(getter, source: OpusSource, lang: str) -> dict[str, Any]:
     what = f"OPUS {source.corpus} {source.version} en-{lang} (moses)"
     try:
         if source.local_db:
@@ -224,7 +238,14 @@ def _opus_archive(source: OpusSource, lang: str) -> tuple[dict[str, Any], Path]:
     entries = [e for e in entries if e.get("preprocessing") == "moses" and sorted((e["source"], e["target"])) == wanted]
     if not entries:
         raise WeamError(f"{what}: OPUS lists no such release (check the corpus id, version and language codes)")
-    entry = entries[0]
+    return entries[0]
+
+
+def _opus_archive(source: OpusSource, lang: str) -> tuple[dict[str, Any], Path]:
+    """Resolve the release's Moses zip with OpusGet and download it unless it is already there."""
+    getter = _opus_getter(source, lang)
+    what = f"OPUS {source.corpus} {source.version} en-{lang} (moses)"
+    entry = _opus_entry(getter, source, lang)
     archive = Path(getter.make_file_name(entry))
     if not archive.is_file():
         getter.download([entry], getter.format_size(entry["size"]))
