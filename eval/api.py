@@ -30,6 +30,7 @@ from eval.config import EvalConfig
 from eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
 from weam.languages import get_language
 from weam.manifest import atomic_write_json, write_manifest
+from weam.modelcard import record_eval_results
 from weam.tracking import TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, resolve_tracking_uri
 
 
@@ -60,6 +61,7 @@ def evaluate_task(model, spec: TaskSpec, config: EvalConfig, parent_run_id=None,
     per_seed = {seed: run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) for seed in seeds}
     result = combine(spec, langs, per_seed)
     result["split"] = split
+    record_eval_results(model, spec, result)  # a weam model card gains the task's model-index entries
     task_dir = Path(config.out_dir) / spec.name
     atomic_write_json(task_dir / "results.json", result)
     write_manifest(task_dir, "eval", {}, config.model_dump(mode="json") | {"model": str(model)},
@@ -206,9 +208,9 @@ def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogg
 
 
 def _progress(items, label):
-    from rich.progress import track
+    from weam.progress import track
 
-    return track(items, description=label, transient=True)
+    return track(items, label, unit="languages")
 
 
 def metric_names(spec: TaskSpec, cells: dict[str, dict | None]) -> dict[str, float]:

@@ -111,6 +111,9 @@ def fine_tune(
             best_score, best_step = score, step
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
+    from weam.progress import Progress
+
+    bar = Progress("fine-tune", total=total_steps, unit="steps")
     while step < total_steps:
         model.train()
         order = rng.permutation(len(features))
@@ -125,11 +128,13 @@ def fine_tune(
                 scheduler.step()
                 optimizer.zero_grad()
                 step += 1
+                bar.update(step, info=f"loss {last_loss:.3f}")
                 if settings.save_steps and step % settings.save_steps == 0:
                     select()
                     model.train()
                 if step >= total_steps:
                     break
+    bar.close()
     select()
     if best_state is not None:
         model.load_state_dict(copy.copy(best_state))

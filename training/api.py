@@ -23,6 +23,8 @@ from training.metrics import flops_per_step, memory_metrics, peak_flops
 from training.objectives import PretrainingModel, mask_batch
 from weam.errors import ConfigError
 from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
+from weam.modelcard import write_model_card
+from weam.progress import Progress
 from weam.tracking import TAG_OBJECTIVE, TAG_STAGE, RunLogger, resolve_tracking_uri
 
 
@@ -69,6 +71,7 @@ def pretrain(
                 "examples": stream.consumed, "world_size": env.world_size,
                 "wall_seconds": round(time.time() - started, 3),
             }
+            write_model_card(model_dir, config, counts, logger.run_id if logger else None)
             write_manifest(out, "pretrain", inputs, config.fingerprint_config(),
                            {"model": "model/config.json", "weights": "model/model.safetensors"}, counts)
             if logger:
@@ -107,6 +110,10 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
     meter = Meter(config, engine.module.mlm.config, peak_flops(config.logging.cpu_peak_flops) * env.world_size, stream)
     names = ["loss", "mlm", *config.objective.spec.aux_losses]
     keep = config.checkpoint.keep
+    by_tokens = config.data.token_budget is not None  # progress in the unit the run stops on
+    bar = Progress(f"pretrain {config.objective.name}",
+                   total=config.data.token_budget if by_tokens else config.optim.max_steps,
+                   unit="tokens" if by_tokens else "steps", enabled=env.is_main)
     while config.optim.max_steps is None or step < config.optim.max_steps:
         batch = stream.next_batch()
         if batch is None:
@@ -126,8 +133,10 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
         if env.is_main:
             meter.record(step, dict(zip(names, losses.tolist())), engine.get_lr()[0], batch,
                          int((labels != -100).sum()), logger)
+            bar.update(stream.tokens if by_tokens else step, info=f"step {step}, loss {losses[0].item():.3f}")
         if step % config.checkpoint.every == 0:
             distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
+    bar.close()
     if state is None or step != state["step"]:
         distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
     return step

@@ -15,6 +15,7 @@ from eval.cli import app as eval_app
 from training.cli import app as pretrain_app
 from weam.data.cli import app as data_app
 from weam.errors import WeamError
+from weam.progress import quiet_library_noise
 from weam.study.cli import app as study_app
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(study_app, name="study", help="Run, inspect and report a family-di
 
 
 def main() -> None:
+    quiet_library_noise()  # the one place library noise is filtered (list in weam/progress.py)
     try:
         app()
     except WeamError as exc:

@@ -33,6 +33,7 @@ NOISE_MESSAGES: tuple[str, ...] = (
     "Attempting to get learning rate from scheduler before it has started",
     # DeepSpeed's accelerator auto-detection, printed at import and again per engine.
     "Setting ds_accelerator to",
+    "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to detect it.",
     "Setting DS_ACCELERATOR",
     "DeepSpeed info: version=",
     # DeepSpeed without compiled ops (DS_BUILD_OPS=0, the CPU default here).

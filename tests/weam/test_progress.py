@@ -1,0 +1,96 @@
+"""weam.progress: periodic plain lines when not on a terminal; uninformative library warnings filtered."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from weam.progress import Progress, quiet_library_noise, track
+
+
+def test_plain_progress_prints_one_line_per_ten_percent_with_rate_and_eta():
+    out = io.StringIO()  # not a terminal
+    with Progress("pretrain weam", total=200, unit="tokens", stream=out) as bar:
+        for step in range(1, 51):
+            bar.update(step * 4, info=f"step {step}")
+    lines = out.getvalue().splitlines()
+    assert [re.search(r": (\d+)% ", line).group(1) for line in lines] == [str(p) for p in range(10, 101, 10)]
+    assert all("tokens/s" in line and "ETA" in line and "elapsed" in line for line in lines)
+    assert lines[-1].startswith("[weam] pretrain weam: 100% 200/200 tokens") and lines[-1].endswith("(step 50)")
+
+
+def test_plain_progress_jumps_print_once_and_unfinished_runs_print_where_they_stopped():
+    out = io.StringIO()
+    bar = Progress("align", total=10, unit="pairs", stream=out)
+    bar.update(7)  # 70 %: one line, not seven
+    bar.close()  # stopped at 70 %: a last line says so
+    assert [line.split(": ")[1].split(" ")[0] for line in out.getvalue().splitlines()] == ["70%", "70%"]
+
+
+def test_progress_off_and_disabled_print_nothing(monkeypatch):
+    out = io.StringIO()
+    assert list(track(range(5), "eval", stream=out, enabled=False)) == [0, 1, 2, 3, 4]
+    monkeypatch.setenv("WEAM_PROGRESS", "off")
+    assert list(track(range(5), "eval", stream=out)) == [0, 1, 2, 3, 4]
+    assert out.getvalue() == ""
+
+
+def test_terminal_progress_draws_a_rich_bar(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    for _ in track(range(3), "fine-tune", stream=out):
+        pass
+    assert "fine-tune" in out.getvalue() and "3/3" in out.getvalue()
+    assert "[weam]" not in out.getvalue()
+
+
+def test_cli_installs_the_filter(monkeypatch):
+    from weam import cli
+
+    monkeypatch.setattr(sys, "argv", ["weam", "--help"])
+    try:
+        cli.main()
+    except SystemExit:
+        pass
+    assert any(type(f).__name__ == "_NoiseFilter" for f in logging.getLogger("DeepSpeed").filters)
+
+
+def test_deepspeed_scheduler_and_accelerator_warnings_are_filtered(tmp_path):
+    """DeepSpeed's own code paths emit both messages before the filter and neither after it."""
+    script = textwrap.dedent("""
+        import torch
+        from deepspeed.accelerator import real_accelerator
+        from deepspeed.runtime.lr_schedules import WarmupLR
+        from weam.progress import quiet_library_noise
+
+        def noisy():
+            real_accelerator.ds_accelerator = None
+            real_accelerator.get_accelerator()
+            optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+            WarmupLR(optimizer, warmup_num_steps=10).get_lr()  # before the first step
+
+        noisy()
+        print("=== filtered from here", flush=True)
+        quiet_library_noise()
+        noisy()
+        print("=== end", flush=True)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "DS_ACCELERATOR"}  # let DeepSpeed auto-detect
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = (done.stdout + done.stderr).split("=== filtered from here")
+    for message in ("Attempting to get learning rate from scheduler before it has started",
+                    "Setting accelerator to CPU"):
+        assert message in before  # the test would notice DeepSpeed rewording it
+        assert message not in after
+    assert "=== end" in after
