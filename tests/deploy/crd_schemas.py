@@ -193,3 +193,9 @@ POD_TEMPLATE_PATHS: dict[str, list[tuple[str, ...]]] = {
     "Deployment": [("spec", "template")],
     "StatefulSet": [("spec", "template")],
 }
+
+# Kubeflow Trainer v2 (TrainJob, ClusterTrainingRuntime) joins the registry: tests/deploy/trainer_schemas.py.
+from tests.deploy import trainer_schemas as _trainer  # noqa: E402
+
+SCHEMAS.update(_trainer.SCHEMAS)
+POD_TEMPLATE_PATHS.update(_trainer.POD_TEMPLATE_PATHS)
