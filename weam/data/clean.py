@@ -229,29 +229,29 @@ class PairCleaner:
             self.langid = LanguageIdentifier(self.config, self.lang)
 
     def keep(self, src: str, tgt: str) -> bool:
+        forms = (normal_form(src), normal_form(tgt))  # once per pair, shared by the filters
         for name, test in self._chain():
-            if not test(src, tgt):
+            if not test(src, tgt, forms):
                 self.removed[name] += 1
                 return False
         return True
 
-    def _chain(self) -> Iterator[tuple[str, Callable[[str, str], bool]]]:
-        yield "empty", lambda s, t: bool(s.strip()) and bool(t.strip())
+    def _chain(self) -> Iterator[tuple[str, Callable[[str, str, tuple[str, str]], bool]]]:
+        yield "empty", lambda s, t, f: bool(s.strip()) and bool(t.strip())
         if self.index is not None:
             yield "contamination", self._clean_of_eval
         yield "length", self._length_ok
         yield "length_ratio", self._ratio_ok
         if self.config.drop_copies:
-            yield "copy", lambda s, t: normal_form(s) != normal_form(t)
+            yield "copy", lambda s, t, f: f[0] != f[1]
         if self.langid is not None:
-            yield "langid", lambda s, t: self.langid.is_lang(s, FETCH_PIVOT) and self.langid.is_lang(t, self.lang)
+            yield "langid", lambda s, t, f: self.langid.is_lang(s, FETCH_PIVOT) and self.langid.is_lang(t, self.lang)
         if self.config.dedup:
             yield "duplicate", self._first_time
 
-    def _clean_of_eval(self, src: str, tgt: str) -> bool:
+    def _clean_of_eval(self, src: str, tgt: str, forms: tuple[str, str]) -> bool:
         found = False
-        for side, text in ((FETCH_PIVOT, src), (self.lang, tgt)):
-            form = normal_form(text)
+        for side, text, form in ((FETCH_PIVOT, src, forms[0]), (self.lang, tgt, forms[1])):
             if len(form) < self.config.min_match_chars:
                 continue
             owners = self.index.match(side, _key(form))
@@ -264,7 +264,7 @@ class PairCleaner:
             found = found or bool(owners)
         return not found
 
-    def _length_ok(self, src: str, tgt: str) -> bool:
+    def _length_ok(self, src: str, tgt: str, forms: tuple[str, str]) -> bool:
         config = self.config
         for text in (src, tgt):
             words = len(text.split())
@@ -272,13 +272,13 @@ class PairCleaner:
                 return False
         return True
 
-    def _ratio_ok(self, src: str, tgt: str) -> bool:
+    def _ratio_ok(self, src: str, tgt: str, forms: tuple[str, str]) -> bool:
         measure = (lambda text: len(text.split())) if self.config.ratio_unit == "word" else len
         a, b = measure(src.strip()), measure(tgt.strip())
         return max(a, b) / max(min(a, b), 1) <= self.config.max_length_ratio
 
-    def _first_time(self, src: str, tgt: str) -> bool:
-        key = _key(normal_form(src) + "\t" + normal_form(tgt))
+    def _first_time(self, src: str, tgt: str, forms: tuple[str, str]) -> bool:
+        key = _key(forms[0] + "\t" + forms[1])
         if key in self.seen:
             return False
         self.seen.add(key)
@@ -362,14 +362,13 @@ def clean_pair(config: CleanConfig, lang: str, fetched_pair: dict[str, Any],
         with atomic_write(tmp / f"train.{FETCH_PIVOT}") as src_out, atomic_write(tmp / f"train.{lang}") as tgt_out:
             for name, src, tgt in _fetched_pairs(config, lang, fetched_pair):
                 per_source[name] = per_source.get(name, 0) + 1
+                if cleaner.keep(src, tgt):
+                    src_out.write(src + "\n")
+                    tgt_out.write(tgt + "\n")
+                    kept += 1
+                    src_words += len(src.split())
+                    tgt_words += len(tgt.split())
                 bar.advance(1, info=f"kept {kept:,}")
-                if not cleaner.keep(src, tgt):
-                    continue
-                src_out.write(src + "\n")
-                tgt_out.write(tgt + "\n")
-                kept += 1
-                src_words += len(src.split())
-                tgt_words += len(tgt.split())
         result = {
             "input_pairs": sum(per_source.values()), "input_by_source": per_source,
             "removed": {name: cleaner.removed.get(name, 0) for name in FILTERS},
