@@ -125,7 +125,8 @@ def _save(model_dir: Path, facts: dict[str, Any], results: list[dict[str, Any]])
     name = _model_name(facts)
     base = facts["base_model"]
     data = ModelCardData(
-        model_name=name, language=facts["languages"], library_name="transformers", pipeline_tag="fill-mask",
+        # a copy: a list shared with the `weam` block would be written as a YAML anchor (&id001)
+        model_name=name, language=list(facts["languages"]), library_name="transformers", pipeline_tag="fill-mask",
         # base_model must be a hub id; a preset or a local folder is named in the text only
         base_model=base if _is_hub_id(base) else None,
         tags=["weam", "intermediate-pretraining", f"objective:{facts['objective']}", "xtreme-r",

@@ -38,6 +38,7 @@ def test_card_loads_and_names_objective_languages_budget(pairs, tmp_path):
               "world_size": 1}
     path = write_model_card(tmp_path / "model", card_config(pairs, tmp_path), counts, run_id="abc123")
     card = ModelCard.load(path)
+    assert "&id" not in path.read_text()  # no YAML anchors: plain metadata a person can read
     data = card.data.to_dict()
     assert data["base_model"] == "bert-base-multilingual-cased"
     assert data["language"] == ["en", "fi", "tr"]
