@@ -183,7 +183,7 @@ class Progress:
     def line(self, percent: float | None) -> str:
         elapsed = time.monotonic() - self.started
         done = f"{self.completed:,.0f}" + (f"/{self.total:,.0f}" if self.total else "")
-        head = f"{percent:.0f}% " if percent is not None else ""
+        head = f"{int(percent)}% " if percent is not None else ""  # floor: 99.97 % is not "100%"
         tail = f", ETA {_format_duration(self.eta())}" if self.total else ""
         info = f" ({self.info})" if self.info else ""
         return (f"[weam] {self.description}: {head}{done} {self.unit}, {self.rate():,.1f} {self.unit}/s, "

@@ -29,8 +29,9 @@ def test_plain_progress_jumps_print_once_and_unfinished_runs_print_where_they_st
     out = io.StringIO()
     bar = Progress("align", total=10, unit="pairs", stream=out)
     bar.update(7)  # 70 %: one line, not seven
+    bar.update(7.99)  # 79.9 %: no new line (the next is at 80 %)
     bar.close()  # stopped at 70 %: a last line says so
-    assert [line.split(": ")[1].split(" ")[0] for line in out.getvalue().splitlines()] == ["70%", "70%"]
+    assert [line.split(": ")[1].split(" ")[0] for line in out.getvalue().splitlines()] == ["70%", "79%"]  # floored, never rounded up
 
 
 def test_progress_off_and_disabled_print_nothing(monkeypatch):
@@ -94,3 +95,31 @@ def test_deepspeed_scheduler_and_accelerator_warnings_are_filtered(tmp_path):
         assert message in before  # the test would notice DeepSpeed rewording it
         assert message not in after
     assert "=== end" in after
+
+
+def test_weam_pretrain_not_on_a_terminal_logs_progress_lines_and_no_library_noise(tmp_path):
+    """A real `weam pretrain run` with output to a pipe: plain progress lines with rate and ETA, and
+    none of the filtered messages (DeepSpeed auto-detects the accelerator here, which warns)."""
+    import yaml
+
+    from tests.training.conftest import tiny_config, write_pair
+    from weam.modeling import train_wordpiece_tokenizer
+
+    made = [write_pair(tmp_path / "en-fi", "en", "fi", 60, 1, "ko")]
+    texts = [line for p in made for f in (p["src_file"], p["tgt_file"]) for line in f.read_text().splitlines()]
+    train_wordpiece_tokenizer(texts, vocab_size=100).save_pretrained(tmp_path / "tok")
+    config = tiny_config({"pairs": made, "tokenizer": tmp_path / "tok"}, tmp_path / "run", max_steps=None,
+                         token_budget=3000)
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    env = {k: v for k, v in os.environ.items() if k not in ("DS_ACCELERATOR", "WEAM_PROGRESS")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "weam.cli", "pretrain", "run", "--config", str(tmp_path / "pretrain.yaml")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    lines = [line for line in output.splitlines() if line.startswith("[weam] pretrain weam: ")]
+    assert len(lines) >= 3, output[-3000:]
+    assert all("tokens/s" in line and "ETA" in line and "/3,000 tokens" in line for line in lines)
+    assert int(lines[-1].split(": ")[1].split("%")[0]) >= 90  # the budget ends within the last batch
+    for message in ("Attempting to get learning rate", "Setting accelerator to CPU", "Setting ds_accelerator"):
+        assert message not in output
