@@ -40,7 +40,7 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     fx.ccmatrix_zip(downloads, "fi", FI_CCMATRIX)
     fx.ccmatrix_zip(downloads, "de", DE_CCMATRIX)
     return {
-        "hf": fx.opus100_repo(root / "opus-100", {"fi": FI_HF, "de": fx.EN_DE}),
+        "hf": fx.opus100_repo(root / "opus-100", {"fi": FI_HF, "de": fx.EN_DE, "ka": [("Good morning.", "დილა მშვიდობისა.")]}),
         "db": fx.opus_index(root / "opusdata.db"),
         "downloads": downloads,
         "xtreme": fx.xtreme_download(root / "xtreme"),
@@ -182,3 +182,19 @@ def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path)
     config.sources[1].languages = None  # CCMatrix for every language: OPUS has no en-ka release
     with pytest.raises(WeamError, match=r"CCMatrix v1 en-ka \(moses\): OPUS lists no such release"):
         check_releases(config)
+
+
+def test_a_source_set_to_skip_a_missing_release_is_skipped_and_recorded(sources, tmp_path):
+    opus = OpusSource(database=sources["db"], download_dir=sources["downloads"], missing="skip")
+    config = FetchConfig(languages=["fi", "ka"], out_dir=tmp_path / "fetched",
+                         sources=[HFSource(dataset=str(sources["hf"])), opus])
+    summary = fetch(config)  # OPUS has no CCMatrix en-ka: en-ka gets OPUS-100 only
+    assert set(summary["pairs"]["en-fi"]["sources"]) == {"opus-100", "ccmatrix"}
+    assert set(summary["pairs"]["en-ka"]["sources"]) == {"opus-100"}
+    assert "CCMatrix latest en-ka (moses): OPUS lists no such release" in summary["pairs"]["en-ka"]["skipped"]["ccmatrix"]
+    assert not (tmp_path / "fetched" / "en-ka" / "ccmatrix.ka").exists()
+    with pytest.raises(ValueError, match="no source is read for ka"):
+        FetchConfig(languages=["fi", "ka"], sources=[HFSource(dataset=str(sources["hf"]), languages=["fi"])])
+    with pytest.raises(WeamError, match="en-ka: no source has data"):
+        fetch(FetchConfig(languages=["ka"], out_dir=tmp_path / "none", sources=[opus]))
+    assert FetchConfig().sources[1].missing == "skip"  # the default: CCMatrix where OPUS has it

@@ -140,7 +140,11 @@ def fetch(
         table.add_column(column, justify="right" if column in ("pairs", "words en", "words xx") else "left")
     for pair, name, version, licence, pairs, src_words, tgt_words in summary_rows(summary):
         table.add_row(pair, name, version, licence, f"{pairs:,}", f"{src_words:,}", f"{tgt_words:,}")
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for pair, manifest in summary["pairs"].items():
+        for name, reason in manifest.get("skipped", {}).items():
+            console.print(f"[yellow]{pair}: source {name} skipped: {reason}", highlight=False)
 
 
 @app.command()

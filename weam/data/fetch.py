@@ -59,8 +59,19 @@ def fetch(config: FetchConfig) -> dict[str, Any]:
 def fetch_pair(config: FetchConfig, lang: str) -> dict[str, Any]:
     """Fetch one pair's sources into ``<out_dir>/en-<lang>`` (built under a temporary name, swapped in whole)."""
     pair_dir = Path(config.out_dir) / pair_name(lang)
-    chosen = config.sources_for(lang)
-    settings = {"lang": lang, "sources": [source.model_dump(mode="json", exclude={"languages"}) for source in chosen]}
+    chosen, skipped = [], {}
+    for source in config.sources_for(lang):
+        if isinstance(source, OpusSource) and source.missing == "skip":
+            try:
+                _opus_entry(_opus_getter(source, lang), source, lang)
+            except WeamError as exc:
+                skipped[source.name] = str(exc)
+                continue
+        chosen.append(source)
+    if not chosen:
+        raise WeamError(f"en-{lang}: no source has data ({'; '.join(skipped.values())})")
+    settings = {"lang": lang, "sources": [source.model_dump(mode="json", exclude={"languages"}) for source in chosen],
+                "skipped": sorted(skipped)}
     key = fingerprint({}, settings)
     previous = read_manifest(pair_dir)
     if previous and previous.get("fingerprint") == key and _outputs_intact(pair_dir, previous):
@@ -72,6 +83,7 @@ def fetch_pair(config: FetchConfig, lang: str) -> dict[str, Any]:
             sources[source.name] = fetcher(source, lang, tmp)
         manifest = {
             "stage": STAGE, "pair": pair_name(lang), "fingerprint": key, "config": settings, "sources": sources,
+            "skipped": skipped,
             "outputs": {f"{name}.{side}": describe_file(tmp / f"{name}.{side}", tmp)
                         for name in sources for side in (FETCH_PIVOT, lang)},
             "counts": {name: info["counts"] for name, info in sources.items()},
@@ -216,7 +228,7 @@ def check_releases(config: FetchConfig) -> None:
     problems = []
     for lang in config.languages:
         for source in config.sources_for(lang):
-            if isinstance(source, OpusSource):
+            if isinstance(source, OpusSource) and source.missing == "fail":
                 try:
                     _opus_entry(_opus_getter(source, lang), source, lang)
                 except WeamError as exc:
