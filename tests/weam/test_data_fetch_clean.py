@@ -166,6 +166,8 @@ def test_cli_fetch_and_clean_print_counts(sources, tmp_path):
     row = next(line for line in result.output.splitlines() if line.strip().startswith("│ en-fi") or "en-fi │" in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")][1:] == ["16", "1", "2", "1", "1", "1", "1", "1", "8"]
     assert len(FILTERS) == 7
+    shown = runner.invoke(app, ["data", "clean", "--show-config"])
+    assert shown.exit_code == 0 and "not valid yet" in shown.output and "# max_length_ratio (default 3.0)" in shown.output
 
 
 def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path):

@@ -104,10 +104,15 @@ CleanConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", hel
 ShowOption = Annotated[bool, typer.Option("--show-config", help="Print the resolved config (YAML) and every key's meaning, then exit.")]
 
 
-def _show(settings, model_cls) -> None:
+def _show(model_cls, config: Optional[Path], overrides: list[str]) -> None:
+    """The resolved config (or why it does not validate yet), then every key's default and meaning."""
     from weam.config import describe_fields, dump_config
+    from weam.errors import ConfigError
 
-    typer.echo(dump_config(settings))
+    try:
+        typer.echo(dump_config(load_config(model_cls, config, overrides)))
+    except ConfigError as exc:
+        typer.echo(f"# not valid yet: {exc}")
     for key, default, description in describe_fields(model_cls):
         typer.echo(f"# {key} (default {default}): {description}")
 
@@ -120,8 +125,10 @@ def fetch(
     set_: SetOption = [],
     show_config: ShowOption = False,
 ) -> None:
-    """Fetch English–X corpora from OPUS (OPUS-100 via Hugging Face datasets; CCMatrix etc. via opustools)
-    as Moses pairs, with a manifest naming each source's version, licence and counts."""
+    """Fetch English–X OPUS corpora (OPUS-100, CCMatrix, …) as Moses pairs with a manifest.
+
+    OPUS-100 is read with Hugging Face datasets, OPUS releases with opustools; the manifest names each
+    source's version, licence and counts."""
     from weam.data.config import FetchConfig
     from weam.data.fetch import fetch as run_fetch, summary_rows
 
@@ -130,10 +137,10 @@ def fetch(
         overrides.append(f"out_dir={out}")
     if langs is not None:
         overrides.append(f"languages={json.dumps([code.strip() for code in langs.split(',') if code.strip()])}")
-    settings = load_config(FetchConfig, config, overrides)
     if show_config:
-        _show(settings, FetchConfig)
+        _show(FetchConfig, config, overrides)
         return
+    settings = load_config(FetchConfig, config, overrides)
     summary = run_fetch(settings)
     table = Table(title=f"fetched corpora in {settings.out_dir}")
     for column in ("pair", "source", "version", "licence", "pairs", "words en", "words xx"):
@@ -156,8 +163,10 @@ def clean(
     set_: SetOption = [],
     show_config: ShowOption = False,
 ) -> None:
-    """Filter fetched corpora (length, length ratio, copies, language id, duplicates) and remove every pair
-    overlapping an XTREME-R dev/test set; prints per-filter counts per pair and the contamination found."""
+    """Filter fetched corpora and remove pairs overlapping XTREME-R dev/test sets, counted per filter.
+
+    Filters: empty, contamination, length, length ratio, copies, language id, duplicates; prints the
+    counts per pair and the evaluation files each overlap came from."""
     from weam.data.clean import FILTERS, clean as run_clean, missing_eval_files, report_rows
     from weam.data.config import CleanConfig
 
@@ -165,10 +174,10 @@ def clean(
     for key, value in (("in_dir", in_dir), ("out_dir", out), ("xtreme_data_dir", xtreme)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    settings = load_config(CleanConfig, config, overrides)
     if show_config:
-        _show(settings, CleanConfig)
+        _show(CleanConfig, config, overrides)
         return
+    settings = load_config(CleanConfig, config, overrides)
     report = run_clean(settings)
     console = _console()
     table = Table(title=f"cleaned corpora in {settings.out_dir} (pairs removed by each filter, in order)")
