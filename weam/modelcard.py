@@ -94,7 +94,10 @@ def record_eval_results(model_dir: str | Path, spec, result: dict[str, Any]) -> 
         return False
     from huggingface_hub import ModelCard
 
-    card = ModelCard.load(card_path)
+    try:
+        card = ModelCard.load(card_path)
+    except Exception:  # a README that is not a model card: not ours to rewrite
+        return False
     facts = card.data.to_dict().get("weam")
     if not isinstance(facts, dict):
         return False  # a card someone else wrote: leave it alone

@@ -72,6 +72,10 @@ def test_eval_results_fill_the_model_index(pairs, tmp_path):
                      ("XTREME-R Tatoeba", "avg", 12.0), ("XTREME-R Tatoeba", "fi", 12.0)}
     assert "| XQuAD | de | mean(exact_match,f1) | 37.50 |" in card.text
     assert not record_eval_results(tmp_path / "no-card", spec, result)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "README.md").write_text("---\nlicense: mit\n---\n# someone else's card\n")
+    assert not record_eval_results(tmp_path / "other", spec, result)
+    assert (tmp_path / "other" / "README.md").read_text().endswith("# someone else's card\n")
 
 
 def test_exported_model_has_a_card(tmp_path):
