@@ -103,8 +103,8 @@ def record_eval_results(model_dir: str | Path, spec, result: dict[str, Any]) -> 
         return False  # a card someone else wrote: leave it alone
     results = [r for r in facts.get("results", []) if r["task"] != spec.name]
     metric = spec.score
-    rows = [{"task": spec.name, "title": spec.title, "kind": spec.kind, "dataset": spec.hf_dataset or "google/xtreme",
-             "config": "avg", "metric": metric, "value": result.get("avg")}]
+    rows = [{"task": spec.name, "title": spec.title, "kind": spec.kind, "dataset": spec.hf.id if getattr(spec, "hf", None) else "google/xtreme",
+             "config": "avg", "split": result.get("split", "test"), "metric": metric, "value": result.get("avg")}]
     for lang, metrics in sorted(result.get("per_language", {}).items()):
         rows.append({**rows[0], "config": lang, "value": spec.score_of(metrics)})
     results.extend(row for row in rows if row["value"] is not None)
@@ -117,7 +117,8 @@ def _eval_results(results: list[dict[str, Any]], model_name: str):
 
     return [EvalResult(task_type=TASK_TYPES.get(r["kind"], "other"), task_name=f"{r['title']} (zero-shot)",
                        dataset_type=r["dataset"], dataset_name=f"XTREME-R {r['title']}", dataset_config=r["config"],
-                       dataset_split="test", metric_type=r["metric"], metric_name=f"{r['metric']} ({r['config']})",
+                       dataset_split=r.get("split", "test"), metric_type=r["metric"],
+                       metric_name=f"{r['metric']} ({r['config']})",
                        metric_value=round(float(r["value"]), 4)) for r in results]
 
 
@@ -194,8 +195,9 @@ def _body(facts: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "",
     ]
     if results:
-        lines += ["| task | language | metric | value |", "|---|---|---|---|",
-                  *(f"| {r['title']} | {r['config']} | {r['metric']} | {float(r['value']):.2f} |" for r in results)]
+        lines += ["| task | split | language | metric | value |", "|---|---|---|---|---|",
+                  *(f"| {r['title']} | {r.get('split', 'test')} | {r['config']} | {r['metric']} | {float(r['value']):.2f} |"
+                    for r in results)]
     else:
         lines.append("Not evaluated yet (`weam eval` adds the results here and to the model-index).")
     lines += ["", "## Use", "", "```python", "from transformers import AutoModelForMaskedLM, AutoTokenizer",

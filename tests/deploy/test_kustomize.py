@@ -90,7 +90,8 @@ def test_overlays_keep_every_resource_of_their_base():
         assert sorted(map(resource_id, rendered(overlay))) == sorted(map(resource_id, base_docs)), overlay
 
 
-@pytest.mark.parametrize(("overlay", "nodes", "gpus"), [("pretrain", 2, 8), ("pretrain-smoke", 1, 1), ("pretrain-4x8", 4, 8)])
+@pytest.mark.parametrize(("overlay", "nodes", "gpus"),
+                         [("pretrain", 2, 8), ("pretrain-smoke", 1, 1), ("pretrain-4x8", 4, 8)])
 def test_indexed_job_overlays_are_consistent_sizes(overlay, nodes, gpus):
     docs = rendered(overlay)
     check_indexed_job(docs)

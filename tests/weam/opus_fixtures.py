@@ -35,7 +35,7 @@ EN_DE = [
 ]
 
 TATOEBA_ENG = "Thank you for your help last night."
-"""An English line of XTREME's ``tatoeba.fin-eng.eng``; a corpus pair copying it must be removed."""
+"""An English line of XTREME's ``tatoeba/fi-en.en``; a corpus pair copying it must be removed."""
 TATOEBA_FIN = "Talvella järvet jäätyvät usein."
 XQUAD_SENTENCE = "In winter the lakes often freeze."
 """A sentence of an XQuAD English context."""
@@ -100,10 +100,11 @@ def ccmatrix_zip(download_dir: Path, lang: str, rows: list[tuple[str, str]]) -> 
 
 def xtreme_download(root: Path) -> Path:
     """XTREME-R's download layout with the few evaluation files the tests read."""
+    # tatoeba_preprocess's layout: fi-en.fi in LASER's order, fi-en.en sorted (gold withheld)
     (root / "tatoeba").mkdir(parents=True)
-    (root / "tatoeba" / "tatoeba.fin-eng.fin").write_text(f"{TATOEBA_FIN}\nHyvää huomenta.\n", encoding="utf-8")
-    (root / "tatoeba" / "tatoeba.fin-eng.eng").write_text(f"{XQUAD_SENTENCE.replace('often ', '')}\n{TATOEBA_ENG}\n",
-                                                         encoding="utf-8")
+    (root / "tatoeba" / "fi-en.fi").write_text(f"{TATOEBA_FIN}\nHyvää huomenta.\n", encoding="utf-8")
+    (root / "tatoeba" / "fi-en.en").write_text(f"{XQUAD_SENTENCE.replace('often ', '')}\n{TATOEBA_ENG}\n",
+                                               encoding="utf-8")
     (root / "xnli").mkdir()
     (root / "xnli" / "test-de.tsv").write_text("Das ist ein Test.\tEs ist ein Test.\n", encoding="utf-8")
     (root / "xnli" / "dev-en.tsv").write_text("A man is sleeping.\tA person rests.\tentailment\n", encoding="utf-8")

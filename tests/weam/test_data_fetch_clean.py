@@ -40,7 +40,8 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     fx.ccmatrix_zip(downloads, "fi", FI_CCMATRIX)
     fx.ccmatrix_zip(downloads, "de", DE_CCMATRIX)
     return {
-        "hf": fx.opus100_repo(root / "opus-100", {"fi": FI_HF, "de": fx.EN_DE, "ka": [("Good morning.", "დილა მშვიდობისა.")]}),
+        "hf": fx.opus100_repo(root / "opus-100", {"fi": FI_HF, "de": fx.EN_DE,
+                                                  "ka": [("Good morning.", "დილა მშვიდობისა.")]}),
         "db": fx.opus_index(root / "opusdata.db"),
         "downloads": downloads,
         "xtreme": fx.xtreme_download(root / "xtreme"),
@@ -121,6 +122,7 @@ def test_clean_counts_every_filter_and_removes_eval_overlap(sources, tmp_path):
     assert any(line.startswith("en-de\tde\txnli\ttest\tde\t2\t1\t") for line in tsv)
     missing = {m["path"] for m in report["eval_files_missing"]}
     assert str(sources["xtreme"] / "mlqa/MLQA_V1/test/test-context-de-question-de.json") in missing
+    assert str(sources["xtreme"] / "tatoeba/tatoeba.fin-eng.fin") in missing  # LASER's layout is read too
     assert json.loads((tmp_path / "clean" / "report.json").read_text())["pairs"]["en-fi"]["kept"] == 8
 
 
@@ -135,7 +137,7 @@ def test_clean_rerun_skips_and_eval_change_reruns(sources, tmp_path):
     clean(config)
     assert (tmp_path / "clean" / "en-fi" / "train.en").stat().st_mtime_ns == stamp
     # a new Tatoeba sentence equal to a kept pair's Finnish side: the stale result is not reused
-    with open(xtreme / "tatoeba" / "tatoeba.fin-eng.fin", "a", encoding="utf-8") as handle:
+    with open(xtreme / "tatoeba" / "fi-en.fi", "a", encoding="utf-8") as handle:
         handle.write(fx.EN_FI[5][1] + "\n")
     assert clean(config)["pairs"]["en-fi"]["removed"]["contamination"] == 3
 

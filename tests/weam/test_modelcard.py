@@ -61,7 +61,7 @@ def test_eval_results_fill_the_model_index(pairs, tmp_path):
     model_dir = tmp_path / "model"
     write_model_card(model_dir, card_config(pairs, tmp_path, model="preset:tiny", tokenizer="tok"), {"steps": 1})
     spec = get_task("xquad")
-    result = {"avg": 41.5, "per_language": {"de": {"exact_match": 30.0, "f1": 45.0}, "tr": {"exact_match": 28.0, "f1": 41.0}}}
+    result = {"avg": 41.5, "split": "dev", "per_language": {"de": {"exact_match": 30.0, "f1": 45.0}, "tr": {"exact_match": 28.0, "f1": 41.0}}}
     assert record_eval_results(model_dir, spec, result)
     assert record_eval_results(model_dir, spec, result)  # replaced, not appended twice
     assert record_eval_results(model_dir, get_task("tatoeba"), {"avg": 12.0, "per_language": {"fi": {"accuracy": 12.0}}})
@@ -70,7 +70,8 @@ def test_eval_results_fill_the_model_index(pairs, tmp_path):
     found = {(r.dataset_name, r.dataset_config, r.metric_value) for r in card.data.eval_results}
     assert found == {("XTREME-R XQuAD", "avg", 41.5), ("XTREME-R XQuAD", "de", 37.5), ("XTREME-R XQuAD", "tr", 34.5),
                      ("XTREME-R Tatoeba", "avg", 12.0), ("XTREME-R Tatoeba", "fi", 12.0)}
-    assert "| XQuAD | de | mean(exact_match,f1) | 37.50 |" in card.text
+    assert "| XQuAD | dev | de | mean(exact_match,f1) | 37.50 |" in card.text
+    assert {r.dataset_split for r in card.data.eval_results} == {"dev", "test"}  # Tatoeba's result names none
     assert not record_eval_results(tmp_path / "no-card", spec, result)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "README.md").write_text("---\nlicense: mit\n---\n# someone else's card\n")

@@ -50,8 +50,11 @@ from weam.progress import Progress
 
 STAGE = "data.clean"
 FILTERS = ("empty", "contamination", "length", "length_ratio", "copy", "langid", "duplicate")
-EVAL_SPLITS = ("dev", "test", "test_eng", "target_dev")
-"""TaskSpec file keys that hold evaluation data (train files, candidates and labels are not checked)."""
+EVAL_SPLITS = ("dev", "test")
+"""TaskSpec.splits whose target-language files are evaluation data."""
+EVAL_FILES = {"dev": None, "test_eng": "en", "laser": "lang", "laser_eng": "en"}
+"""TaskSpec.files keys that are evaluation data too → the language of their sentences: the English dev set
+(model selection), Tatoeba's English side in XTREME's download layout, LASER's aligned Tatoeba pair."""
 _SENTENCE_END = re.compile(r"(?<=[.!?;؟।۔።])\s+|(?<=[。！？])")
 
 
@@ -146,24 +149,30 @@ def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
     """Files whose sentences an en-``lang`` pair must not contain: English ones, and ``lang``'s."""
     from eval.tasks import get_task
 
+    root = Path(config.xtreme_data_dir)
     files: list[EvalFile] = []
     for task in config.eval_tasks:
         spec = get_task(task)
-        task_langs = [code for code in spec.languages if config.eval_languages is None
-                      or code in config.eval_languages or code == lang]
-        for split in EVAL_SPLITS:
-            pattern = spec.files.get(split)
+        codes = [code for code in spec.languages
+                 if config.eval_languages is None or code in config.eval_languages or code == lang]
+        for name in EVAL_SPLITS:
+            split = spec.splits.get(name)
+            for code in codes if split is not None else ():
+                if code in (FETCH_PIVOT, lang) and code not in split.missing:
+                    path = root / split.path.format(lang=code, code=spec.file_code(code))
+                    files.append(EvalFile(task, name, code, path))
+        for key, side in EVAL_FILES.items():
+            pattern = spec.files.get(key)
             if pattern is None:
                 continue
-            if "{lang}" not in pattern and "{code}" not in pattern:  # one English file (SQuAD/TyDiQA dev)
-                files.append(EvalFile(task, split, FETCH_PIVOT, Path(config.xtreme_data_dir) / pattern))
+            if "{lang}" not in pattern and "{code}" not in pattern:  # one English file (xnli/dev-en.tsv, SQuAD dev)
+                files.append(EvalFile(task, key, FETCH_PIVOT, root / pattern))
                 continue
-            for code in task_langs:
-                side = FETCH_PIVOT if split == "test_eng" else code
-                if side not in (FETCH_PIVOT, lang):
-                    continue
-                path = Path(config.xtreme_data_dir) / pattern.format(lang=code, code=spec.file_code(code))
-                files.append(EvalFile(task, split, side, path))
+            for code in codes:
+                sentences_in = FETCH_PIVOT if side == "en" else code
+                if sentences_in in (FETCH_PIVOT, lang):
+                    files.append(EvalFile(task, key, sentences_in,
+                                          root / pattern.format(lang=code, code=spec.file_code(code))))
     return files
 
 

@@ -101,7 +101,8 @@ def check(
 
 FetchConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A FetchConfig YAML file.")]
 CleanConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A CleanConfig YAML file.")]
-ShowOption = Annotated[bool, typer.Option("--show-config", help="Print the resolved config (YAML) and every key's meaning, then exit.")]
+ShowOption = Annotated[bool, typer.Option(
+    "--show-config", help="Print the resolved config (YAML) and every key's meaning, then exit.")]
 
 
 def _show(model_cls, config: Optional[Path], overrides: list[str]) -> None:
