@@ -44,8 +44,10 @@ def training_facts(config, counts: dict[str, Any], run_id: str | None = None) ->
     from weam.languages import get_language
     from weam.tracking import TAG_CONDITION, TAG_SEED, TAG_STUDY
 
+    data, objective, optim, parallel, logging = (config.data, config.objective, config.optim, config.parallel,
+                                                 config.logging)
     languages: list[str] = []
-    for pair in config.pairs:
+    for pair in data.pairs:
         for code in (pair.src, pair.tgt):
             if code not in languages:
                 languages.append(code)
@@ -55,26 +57,23 @@ def training_facts(config, counts: dict[str, Any], run_id: str | None = None) ->
             families[code] = get_language(code).family
         except Exception:  # a code outside the registry still gets a card
             families[code] = "unknown"
-    objective_settings = {"mask_prob": config.mask_prob, "masking": config.masking.model_dump(mode="json")}
-    if config.objective == "weam":
-        objective_settings.update(cross_weight=config.cross_weight, weam=config.weam.model_dump(mode="json"))
-    elif config.objective == "word_aligned":
-        objective_settings.update(cross_weight=config.cross_weight)
+    # the objective's own options only (weam's for weam, word_aligned's for word_aligned)
+    settings = objective.model_dump(mode="json", include={"mask_prob", "masking", objective.name})
     return {
-        "base_model": config.model, "tokenizer": config.tokenizer, "objective": config.objective,
-        "objective_settings": objective_settings,
-        "optimisation": {"lr": config.lr, "weight_decay": config.weight_decay, "warmup_ratio": config.warmup_ratio,
-                         "batch_size": config.batch_size, "max_seq_len": config.max_seq_len,
-                         "precision": config.precision, "zero_stage": config.zero_stage, "seed": config.seed},
-        "sampling": config.sampling.model_dump(mode="json"),
+        "base_model": config.model, "tokenizer": config.tokenizer, "objective": objective.name,
+        "objective_settings": settings,
+        "optimisation": {"lr": optim.lr, "weight_decay": optim.weight_decay, "warmup_ratio": optim.warmup_ratio,
+                         "batch_size": data.batch_size, "max_seq_len": data.max_seq_len,
+                         "precision": parallel.precision, "zero_stage": parallel.zero_stage, "seed": config.seed},
+        "sampling": data.sampling.model_dump(mode="json"),
         "pairs": [{"pair": f"{p.src}-{p.tgt}", "src_file": str(p.src_file), "tgt_file": str(p.tgt_file),
-                   "alignment_engine": _alignment_engine(p.alignment)} for p in config.pairs],
+                   "alignment_engine": _alignment_engine(p.alignment)} for p in data.pairs],
         "languages": languages, "families": families,
-        "token_budget": config.token_budget, "max_steps": config.max_steps,
+        "token_budget": data.token_budget, "max_steps": optim.max_steps,
         "trained": {key: counts.get(key) for key in ("steps", "tokens", "tokens_per_pair", "examples", "world_size")},
-        "study": config.tags.get(TAG_STUDY), "condition": config.tags.get(TAG_CONDITION),
-        "seed_tag": config.tags.get(TAG_SEED), "run_name": config.run_name,
-        "mlflow_run_id": run_id, "mlflow_parent_run_id": config.parent_run_id,
+        "study": logging.tags.get(TAG_STUDY), "condition": logging.tags.get(TAG_CONDITION),
+        "seed_tag": logging.tags.get(TAG_SEED), "run_name": logging.run_name,
+        "mlflow_run_id": run_id, "mlflow_parent_run_id": logging.parent_run_id,
     }
 
 

@@ -22,10 +22,10 @@ def pairs(tmp_path):
 def card_config(pairs, tmp_path, **overrides):
     from training.config import PretrainConfig
 
-    data = {"model": "bert-base-multilingual-cased", "objective": "weam", "pairs": pairs, "token_budget": 123456,
-            "out_dir": tmp_path / "run", "tracking": {"enabled": False}, "run_name": "pretrain/weam/diverse/seed2",
-            "tags": {"weam.study": "family-diversity-mbert", "weam.condition": "diverse", "weam.seed": "2"},
-            "seed": 2}
+    data = {"model": "bert-base-multilingual-cased", "seed": 2, "out_dir": tmp_path / "run",
+            "data": {"pairs": pairs, "token_budget": 123456}, "objective": {"name": "weam"},
+            "logging": {"tracking": {"enabled": False}, "run_name": "pretrain/weam/diverse/seed2",
+                        "tags": {"weam.study": "family-diversity-mbert", "weam.condition": "diverse", "weam.seed": "2"}}}
     return PretrainConfig.model_validate({**data, **overrides})
 
 
@@ -44,7 +44,7 @@ def test_card_loads_and_names_objective_languages_budget(pairs, tmp_path):
     assert data["language"] == ["en", "fi", "tr"]
     assert "objective:weam" in data["tags"] and "family:Uralic" in data["tags"] and "family:Turkic" in data["tags"]
     assert data["model-index"] == [{"name": "family-diversity-mbert-diverse-weam-seed2", "results": []}]
-    assert data["weam"]["token_budget"] == 123456 and data["weam"]["objective_settings"]["cross_weight"] == 1.0
+    assert data["weam"]["token_budget"] == 123456 and data["weam"]["objective_settings"]["weam"]["cross_weight"] == 1.0
     text = card.text
     assert "**weam** objective" in text and "Token budget: 123,456" in text and "123,800 tokens" in text
     assert "fi (Uralic), tr (Turkic)" in text
