@@ -244,6 +244,10 @@ def load_model(config: PretrainConfig, tokenizer):
     if config.input_mode() == "pair" and config.data.language_input == "token_type" and types < 2:
         raise ConfigError(f"{config.model}: type_vocab_size {types} cannot mark the pair's target side with token "
                           "type 1 (XLM-R has 1); set data.language_input: none")
+    if config.optim.freeze_layers:
+        from weam.modeling import freeze_lower_layers
+
+        freeze_lower_layers(model, config.optim.freeze_layers)
     if config.parallel.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model

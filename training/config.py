@@ -247,6 +247,9 @@ class OptimConfig(StrictModel):
     """Clip the global gradient norm (0: off)."""
     max_steps: int | None = Field(None, gt=0)
     """Stop after this many optimizer steps (whichever of data.token_budget and steps comes first)."""
+    freeze_layers: int = Field(0, ge=0)
+    """Freeze the embeddings and the lowest N transformer layers (0: train everything); e.g. to
+    warm up a new MLM head on a converted encoder without moving its lower layers."""
 
 
 class ParallelConfig(StrictModel):

