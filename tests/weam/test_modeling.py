@@ -26,3 +26,29 @@ def test_freeze_lower_layers_leaves_the_head_and_upper_layers_trainable():
     assert freeze_lower_layers(build_masked_lm("small", vocab_size=100), 0) == total
     with pytest.raises(ValueError, match="has 4 layers"):
         freeze_lower_layers(model, 5)
+
+
+def test_pretrain_with_frozen_lower_layers_moves_only_the_upper_ones(tmp_path):
+    """Through the real pre-training stage (DeepSpeed ZeRO-1, CPU): frozen weights leave it bit-identical."""
+    import torch
+
+    from tests.training.conftest import write_pair
+    from training.api import pretrain
+    from training.config import PretrainConfig
+    from weam.modeling import build_masked_lm, train_wordpiece_tokenizer
+
+    pair = write_pair(tmp_path / "en-de", "en", "de", 60, 1, "en")
+    texts = [line for f in (pair["src_file"], pair["tgt_file"]) for line in f.read_text().splitlines()]
+    train_wordpiece_tokenizer(texts, vocab_size=120).save_pretrained(tmp_path / "tok")
+    config = PretrainConfig(model="preset:tiny", tokenizer=str(tmp_path / "tok"), objective="mlm", pairs=[pair],
+                            batch_size=8, max_seq_len=32, max_steps=4, lr=1e-3, zero_stage=1, freeze_layers=1,
+                            out_dir=tmp_path / "out", tracking={"enabled": False}, warmup_ratio=0.0)
+    trained = AutoModelForMaskedLM.from_pretrained(pretrain(config))
+    from transformers import AutoTokenizer
+
+    start = build_masked_lm("tiny", vocab_size=len(AutoTokenizer.from_pretrained(tmp_path / "tok")), seed=0)
+    before, after = start.state_dict(), trained.state_dict()
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.attention.self.query.weight"):
+        assert torch.equal(before[name], after[name]), name
+    for name in ("bert.encoder.layer.1.attention.self.query.weight", "cls.predictions.transform.dense.weight"):
+        assert not torch.equal(before[name], after[name]), name
