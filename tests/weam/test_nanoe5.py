@@ -117,14 +117,14 @@ def test_dequantise_q4_block_layout():
 
 
 def test_converted_model_matches_numpy_forward_pass(e5, converted):
-    """Same dequantised weights, two implementations: max |Δ| ≤ 2e-5 per dimension (float32 vs 64)."""
+    """Same dequantised weights, two implementations: max |Δ| ≤ 1e-6 per dimension (measured 9e-8)."""
     model, tokenizer, _ = converted
     for prefix in (imp.QUERY_PREFIX, imp.PASSAGE_PREFIX):
         ours = imp.embed(model, tokenizer, SENTENCES, prefix=prefix, batch_size=4)  # padded batches
         for text, vector in zip(SENTENCES, ours):
             ids = tokenizer(prefix + text)["input_ids"]
             reference = numpy_embed(e5.tensors, ids, 12, 12, float(e5.header["eps"]))
-            assert np.abs(vector - reference).max() <= 2e-5, text
+            assert np.abs(vector - reference).max() <= 1e-6, text
             assert float(vector @ reference) >= 1 - 1e-6
 
 
