@@ -106,9 +106,10 @@ def warmup(init: Path, data: Path, langs: list[str], out: Path, steps: int, free
     pairs = [{"src": "en", "tgt": c, "src_file": data / f"en-{c}" / "train.en",
               "tgt_file": data / f"en-{c}" / f"train.{c}"} for c in langs]
     shutil.rmtree(out, ignore_errors=True)
-    config = PretrainConfig(model=str(init), objective="mlm", pairs=pairs, max_steps=steps, batch_size=32,
-                            max_seq_len=64, lr=5e-5, freeze_layers=freeze, out_dir=out, checkpoint_every=10_000,
-                            tracking={"enabled": False})
+    config = PretrainConfig.model_validate({
+        "model": str(init), "objective": {"name": "mlm"}, "data": {"pairs": pairs, "batch_size": 32, "max_seq_len": 64},
+        "optim": {"max_steps": steps, "lr": 5e-5, "freeze_layers": freeze}, "out_dir": out,
+        "checkpoint": {"every": 10_000}, "logging": {"tracking": {"enabled": False}}})
     started = time.time()
     pretrain(config)
     return (time.time() - started) / steps

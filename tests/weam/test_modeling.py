@@ -40,9 +40,11 @@ def test_pretrain_with_frozen_lower_layers_moves_only_the_upper_ones(tmp_path):
     pair = write_pair(tmp_path / "en-de", "en", "de", 60, 1, "en")
     texts = [line for f in (pair["src_file"], pair["tgt_file"]) for line in f.read_text().splitlines()]
     train_wordpiece_tokenizer(texts, vocab_size=120).save_pretrained(tmp_path / "tok")
-    config = PretrainConfig(model="preset:tiny", tokenizer=str(tmp_path / "tok"), objective="mlm", pairs=[pair],
-                            batch_size=8, max_seq_len=32, max_steps=4, lr=1e-3, zero_stage=1, freeze_layers=1,
-                            out_dir=tmp_path / "out", tracking={"enabled": False}, warmup_ratio=0.0)
+    config = PretrainConfig.model_validate({
+        "model": "preset:tiny", "tokenizer": str(tmp_path / "tok"), "objective": {"name": "mlm"},
+        "data": {"pairs": [pair], "batch_size": 8, "max_seq_len": 32},
+        "optim": {"max_steps": 4, "lr": 1e-3, "warmup_ratio": 0.0, "freeze_layers": 1},
+        "parallel": {"zero_stage": 1}, "out_dir": tmp_path / "out", "logging": {"tracking": {"enabled": False}}})
     trained = AutoModelForMaskedLM.from_pretrained(pretrain(config))
     from transformers import AutoTokenizer
 

