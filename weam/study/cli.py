@@ -42,7 +42,7 @@ def run_command(
     config: ConfigArg,
     overrides: SetOpt = None,
     only: Annotated[
-        Optional[str], typer.Option(help="Run only these step kinds, comma-separated: data,tokenizer,base,align,pretrain,tatoeba,eval,report.")
+        Optional[str], typer.Option(help="Run only these step kinds, comma-separated: data,tokenizer,base_init,base,align,pretrain,tatoeba,eval,report.")
     ] = None,
 ) -> None:
     """Run every stage of the study locally, skipping finished work, then print the held-out scores."""
