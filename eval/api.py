@@ -31,7 +31,8 @@ from eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
 from weam.languages import get_language
 from weam.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
-from weam.tracking import TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, resolve_tracking_uri
+from weam.tracking import (TAG_CONDITION, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
+                           exit_status, resolve_tracking_uri, run_name)
 
 
 def evaluate(
@@ -119,8 +120,8 @@ def run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) -> di
         no_score = {lang: cell["reason"] for lang, cell in cells.items() if cell["metrics"] is None}
         if no_score:
             logger.set_tags({f"weam.no_score.{lang}": reason[:250] for lang, reason in no_score.items()})
-    except BaseException:
-        logger.end("FAILED")
+    except BaseException as exc:
+        logger.end(exit_status(exc))  # KILLED on Ctrl-C/SIGTERM, else FAILED
         raise
     logger.end()
     return cells
@@ -197,9 +198,16 @@ def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogg
     all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_SEED: seed, "weam.eval_seed": seed,
                 TAG_MODEL: str(model), **(tags or {})}
     uri = resolve_tracking_uri(config.tracking.uri, config.out_dir)
-    logger = RunLogger(uri, config.tracking.experiment, f"eval/{spec.name}/seed{seed}", parent_run_id=parent_run_id,
-                       tags=all_tags, buffer_path=seed_dir / "tracking-buffer.jsonl", run_id=run_id,
-                       enabled=config.tracking.enabled)
+    # Named by the study's condition and pre-training seed (weam.seed from ``tags`` wins); a
+    # fine-tuned task's own seed is added when it differs (several fine-tuning seeds per model).
+    name = run_name("eval", all_tags.get(TAG_CONDITION), all_tags[TAG_SEED], task=spec.name)
+    if spec.finetune is not None and str(all_tags[TAG_SEED]) != str(seed):
+        name += f"/ft{seed}"
+    logger = RunLogger(uri, config.tracking.experiment, name, parent_run_id=parent_run_id, tags=all_tags,
+                       buffer_dir=config.tracking.buffer_dir or default_buffer_dir(config.out_dir), run_id=run_id,
+                       resume=run_id is not None, enabled=config.tracking.enabled,
+                       system_metrics=config.tracking.system_metrics,
+                       system_metrics_interval=config.tracking.system_metrics_interval)
     if config.tracking.enabled and logger.run_id and run_id is None:
         atomic_write_json(run_file, {"run_id": logger.run_id})
     if run_id is not None:

@@ -25,7 +25,8 @@ from weam.errors import ConfigError
 from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.modelcard import write_model_card
 from weam.progress import Progress
-from weam.tracking import TAG_OBJECTIVE, TAG_STAGE, RunLogger, resolve_tracking_uri
+from weam.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_STAGE, RunLogger, default_buffer_dir, drop_rows_after,
+                           exit_status, resolve_tracking_uri, run_name)
 
 
 def pretrain(
@@ -59,9 +60,9 @@ def pretrain(
         try:
             steps = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
             distributed.export_hf(engine, tokenizer, model_dir)
-        except BaseException:
+        except BaseException as exc:
             if logger:
-                logger.end("FAILED")
+                logger.end(exit_status(exc))  # KILLED on Ctrl-C/SIGTERM, else FAILED
             raise
         finally:
             distributed.teardown_engine(engine)
@@ -105,6 +106,8 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
     if state is not None:
         stream.restore(state["data"])
         step = state["step"]
+    if env.is_main:  # rows a killed run logged after its last checkpoint are logged again below
+        drop_rows_after(Path(config.out_dir) / "train_log.jsonl", step)
     micro = distributed.micro_batch_size(engine)
     rows_per_rank = config.data.batch_size // env.world_size
     meter = Meter(config, engine.module.mlm.config, peak_flops(config.logging.cpu_peak_flops) * env.world_size, stream)
@@ -197,10 +200,11 @@ def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | 
     log, objective = config.logging, config.objective.name
     uri = log.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
     all_tags = {TAG_STAGE: "pretrain", TAG_OBJECTIVE: objective, **log.tags, **(tags or {})}
+    name = log.run_name or run_name("pretrain", all_tags.get(TAG_CONDITION), config.seed, objective=objective)
     logger = RunLogger(
-        uri, log.tracking.experiment, log.run_name or f"pretrain-{objective}-{out.resolve().name}",
-        parent_run_id=parent_run_id or log.parent_run_id, tags=all_tags,
-        buffer_path=out / "mlflow_buffer.jsonl", enabled=log.tracking.enabled,
+        uri, log.tracking.experiment, name, parent_run_id=parent_run_id or log.parent_run_id, tags=all_tags,
+        buffer_dir=log.tracking.buffer_dir or default_buffer_dir(out), enabled=log.tracking.enabled,
+        system_metrics=log.tracking.system_metrics, system_metrics_interval=log.tracking.system_metrics_interval,
     )
     logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
     return logger

@@ -17,6 +17,7 @@ from weam.data.cli import app as data_app
 from weam.errors import WeamError
 from weam.progress import quiet_library_noise
 from weam.study.cli import app as study_app
+from weam.tracking_cli import app as tracking_app
 
 app = typer.Typer(
     name="weam",
@@ -34,6 +35,7 @@ app.add_typer(align_app, name="align", help="Word-align parallel corpora (fast_a
 app.add_typer(pretrain_app, name="pretrain", help="Pre-train WEAM or a baseline objective under DeepSpeed.")
 app.add_typer(eval_app, name="eval", help="XTREME-R zero-shot evaluation of any HF encoder.")
 app.add_typer(study_app, name="study", help="Run, inspect and report a family-diversity study.")
+app.add_typer(tracking_app, name="tracking", help="Send MLflow runs buffered while the tracking server was unreachable.")
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "predictions/xnli")]
     assert sorted(artifacts) == ["predictions/xnli/test-sw.tsv", "predictions/xnli/test-ur.tsv"]
     assert set(results["xnli"]["seeds"]) == {"1", "2"}
-    assert not list((tmp_path / "out").rglob("tracking-buffer.jsonl"))  # nothing failed to reach MLflow
+    assert not list((tmp_path / "out").rglob("journal.jsonl"))  # nothing failed to reach MLflow
 
     # Re-running skips every finished cell: even a model path that no longer exists is never loaded,
     # and the same MLflow runs are reused.
@@ -60,7 +60,7 @@ def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
     (tmp_path / "out/xnli/seed2/ur.json").unlink()
     evaluate(tiny_model_dir, config, parent_run_id=parent.run_id)
     assert (tmp_path / "out/xnli/seed2/ur.json").is_file()
-    assert not list((tmp_path / "out").rglob("tracking-buffer.jsonl"))
+    assert not list((tmp_path / "out").rglob("journal.jsonl"))
 
 
 def test_cli_list_shows_every_task_and_language():

@@ -107,8 +107,8 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     second = tiny_config(corpus, tmp_path / "b", objective="tlm", zero_stage=0)
     assert pretrain(first, DistributedEnv()) == first.out_dir / "model"
     assert pretrain(second) == second.out_dir / "model"  # a second run in the same process
-    buffered = [json.loads(line) for line in (first.out_dir / "mlflow_buffer.jsonl").read_text().splitlines()]
-    metrics = [r["payload"]["metrics"] for r in buffered if r["kind"] == "metrics"]
+    buffered = [json.loads(line) for line in (first.out_dir / "tracking-buffer/journal.jsonl").read_text().splitlines()]
+    metrics = [r["metrics"] for r in buffered if r["op"] == "metrics"]
     assert any("perf/mfu" in m and "train/tokens/en-de" in m and "train/loss_cross" in m for m in metrics)
     stamp = (first.out_dir / "manifest.json").stat().st_mtime
     started = time.time()

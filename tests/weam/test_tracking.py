@@ -1,42 +1,300 @@
-import socket
+"""One tracking path for every stage: a dead or refusing server is said once and costs nothing, the
+buffer holds everything and replays once, every run ends FINISHED, FAILED or KILLED."""
 
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
-from weam.tracking import TAG_STAGE, RunLogger, resolve_tracking_uri
+from weam import tracking
+from weam.cli import app
+from weam.mlflow_local import closed_port_uri
+from weam.tracking import (
+    PARENT_TAG,
+    TAG_STAGE,
+    Journal,
+    ParentRuns,
+    RunLogger,
+    drop_rows_after,
+    find_run,
+    replay,
+    resolve_tracking_uri,
+    run_name,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_run_logger_logs_nested_runs_to_sqlite(tmp_path):
-    uri = resolve_tracking_uri(None, tmp_path)
-    assert uri.startswith("sqlite:////")
-    parent = RunLogger(uri, "study", "condition-a")
-    child = RunLogger(uri, "study", "pretrain", parent_run_id=parent.run_id, tags={TAG_STAGE: "pretrain"})
-    child.log_params({"train": {"lr": 5e-5}})
-    child.log_metrics({"tatoeba/accuracy/sw": 0.25}, step=1)
-    child.end()
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts as a new process would: no server probed yet."""
+    tracking._Server.forget()
+    yield
+    tracking._Server.forget()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite store for the module (creating its tables takes seconds)."""
+    return resolve_tracking_uri(None, tmp_path_factory.mktemp("store"))
+
+
+def runs_of(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id], max_results=1000)
+
+
+def test_run_names_say_what_the_run_is():
+    assert run_name("pretrain", "single", 2, objective="weam") == "pretrain/weam/single/seed2"
+    assert run_name("eval", condition="diverse", seed=0, task="tatoeba") == "eval/tatoeba/diverse/seed0"
+    assert run_name("align", pair="en-fi") == "align/en-fi"
+    assert run_name("base", objective="mlm", seed=0) == "base/mlm/seed0"
+    assert run_name("condition", condition="diverse") == "condition/diverse"
+
+
+def test_nested_runs_with_system_metrics_on_sqlite(store):
+    parent = RunLogger(store, "nested", "condition/a", system_metrics=False)
+    with RunLogger(store, "nested", "pretrain/weam/a/seed0", parent_run_id=parent.run_id,
+                   tags={TAG_STAGE: "pretrain"}, system_metrics_interval=0.2) as child:
+        child.log_params({"train": {"lr": 5e-5}})
+        child.log_metrics({"tatoeba/accuracy/sw": 0.25}, step=1)
+        time.sleep(0.7)
     parent.end()
-    run = MlflowClient(uri).get_run(child.run_id)
+    run = MlflowClient(store).get_run(child.run_id)
     assert run.data.params["train.lr"] == "5e-05"
     assert run.data.metrics["tatoeba/accuracy/sw"] == 0.25
-    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
-    assert run.data.tags[TAG_STAGE] == "pretrain"
+    assert run.data.tags[PARENT_TAG] == parent.run_id and run.data.tags[TAG_STAGE] == "pretrain"
+    assert run.data.tags["weam.pid"] == str(os.getpid())
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    # MLflow's own monitors, sampled every 0.2 s on a thread: several samples in 0.7 s.
+    history = MlflowClient(store).get_metric_history(child.run_id, "system/cpu_utilization_percentage")
+    assert len(history) >= 2
+    assert "system/cpu_utilization_percentage" not in MlflowClient(store).get_run(parent.run_id).data.metrics
 
 
-def test_unreachable_server_buffers_then_replays(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
-    buffer = tmp_path / "buffer.jsonl"
-    logger = RunLogger(f"http://127.0.0.1:{dead_port}", "study", "run", buffer_path=buffer)
-    logger.log_metrics({"train/loss": 1.5}, step=3)
-    logger.log_params({"lr": 1})
-    assert buffer.is_file() and len(buffer.read_text().splitlines()) == 2
-    # The server "comes back": point the logger at a reachable store and replay.
-    logger.uri = resolve_tracking_uri(None, tmp_path)
-    logger._client = None
-    logger.run_id = None
-    assert logger.replay() == 2
-    run = MlflowClient(logger.uri).get_run(logger.run_id)
-    assert run.data.metrics["train/loss"] == 1.5 and run.data.params["lr"] == "1"
-    assert not buffer.exists()
+def test_context_manager_ends_finished_failed_killed(store):
+    ids = {}
+    with RunLogger(store, "ends", "ok", system_metrics=False) as run:
+        ids["FINISHED"] = run.run_id
+    with pytest.raises(ValueError), RunLogger(store, "ends", "boom", system_metrics=False) as run:
+        ids["FAILED"] = run.run_id
+        raise ValueError("boom")
+    with pytest.raises(KeyboardInterrupt), RunLogger(store, "ends", "ctrl-c", system_metrics=False) as run:
+        ids["KILLED"] = run.run_id
+        raise KeyboardInterrupt
+    for status, run_id in ids.items():
+        assert MlflowClient(store).get_run(run_id).info.status == status
+
+
+def _python(code: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def _wait_ready(process: subprocess.Popen) -> str:
+    line = process.stdout.readline()
+    assert line.startswith("ready"), (line, process.stderr.read() if process.poll() is not None else "")
+    return line.split()[1]
+
+
+def test_sigterm_ends_a_run_killed_and_its_parent_too(store):
+    process = _python(f"""
+        import time
+        from weam.tracking import ParentRuns, RunLogger
+        parents = ParentRuns()
+        with parents:
+            parent = parents.get("c", lambda: RunLogger({store!r}, "sigterm", "condition/c", system_metrics=False))
+            with RunLogger({store!r}, "sigterm", "stage", parent_run_id=parent.run_id, system_metrics=False) as run:
+                print("ready", run.run_id, flush=True)
+                time.sleep(120)
+    """)
+    run_id = _wait_ready(process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert MlflowClient(store).get_run(run.data.tags[PARENT_TAG]).info.status == "KILLED"
+
+
+@pytest.mark.parametrize("where", ["server", "buffer"])
+def test_a_run_killed_with_9_is_marked_killed_by_the_next_run_of_that_name(tmp_path, store, where):
+    uri = store if where == "server" else closed_port_uri()
+    experiment = f"kill9-{where}"
+    buffer = tmp_path / "buffer"
+    process = _python(f"""
+        import time
+        from weam.tracking import RunLogger
+        run = RunLogger({uri!r}, {experiment!r}, "pretrain/weam/single/seed0", buffer_dir={str(buffer)!r},
+                        system_metrics=False)
+        run.log_metrics({{"train/loss": 2.0}}, step=1)
+        print("ready", run.run_id, flush=True)
+        time.sleep(120)
+    """)
+    old_id = _wait_ready(process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with RunLogger(uri, experiment, "other-name", buffer_dir=buffer, system_metrics=False):
+        pass  # another name: leaves the killed run alone
+    with RunLogger(uri, experiment, "pretrain/weam/single/seed0", buffer_dir=buffer, system_metrics=False) as new:
+        new.log_metrics({"train/loss": 1.0}, step=2)
+    if where == "buffer":
+        assert replay(buffer, store)["runs"] == 3
+        old_id = Journal(buffer).ids()[old_id]
+        new_id = Journal(buffer).ids()[new.run_id]
+    else:
+        new_id = new.run_id
+    statuses = {run.info.run_id: run.info.status for run in runs_of(store, experiment)}
+    assert statuses[old_id] == "KILLED" and statuses[new_id] == "FINISHED"
+    assert "RUNNING" not in statuses.values()
+
+
+def test_a_dead_server_is_probed_once_said_once_and_never_called(tmp_path, monkeypatch, capsys):
+    uri = closed_port_uri()
+    probes = []
+    real_probe = tracking.probe
+    monkeypatch.setattr(tracking, "probe", lambda *a, **k: probes.append(a) or real_probe(*a, **k))
+    buffer = tmp_path / "work" / "tracking-buffer"
+    for name in ("condition/diverse", "pretrain/weam/diverse/seed0", "eval/tatoeba/diverse/seed0"):
+        with RunLogger(uri, "study", name, buffer_dir=buffer, system_metrics=False) as run:
+            for step in range(20):
+                run.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+            run.log_params({"lr": 1e-3})
+    assert find_run(uri, "study", {}, buffer) is not None
+    assert len(probes) == 1
+    assert tracking._Server.get(uri)._client is None  # no MLflow request was ever made
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tracking:")]
+    assert len(lines) == 1, lines
+    assert f"cannot reach the MLflow server {uri} (connection refused)" in lines[0]
+    assert str(buffer) in lines[0] and "weam tracking sync" in lines[0]
+    assert len(Journal(buffer).pending()) == 3 * (1 + 20 + 1 + 1)  # create, metrics, params, end
+
+
+class _Refuses(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+        self.end_headers()
+        self.wfile.write(b"You are not authenticated.")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wrong_credentials_are_said_clearly_and_the_run_is_buffered(tmp_path, capsys):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with RunLogger(uri, "study", "eval/tatoeba/single/seed0", buffer_dir=tmp_path, system_metrics=False) as run:
+            run.log_metrics({"tatoeba/accuracy/sw": 0.5})
+    finally:
+        server.shutdown()
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tracking:")]
+    assert f"the MLflow server {uri} refused the credentials (HTTP 401)" in line
+    assert "MLFLOW_TRACKING_PASSWORD" in line
+    assert [r["op"] for r in Journal(tmp_path).pending()] == ["create", "metrics", "end"]
+
+
+def test_the_buffer_replays_everything_once_and_relinks_parents(tmp_path, store):
+    uri, buffer, experiment = closed_port_uri(), tmp_path / "buffer", "replay"
+    config = tmp_path / "study.yaml"
+    config.write_text("name: replay\n", encoding="utf-8")
+    with pytest.raises(RuntimeError), ParentRuns() as parents:  # a stage fails: so does its condition
+        parent = parents.get("diverse", lambda: RunLogger(uri, experiment, "condition/diverse", buffer_dir=buffer,
+                                                         tags={TAG_STAGE: "condition"}, system_metrics=False))
+        parent.log_params({"languages": "fi,tr"})
+        parent.log_artifact(config, "config")
+        with RunLogger(uri, experiment, "pretrain/weam/diverse/seed0", parent_run_id=parent.run_id,
+                       buffer_dir=buffer, tags={TAG_STAGE: "pretrain"}, system_metrics=False) as child:
+            for step in (1, 2, 3):
+                child.log_metrics({"train/loss": 4.0 - step}, step=step)
+        with RunLogger(uri, experiment, "eval/tatoeba/diverse/seed0", parent_run_id=child.run_id, buffer_dir=buffer,
+                       system_metrics=False):
+            raise RuntimeError("out of memory")
+    config.unlink()  # the buffer holds a copy: the replay does not need the original
+
+    # A replay cut short after the parent was created (its record not yet marked sent): the
+    # parent is found by its buffer id, not created twice.
+    journal = Journal(buffer)
+    first = journal.pending()[0]
+    client = MlflowClient(store)
+    eid = client.create_experiment(experiment)
+    client.create_run(eid, run_name="condition/diverse", tags={tracking.TAG_BUFFER_ID: first["run"]})
+
+    counts = replay(buffer, store)
+    assert counts["runs"] == 2 and counts["records"] == len(journal.records())
+    assert replay(buffer, store) == {"records": 0, "runs": 0}  # replaying twice creates nothing
+    runs = {run.info.run_name: run for run in runs_of(store, experiment)}
+    assert sorted(runs) == ["condition/diverse", "eval/tatoeba/diverse/seed0", "pretrain/weam/diverse/seed0"]
+    cond, pre, ev = runs["condition/diverse"], runs["pretrain/weam/diverse/seed0"], runs["eval/tatoeba/diverse/seed0"]
+    assert pre.data.tags[PARENT_TAG] == cond.info.run_id and ev.data.tags[PARENT_TAG] == pre.info.run_id
+    assert (cond.info.status, pre.info.status, ev.info.status) == ("FAILED", "FINISHED", "FAILED")
+    history = client.get_metric_history(pre.info.run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 3.0), (2, 2.0), (3, 1.0)]
+    assert cond.data.params["languages"] == "fi,tr"
+    assert [a.path for a in client.list_artifacts(cond.info.run_id, "config")] == ["config/study.yaml"]
+    assert pre.info.end_time and pre.info.start_time <= pre.info.end_time  # the times they happened
+
+
+def test_offline_lookups_read_the_journal(tmp_path):
+    uri, buffer = closed_port_uri(), tmp_path / "buffer"
+    with RunLogger(uri, "s", "pretrain/weam/single/seed0", buffer_dir=buffer, tags={TAG_STAGE: "pretrain"},
+                   system_metrics=False):
+        pass
+    RunLogger(uri, "s", "pretrain/weam/single/seed0", buffer_dir=buffer, tags={TAG_STAGE: "pretrain"},
+              system_metrics=False)  # a newer one, still running
+    found = find_run(uri, "s", {TAG_STAGE: "pretrain"}, buffer)
+    assert found.info.status == "FINISHED" and found.info.run_name == "pretrain/weam/single/seed0"
+    assert find_run(uri, "s", {TAG_STAGE: "eval"}, buffer) is None
+    assert find_run(uri, "other", {}, buffer) is None
+
+
+def test_a_local_store_never_replays_a_buffer_meant_for_a_server(tmp_path, store):
+    buffer = tmp_path / "buffer"
+    with RunLogger(closed_port_uri(), "meant-for-server", "x", buffer_dir=buffer, system_metrics=False):
+        pass
+    tracking._Server.forget()
+    with RunLogger(store, "local", "y", buffer_dir=buffer, system_metrics=False):
+        pass
+    assert len(Journal(buffer).pending()) == 2 and runs_of(store, "meant-for-server") == []
+
+
+def test_sync_command(tmp_path, store):
+    uri, buffer = closed_port_uri(), tmp_path / "work" / "tracking-buffer"
+    with RunLogger(uri, "sync-cli", "align/en-fi", buffer_dir=buffer, system_metrics=False) as run:
+        run.log_metrics({"align/pairs": 300})
+    runner = CliRunner()
+    refused = runner.invoke(app, ["tracking", "sync", "--buffer", str(tmp_path / "work")])
+    assert refused.exit_code != 0 and "connection refused" in str(refused.exception)
+    status = runner.invoke(app, ["tracking", "status", "--buffer", str(tmp_path / "work")])
+    assert "3 records to send, for 1 runs" in status.output and "align/en-fi: 3 records" in status.output
+    synced = runner.invoke(app, ["tracking", "sync", "--buffer", str(tmp_path / "work"), "--uri", store])
+    assert synced.exit_code == 0, synced.output
+    assert f"synced 3 records (1 runs created) from {buffer} to {store}" in synced.output
+    again = runner.invoke(app, ["tracking", "sync", "--buffer", str(buffer), "--uri", store])
+    assert "nothing to sync" in again.output
+    [run] = runs_of(store, "sync-cli")
+    assert run.info.run_name == "align/en-fi" and run.info.status == "FINISHED"
+
+
+def test_drop_rows_after_cuts_a_log_back_to_its_checkpoint(tmp_path):
+    log = tmp_path / "train_log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo',
+                   encoding="utf-8")
+    assert drop_rows_after(log, 5) == 3  # 6, 7 and the half-written 8
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5]
+    assert drop_rows_after(log, 5) == 0 and drop_rows_after(tmp_path / "missing.jsonl", 0) == 0

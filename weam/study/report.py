@@ -389,13 +389,34 @@ def compare_url(base_url: str, experiment_id: str, run_ids: list[str]) -> str:
     return f"{base_url.rstrip('/')}/#/compare-runs?runs=[{runs}]&experiments=[\"{experiment_id}\"]"
 
 
-def _ui_section(runs: StudyRuns, study: str) -> str:
+def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> str:
+    """A link to the UI's chart view of the eval runs, grouped by condition, plotting the primary
+    metric (weam.tracking.chart_view); empty when the view cannot be stored."""
+    from mlflow.tracking import MlflowClient
+
+    from weam.tracking import chart_view, chart_view_url, is_remote
+
+    try:
+        key = chart_view(MlflowClient(tracking_uri), runs.experiment_id, f"{task}/{metric}/avg",
+                         search_filter=f"tags.`{TAG_STAGE}` = 'eval' and tags.`{TAG_TASK}` = '{task}'",
+                         extra_metrics=(f"{task}/{metric}/low_resource",))
+    except Exception:  # noqa: BLE001 - the link is a convenience; the report stands without it
+        return ""
+    base = tracking_uri if is_remote(tracking_uri) else "http://127.0.0.1:5000"
+    return (f"Opens on {task}/{metric}/avg (and low_resource) per `{TAG_CONDITION}`, averaged over the eval runs "
+            f"(bar charts; the compare page below cannot preselect its axes):\n"
+            f"   `{chart_view_url(base, runs.experiment_id, key)}`")
+
+
+def _ui_section(runs: StudyRuns, study: str, tracking_uri: str = "") -> str:
     first = runs.scores[["task", "metric"]].drop_duplicates().iloc[0]
     task, metric = first["task"], first["metric"]
     eval_ids = sorted(runs.scores.loc[runs.scores["task"] == task, "run_id"].unique())
+    chart = _chart_link(tracking_uri, runs, task, metric) if tracking_uri else ""
+    chart = f"\n0. The primary metric by condition, one link (replace the host if the UI runs elsewhere). {chart}\n" if chart else ""
     return f"""Start the UI on the same store (`mlflow server --backend-store-uri <uri>` or `mlflow ui`), open
 experiment **{study}** (id {runs.experiment_id}), and:
-
+{chart}
 1. Filter the runs table with `tags.`{TAG_STAGE}` = 'eval' and tags.`{TAG_TASK}` = '{task}'`
    (the parent rows, `{TAG_STAGE}=condition`, carry `{TAG_ROLE}`, `{TAG_FAMILIES}` and `{TAG_N_FAMILIES}`).
    Eval runs are nested under their pretrain run, so the table lists the pretrain rows: expand them (+)
@@ -458,7 +479,7 @@ def render_report(runs: StudyRuns, study: str, tracking_uri: str, out_dir: Path,
         "\n## Training cost\n",
         _cost_section(runs.costs, conditions),
         "\n## How to compare in the MLflow UI\n",
-        _ui_section(runs, study),
+        _ui_section(runs, study, tracking_uri),
     ]
     if runs.notes:
         parts += ["\n## Notes\n", *[f"- {note}" for note in runs.notes]]

