@@ -100,3 +100,48 @@ def browse(url: str, png: Path | None = None, size: str = "1600,1000", budget_ms
         if mode[0] == "--dump-dom":
             dom = done.stdout
     return dom
+
+
+def log_example_study(uri: str, study: str = "demo", seeds: tuple[int, ...] = (0, 1, 2),
+                      held_out: tuple[str, ...] = ("sw", "mr", "te")) -> dict[str, list[str]]:
+    """Log a study's run tree the way ``weam study run`` does (condition parents; base, pretrain and
+    eval runs with their names, tags and metrics), with made-up scores: what the UI tests look at.
+    Returns run ids by stage."""
+    from weam.languages import get_language
+    from weam.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, ParentRuns,
+                               RunLogger, run_name)
+
+    conditions = {"diverse": ("treatment", ["fi", "tr", "id", "ar"], 0.08),
+                  "single": ("control", ["de", "fr", "es", "ru"], 0.0)}
+    ids: dict[str, list[str]] = {"condition": [], "pretrain": [], "eval": []}
+    quiet = {"system_metrics": False}
+    with ParentRuns() as parents:
+        for name, (role, languages, gain) in conditions.items():
+            families = sorted({get_language(code).family for code in languages})
+            parent = parents.get(name, lambda: RunLogger(uri, study, run_name("condition", condition=name), tags={
+                TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: name, "weam.role": role,
+                "weam.families": ",".join(families), "weam.n_families": len(families)}, **quiet))
+            parent.log_params({"languages": ",".join(languages)})
+            ids["condition"].append(parent.run_id)
+            for seed in seeds:
+                common = {TAG_STUDY: study, TAG_CONDITION: name, TAG_SEED: seed, "weam.role": role}
+                with RunLogger(uri, study, run_name("pretrain", name, seed, objective="weam"),
+                               parent_run_id=parent.run_id, tags={**common, TAG_STAGE: "pretrain",
+                                                                  TAG_OBJECTIVE: "weam"}, **quiet) as pretrain:
+                    for step in range(1, 6):
+                        pretrain.log_metrics({"train/loss": 6.0 / step + 0.1 * seed, "train/tokens": 50_000 * step},
+                                             step=step * 10)
+                ids["pretrain"].append(pretrain.run_id)
+                with RunLogger(uri, study, run_name("eval", name, seed, task="tatoeba"), parent_run_id=pretrain.run_id,
+                               tags={**common, TAG_STAGE: "eval", TAG_TASK: "tatoeba", "weam.eval_seed": seed},
+                               **quiet) as evaluation:
+                    scores = {code: 0.30 + gain + 0.02 * i + 0.01 * seed for i, code in enumerate(held_out)}
+                    low = [v for code, v in scores.items() if get_language(code).low_resource]
+                    for metric in ("accuracy", "score"):
+                        evaluation.log_metrics({
+                            **{f"tatoeba/{metric}/{code}": v for code, v in scores.items()},
+                            f"tatoeba/{metric}/avg": sum(scores.values()) / len(scores),
+                            f"tatoeba/{metric}/low_resource": sum(low) / len(low),
+                        })
+                ids["eval"].append(evaluation.run_id)
+    return ids

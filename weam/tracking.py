@@ -52,6 +52,7 @@ TAG_TASK = "weam.task"
 TAG_MODEL = "weam.model"
 TAG_PID = "weam.pid"
 TAG_HOST = "weam.host"
+TAG_PID_START = "weam.pid_start"
 TAG_BUFFER_ID = "weam.buffer_id"
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_STORE_NAME = "mlflow.db"
@@ -136,6 +137,18 @@ def _short(exc: BaseException) -> str:
         if needle in text:
             return reason
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+_REFUSED = {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST",
+            "INVALID_STATE"}
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server (or store) answered and rejected the call (a param logged again with another
+    value, say): going offline or buffering it cannot help."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code in _REFUSED
 
 
 def _notify(message: str) -> None:
@@ -377,8 +390,15 @@ def replay(journal: Journal | str | Path, uri: str, client=None, only_this_uri: 
         else:
             target = ids.get(run, run)
             if target.startswith(OFFLINE_PREFIX):
+                if only_this_uri:
+                    continue  # its run was meant for another server: left for `weam tracking sync --uri`
                 raise RuntimeError(f"{journal.path}: record {record['rec']} names run {run}, never created")
-            _send(client, target, op, record, journal)
+            try:
+                _send(client, target, op, record, journal)
+            except Exception as exc:
+                if not _refused(exc):
+                    raise
+                _notify(f"MLflow refused a buffered {op} record for run {target}: {_short(exc)}")
         journal.mark_done(record["rec"])
         counts["records"] += 1
     return counts
@@ -417,13 +437,13 @@ def _send(client, run_id: str, op: str, record: dict[str, Any], journal: Journal
 # Runs
 
 
-def _pid_alive(pid: int, started_ms: int | None) -> bool:
-    """Whether ``pid`` is the process that started the run (a recycled PID started later is not)."""
+def _pid_alive(pid: int, started: float | None) -> bool:
+    """Whether ``pid`` is the process recorded (a recycled PID has another start time)."""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        return started_ms is None or process.create_time() <= started_ms / 1000 + 1
+        return started is None or abs(process.create_time() - started) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
 
@@ -434,10 +454,10 @@ def is_stale(run: Any) -> bool:
     if run.info.status != "RUNNING" or tags.get(TAG_HOST) != socket.gethostname() or not tags.get(TAG_PID):
         return False
     try:
-        pid = int(tags[TAG_PID])
+        pid, started = int(tags[TAG_PID]), float(tags[TAG_PID_START]) if tags.get(TAG_PID_START) else None
     except ValueError:
         return False
-    return pid != os.getpid() and not _pid_alive(pid, run.info.start_time)
+    return pid != os.getpid() and not _pid_alive(pid, started)
 
 
 def exit_status(exc: BaseException | None) -> str:
@@ -529,7 +549,11 @@ class RunLogger:
 
     @staticmethod
     def _process_tags() -> dict[str, str]:
-        return {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()}
+        """Who runs it: the next run of the same name marks it KILLED once this process is gone."""
+        import psutil
+
+        return {TAG_PID: str(os.getpid()), TAG_PID_START: f"{psutil.Process().create_time():.2f}",
+                TAG_HOST: socket.gethostname()}
 
     def _create(self, tags: dict[str, str]) -> str:
         tags = {**tags, **self._process_tags()}
@@ -575,6 +599,9 @@ class RunLogger:
                     self.journal.append(op, target, False, self.uri, **fields)  # the index offline lookups read
                 return
             except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop the stage
+                if _refused(exc):
+                    _notify(f"MLflow refused {op} for run {self.run_name}: {_short(exc)}")
+                    return
                 self.server.went_offline(f"the MLflow server {self.uri} stopped answering ({_short(exc)})",
                                          self.journal)
         if op == "artifact":

@@ -3,70 +3,20 @@ REST API (what the MLflow UI reads) with the tags and metrics the report and the
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
+import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.weam.test_report import HELD_OUT, STUDY, log_synthetic_study
-from weam.study.report import write_report
-
-MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-STARTUP_SECONDS = 60
+from weam.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
+from weam.study.report import compare_url, write_report
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def mlflow_server(store: Path, artifacts: Path, log_file: Path | None = None) -> Iterator[str]:
-    """``mlflow server`` on a free loopback port over a SQLite store; yields its URL, always stops it."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    command = [MLFLOW, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", str(artifacts)]
-    log = open(log_file or store.with_suffix(".server.log"), "wb")
-    # Own session so the server's worker processes are stopped with it.
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=store.parent,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log.name)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
-        log.close()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log_name: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}; see {log_name}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        time.sleep(0.25)
-    raise RuntimeError(f"mlflow server not healthy after {STARTUP_SECONDS} s; see {log_name}")
+def _report_link(report_text: str) -> str:
+    return re.search(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report_text).group(1)
 
 
 def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
@@ -112,3 +62,38 @@ def test_runs_logged_over_http_come_back_with_report_tags(tmp_path):
         listing = rest(url, f"artifacts/list?run_id={report_runs[0]['info']['run_id']}&path=report")
         assert "report/report.md" in {entry["path"] for entry in listing["files"]}
     assert any((tmp_path / "artifacts").rglob("report.md"))
+
+
+@pytest.mark.skipif(not Path(MLFLOW).exists(), reason="the mlflow CLI is not installed")
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp_path):
+    """Headless Chromium on a real server: the runs table lists the readable run names, none
+    RUNNING; the report's link opens the chart view grouped by condition on the primary metric;
+    the compare page names the runs and the metric. Screenshots land in tmp_path (see
+    benchmarks/mlflow_compare_screenshot.py to keep them)."""
+    with mlflow_server(tmp_path / "mlflow.db", tmp_path / "artifacts") as url:
+        ids = log_example_study(url, "demo")
+        report = write_report(url, "demo", tmp_path / "report").read_text(encoding="utf-8")
+        experiment = rest(url, "experiments/get-by-name?experiment_name=demo")["experiment"]["experiment_id"]
+        statuses = {run["info"]["status"] for run in rest(url, "runs/search", {"experiment_ids": [experiment],
+                                                                                "max_results": 100})["runs"]}
+        assert statuses == {"FINISHED"}  # parents included: nothing left RUNNING
+
+        table = browse(f"{url}/#/experiments/{experiment}/runs", tmp_path / "runs.png")
+        for name in ("condition/diverse", "condition/single", "pretrain/weam/diverse/seed0",
+                     "pretrain/weam/single/seed2"):
+            assert name in table, name
+
+        link = _report_link(report)
+        assert link.startswith(url) and "compareRunsMode=CHART" in link
+        chart = browse(link, tmp_path / "chart.png", size="1600,1100")
+        text = " ".join(re.sub(r"<[^>]+>", " ", chart).split())
+        assert "tatoeba/accuracy/avg by weam.condition" in text  # the first section: primary metric per condition
+        assert "Group: diverse" in text and "Group: single" in text
+        assert text.index("tatoeba/accuracy/avg by weam.condition") < text.index("tatoeba/score")
+
+        page = browse(compare_url(url, experiment, ids["eval"]), tmp_path / "compare.png", size="1600,1600")
+        for name in ("eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed1", "tatoeba/accuracy/avg"):
+            assert name in page, name
+    for png in ("runs.png", "chart.png", "compare.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -298,3 +298,148 @@ def test_drop_rows_after_cuts_a_log_back_to_its_checkpoint(tmp_path):
     assert drop_rows_after(log, 5) == 3  # 6, 7 and the half-written 8
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5]
     assert drop_rows_after(log, 5) == 0 and drop_rows_after(tmp_path / "missing.jsonl", 0) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Against a real `mlflow server` (the "back" phases); the "down" phases use a closed port.
+
+
+def test_a_server_dying_mid_run_loses_nothing(tmp_path, capsys):
+    from weam.mlflow_local import free_port, mlflow_server
+
+    store, artifacts, port, buffer = tmp_path / "mlflow.db", tmp_path / "artifacts", free_port(), tmp_path / "buf"
+    with mlflow_server(store, artifacts, port=port) as url:
+        run = RunLogger(url, "dies", "pretrain/weam/single/seed0", buffer_dir=buffer, system_metrics=False)
+        run.log_metrics({"train/loss": 3.0}, step=1)
+    run.log_metrics({"train/loss": 2.0}, step=2)  # the server is gone: one bounded failure, then buffered
+    run.log_metrics({"train/loss": 1.0}, step=3)
+    run.end()
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tracking:")]
+    assert f"the MLflow server {url} stopped answering" in line
+    assert [r["op"] for r in Journal(buffer).pending()] == ["metrics", "metrics", "end"]
+    with mlflow_server(store, artifacts, port=port) as url:
+        assert replay(buffer, url) == {"records": 3, "runs": 0}
+        client = MlflowClient(url)
+        assert client.get_run(run.run_id).info.status == "FINISHED"
+        history = client.get_metric_history(run.run_id, "train/loss")
+        assert sorted((m.step, m.value) for m in history) == [(1, 3.0), (2, 2.0), (3, 1.0)]
+
+
+def _weam(*args: str, uri: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run([sys.executable, "-m", "weam.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _study_runs(url: str) -> dict[str, object]:
+    runs = runs_of(url, "tiny")
+    names = [run.info.run_name for run in runs]
+    assert len(names) == len(set(names)), sorted(names)  # every run once
+    return {run.info.run_name: run for run in runs}
+
+
+STAGE_RUNS = ["base/mlm/seed0", "condition/base", "condition/diverse", "condition/single",
+              "eval/tatoeba/base/seed0", "eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed0",
+              "pretrain/weam/diverse/seed0", "pretrain/weam/single/seed0"]
+
+
+def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path):
+    """The whole tiny study with the tracking server down; then `weam tracking sync` to a real
+    server puts every run there, once; a re-run against it adds only the report; a copy of the
+    down-phase work directory, run when the server is back at its address, replays itself."""
+    import shutil
+
+    from tests.weam.test_study_e2e import write_study
+    from weam.mlflow_local import free_port, mlflow_server
+
+    port = free_port()  # nothing listens here until the last phase: the server is down, then back
+    study, down = write_study(tmp_path), f"http://127.0.0.1:{port}"
+    done = _weam("study", "run", str(study), uri=down)
+    said = [line for line in done.stderr.splitlines() if line.startswith("tracking:")]
+    assert len(said) == 1 and f"cannot reach the MLflow server {down} (connection refused)" in said[0], said
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "report: not written, the tracking server is unreachable" in " ".join(done.stdout.split())
+    assert "diverse (1 seeds)" in done.stdout  # the held-out scores, from the eval files
+    work = tmp_path / "work"
+    shutil.copytree(work, tmp_path / "copy" / "work", symlinks=True)
+
+    with mlflow_server(tmp_path / "back.db", tmp_path / "back-artifacts") as url:
+        synced = _weam("tracking", "sync", "--buffer", str(work), "--uri", url, uri="")
+        assert "synced" in synced.stdout and "(9 runs created)" in synced.stdout, synced.stdout
+        again = _weam("tracking", "sync", "--buffer", str(work), "--uri", url, uri="")
+        assert "nothing to sync" in again.stdout
+        runs = _study_runs(url)
+        assert sorted(runs) == STAGE_RUNS
+        assert {run.info.status for run in runs.values()} == {"FINISHED"}  # parents included
+        client = MlflowClient(url)
+        for condition in ("base", "diverse", "single"):
+            pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{condition}/seed0"]
+            evaluation = runs[f"eval/tatoeba/{condition}/seed0"]
+            assert pretrain.data.tags[PARENT_TAG] == runs[f"condition/{condition}"].info.run_id
+            assert evaluation.data.tags[PARENT_TAG] == pretrain.info.run_id
+            assert evaluation.data.tags["weam.condition"] == condition
+            assert "tatoeba/accuracy/sw" in evaluation.data.metrics
+            assert {"train/loss", "train/tokens", "system/cpu_utilization_percentage"} <= set(pretrain.data.metrics)
+            assert client.list_artifacts(evaluation.info.run_id, "predictions")
+        assert runs["condition/diverse"].data.metrics["diversity/n_families"] == 2
+        assert [a.path for a in client.list_artifacts(runs["condition/diverse"].info.run_id, "config")] == [
+            "config/study.yaml"]
+
+        rerun = _weam("study", "run", str(study), uri=url)  # reaches the server: skips, writes the report
+        assert "pretrain/diverse/seed0: skipped (finished)" in rerun.stdout
+        assert not [line for line in rerun.stderr.splitlines() if line.startswith("tracking:")]
+        runs = _study_runs(url)
+        assert sorted(runs) == sorted([*STAGE_RUNS, "report"])
+        assert {run.info.status for run in runs.values()} == {"FINISHED"}
+
+    with mlflow_server(tmp_path / "other.db", tmp_path / "other-artifacts", port=port) as url:
+        copy = write_study(tmp_path / "copy")
+        resumed = _weam("study", "run", str(copy), uri=url)
+        [said] = [line for line in resumed.stderr.splitlines() if line.startswith("tracking:")]
+        assert "replayed" in said and "(9 runs)" in said
+        assert sorted(_study_runs(url)) == sorted([*STAGE_RUNS, "report"])
+
+
+def test_pretrain_killed_with_9_resumes_without_duplicate_rows_and_is_not_left_running(tmp_path, store):
+    """kill -9 of `weam pretrain run` after a checkpoint, with steps logged past it; the re-run
+    resumes: train_log.jsonl holds each step once, the killed MLflow run is KILLED, the new FINISHED."""
+    import yaml
+
+    from tests.training.conftest import tiny_config, write_pair
+    from weam.modeling import train_wordpiece_tokenizer
+
+    pair = write_pair(tmp_path / "en-de", "en", "de", 200, 1, "en")
+    texts = [line for f in (pair["src_file"], pair["tgt_file"]) for line in f.read_text().splitlines()]
+    train_wordpiece_tokenizer(texts, vocab_size=120).save_pretrained(tmp_path / "tokenizer")
+    config = tiny_config({"pairs": [pair], "tokenizer": tmp_path / "tokenizer"}, tmp_path / "out", max_steps=200,
+                         checkpoint_every=50, log_every=5, batch_size=4, tracking={"uri": store, "experiment": "kill9-pt"})
+    path = tmp_path / "pretrain.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "weam.cli", "pretrain", "run", "--config", str(path)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    log, latest = config.out_dir / "train_log.jsonl", config.out_dir / "checkpoints" / "latest"
+
+    def steps() -> list[int]:
+        return [json.loads(line)["step"] for line in log.read_text().splitlines()] if log.is_file() else []
+
+    deadline = time.time() + 400
+    while time.time() < deadline and process.poll() is None:
+        if latest.is_file() and len(steps()) >= int(latest.read_text().removeprefix("step")) + 2:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    checkpoint = int(latest.read_text().removeprefix("step"))
+    assert len(steps()) > checkpoint and checkpoint < 200, "killed too late to test anything"
+    [killed] = runs_of(store, "kill9-pt")
+    assert killed.info.status == "RUNNING" and killed.info.run_name == "pretrain/weam/seed0"
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert steps() == list(range(1, 201))  # each step once: the killed run's rows after its checkpoint dropped
+    statuses = {run.info.run_id: run.info.status for run in runs_of(store, "kill9-pt")}
+    assert statuses.pop(killed.info.run_id) == "KILLED" and list(statuses.values()) == ["FINISHED"]
