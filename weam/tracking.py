@@ -841,6 +841,8 @@ def chart_view(client, experiment_id: str, metric: str, group_tag: str = TAG_CON
     return key
 
 
-def chart_view_url(base_url: str, experiment_id: str, key: str) -> str:
-    """The link that opens a view stored by :func:`chart_view` on the runs page's chart mode."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&compareRunsMode=CHART"
+def chart_view_url(base_url: str, experiment_id: str, key: str, mode: str = "CHART") -> str:
+    """The link that opens a view stored by :func:`chart_view`: its charts (``CHART``) or its runs
+    table (``TABLE``: grouped rows, the group tag and metrics as columns)."""
+    return (f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
+            f"&compareRunsMode={mode}")

@@ -13,6 +13,7 @@ import pytest
 from tests.weam.test_report import HELD_OUT, STUDY, log_synthetic_study
 from weam.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
 from weam.study.report import compare_url, write_report
+from weam.tracking import chart_view, chart_view_url
 
 
 def _report_link(report_text: str) -> str:
@@ -79,9 +80,17 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
                                                                                 "max_results": 100})["runs"]}
         assert statuses == {"FINISHED"}  # parents included: nothing left RUNNING
 
-        table = browse(f"{url}/#/experiments/{experiment}/runs", tmp_path / "runs.png")
-        for name in ("condition/diverse", "condition/single", "pretrain/weam/diverse/seed0",
-                     "pretrain/weam/single/seed2"):
+        # The runs table nests stage runs under their condition (collapsed); grouped by condition
+        # it lists every run, with the condition and the primary metric as columns.
+        table = browse(f"{url}/#/experiments/{experiment}/runs", tmp_path / "runs-nested.png")
+        assert "condition/diverse" in table and "condition/single" in table
+        from mlflow.tracking import MlflowClient
+
+        grouped = chart_view_url(url, experiment, chart_view(MlflowClient(url), experiment, "tatoeba/accuracy/avg"),
+                                 mode="TABLE")
+        table = " ".join(re.sub(r"<[^>]+>", " ", browse(grouped, tmp_path / "runs.png", size="1600,1300")).split())
+        for name in ("Group: diverse", "Group: single", "pretrain/weam/diverse/seed0", "pretrain/weam/single/seed2",
+                     "eval/tatoeba/diverse/seed1", "tatoeba/accuracy/avg"):
             assert name in table, name
 
         link = _report_link(report)
@@ -95,5 +104,5 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
         page = browse(compare_url(url, experiment, ids["eval"]), tmp_path / "compare.png", size="1600,1600")
         for name in ("eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed1", "tatoeba/accuracy/avg"):
             assert name in page, name
-    for png in ("runs.png", "chart.png", "compare.png"):
+    for png in ("runs-nested.png", "runs.png", "chart.png", "compare.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

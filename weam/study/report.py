@@ -405,7 +405,8 @@ def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> s
     base = tracking_uri if is_remote(tracking_uri) else "http://127.0.0.1:5000"
     return (f"Opens on {task}/{metric}/avg (and low_resource) per `{TAG_CONDITION}`, averaged over the eval runs "
             f"(bar charts; the compare page below cannot preselect its axes):\n"
-            f"   `{chart_view_url(base, runs.experiment_id, key)}`")
+            f"   `{chart_view_url(base, runs.experiment_id, key)}`\n"
+            f"   The same runs as a table grouped by condition: `{chart_view_url(base, runs.experiment_id, key, 'TABLE')}`")
 
 
 def _ui_section(runs: StudyRuns, study: str, tracking_uri: str = "") -> str:
