@@ -41,6 +41,7 @@ def run_command(
     from training.api import pretrain
     from training.config import DistributedEnv, PretrainConfig
     from weam.config import load_config
+    from weam.tracking import sigterm_as_exception
 
     overrides = list(overrides or [])
     uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -51,7 +52,8 @@ def run_command(
         dist = DistributedEnv.from_environ(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    model_dir = pretrain(cfg, dist)
+    with sigterm_as_exception():  # SIGTERM (a pod deleted, torchrun stopping) ends the MLflow run KILLED
+        model_dir = pretrain(cfg, dist)
     if dist.is_main:
         typer.echo(f"model: {model_dir}")
 

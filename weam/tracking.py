@@ -476,7 +476,7 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-class _sigterm_as_exception:
+class sigterm_as_exception:
     """Turn SIGTERM into :class:`Terminated` inside the block (only where nobody else handles it)."""
 
     def __enter__(self):
@@ -527,7 +527,7 @@ class RunLogger:
         self.run_id = self.journal.resolve(run_id)
         self.status: str | None = None
         self._monitor = None
-        self._sigterm = _sigterm_as_exception()
+        self._sigterm = sigterm_as_exception()
         if not enabled:
             return
         self.server.check(self.journal)
@@ -758,7 +758,7 @@ class ParentRuns:
 
     def __init__(self) -> None:
         self.open: dict[str, RunLogger] = {}
-        self._sigterm = _sigterm_as_exception()
+        self._sigterm = sigterm_as_exception()
 
     def get(self, key: str, make: Callable[[], RunLogger]) -> RunLogger:
         if key not in self.open:

@@ -115,9 +115,12 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     pretrain(first)  # finished and unchanged: skipped
     assert time.time() - started < 5 and (first.out_dir / "manifest.json").stat().st_mtime == stamp
     assert AutoModelForMaskedLM.from_pretrained(second.out_dir / "model").config.num_hidden_layers == 2
+    before = losses(second.out_dir)
     changed = second.model_copy(update={"optim": second.optim.model_copy(update={"lr": 2e-3})})  # old checkpoints not resumed
     pretrain(changed)
-    assert list(losses_steps(second.out_dir)) == [*range(1, 7), *range(1, 7)]
+    # A fresh start: the old run's rows are dropped (no step twice), the new losses differ.
+    assert list(losses_steps(second.out_dir)) == [*range(1, 7)]
+    assert losses(second.out_dir)[6] != before[6]
 
 
 def losses_steps(out_dir: Path) -> list[int]:

@@ -402,9 +402,11 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert sorted(_study_runs(url)) == sorted([*STAGE_RUNS, "report"])
 
 
-def test_pretrain_killed_with_9_resumes_without_duplicate_rows_and_is_not_left_running(tmp_path, store):
-    """kill -9 of `weam pretrain run` after a checkpoint, with steps logged past it; the re-run
-    resumes: train_log.jsonl holds each step once, the killed MLflow run is KILLED, the new FINISHED."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(tmp_path, store, sig):
+    """kill -9 (or SIGTERM) of `weam pretrain run` after a checkpoint, with steps logged past it;
+    the re-run resumes: train_log.jsonl holds each step once, the killed MLflow run is KILLED (by
+    itself on SIGTERM, by the next run of its name after -9), the new one FINISHED."""
     import yaml
 
     from tests.training.conftest import tiny_config, write_pair
@@ -414,7 +416,8 @@ def test_pretrain_killed_with_9_resumes_without_duplicate_rows_and_is_not_left_r
     texts = [line for f in (pair["src_file"], pair["tgt_file"]) for line in f.read_text().splitlines()]
     train_wordpiece_tokenizer(texts, vocab_size=120).save_pretrained(tmp_path / "tokenizer")
     config = tiny_config({"pairs": [pair], "tokenizer": tmp_path / "tokenizer"}, tmp_path / "out", max_steps=200,
-                         checkpoint_every=50, log_every=5, batch_size=4, tracking={"uri": store, "experiment": "kill9-pt"})
+                         checkpoint_every=50, log_every=5, batch_size=4,
+                         tracking={"uri": store, "experiment": f"killed-pt-{sig}"})
     path = tmp_path / "pretrain.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
@@ -431,15 +434,16 @@ def test_pretrain_killed_with_9_resumes_without_duplicate_rows_and_is_not_left_r
         if latest.is_file() and len(steps()) >= int(latest.read_text().removeprefix("step")) + 2:
             break
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    os.killpg(process.pid, sig)
+    assert process.wait(timeout=120) == (-sig if sig == signal.SIGKILL else 128 + signal.SIGTERM)
     checkpoint = int(latest.read_text().removeprefix("step"))
     assert len(steps()) > checkpoint and checkpoint < 200, "killed too late to test anything"
-    [killed] = runs_of(store, "kill9-pt")
-    assert killed.info.status == "RUNNING" and killed.info.run_name == "pretrain/weam/seed0"
+    [killed] = runs_of(store, f"killed-pt-{sig}")
+    assert killed.info.run_name == "pretrain/weam/seed0"
+    assert killed.info.status == ("RUNNING" if sig == signal.SIGKILL else "KILLED")
 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert steps() == list(range(1, 201))  # each step once: the killed run's rows after its checkpoint dropped
-    statuses = {run.info.run_id: run.info.status for run in runs_of(store, "kill9-pt")}
+    statuses = {run.info.run_id: run.info.status for run in runs_of(store, f"killed-pt-{sig}")}
     assert statuses.pop(killed.info.run_id) == "KILLED" and list(statuses.values()) == ["FINISHED"]

@@ -406,7 +406,8 @@ def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> s
     return (f"Opens on {task}/{metric}/avg (and low_resource) per `{TAG_CONDITION}`, averaged over the eval runs "
             f"(bar charts; the compare page below cannot preselect its axes):\n"
             f"   `{chart_view_url(base, runs.experiment_id, key)}`\n"
-            f"   The same runs as a table grouped by condition: `{chart_view_url(base, runs.experiment_id, key, 'TABLE')}`")
+            f"   The same runs as a table grouped by condition:\n"
+            f"   `{chart_view_url(base, runs.experiment_id, key, 'TABLE')}`")
 
 
 def _ui_section(runs: StudyRuns, study: str, tracking_uri: str = "") -> str:
@@ -414,7 +415,8 @@ def _ui_section(runs: StudyRuns, study: str, tracking_uri: str = "") -> str:
     task, metric = first["task"], first["metric"]
     eval_ids = sorted(runs.scores.loc[runs.scores["task"] == task, "run_id"].unique())
     chart = _chart_link(tracking_uri, runs, task, metric) if tracking_uri else ""
-    chart = f"\n0. The primary metric by condition, one link (replace the host if the UI runs elsewhere). {chart}\n" if chart else ""
+    if chart:
+        chart = f"\n0. The primary metric by condition (replace the host if the UI runs elsewhere). {chart}\n"
     return f"""Start the UI on the same store (`mlflow server --backend-store-uri <uri>` or `mlflow ui`), open
 experiment **{study}** (id {runs.experiment_id}), and:
 {chart}
