@@ -1,4 +1,5 @@
-"""Screenshot the MLflow UI for a study — runs table, the report's chart view, the compare page —
+"""Screenshot the MLflow UI for a study — runs table (nested, and the report's grouped table), the
+report's chart view, the compare page —
 in headless Chromium, and print a table of what each page shows and how long it took.
 
 Not a test: a check by eye (tests/weam/test_mlflow_ui.py asserts the same pages' text). Starts
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="existing SQLite store (default: a new example study)")
     parser.add_argument("--study", default="demo", help="experiment (study) name")
     parser.add_argument("--out", type=Path, default=Path("/tmp/mlflow-ui"), help="folder for the PNGs")
-    parser.add_argument("--budget-ms", type=int, default=30000, help="chromium --virtual-time-budget")
+    parser.add_argument("--budget-ms", type=int, default=90000, help="chromium --virtual-time-budget")
     args = parser.parse_args()
     if chromium() is None:
         raise SystemExit("chromium not found: apt-get install -y chromium")
@@ -53,12 +54,13 @@ def main() -> None:
         if args.store is None:
             log_example_study(url, args.study)
         report = write_report(url, args.study, work / "report").read_text(encoding="utf-8")
-        chart_link = re.search(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report).group(1)
+        chart_link, table_link = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[:2]
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name(args.study)
         evals = client.search_runs([experiment.experiment_id], f"tags.`{TAG_STAGE}` = 'eval'", max_results=50)
         pages = {
             "runs": (f"{url}/#/experiments/{experiment.experiment_id}/runs", "1600,1000"),
+            "table": (table_link, "1600,1100"),
             "chart": (chart_link, "1600,1100"),
             "compare": (compare_url(url, experiment.experiment_id, [r.info.run_id for r in evals]), "1600,1600"),
         }
