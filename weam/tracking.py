@@ -523,6 +523,9 @@ class RunLogger:
         self.enabled = enabled
         folder = buffer_dir or (Path(buffer_path).parent if buffer_path else default_buffer_dir(Path.cwd()))
         self.journal = Journal(folder)
+        # Runs logged to a server are indexed in the journal (for lookups while it is down) only
+        # where the caller named a buffer (a work directory), never in whatever the cwd is.
+        self._index = is_remote(uri or "") and bool(buffer_dir or buffer_path)
         self.server = _Server.get(uri)
         self.run_id = self.journal.resolve(run_id)
         self.status: str | None = None
@@ -572,7 +575,7 @@ class RunLogger:
             if is_stale(old):
                 self.client.set_terminated(old.info.run_id, "KILLED")
         run = self.client.create_run(eid, run_name=self.run_name, tags=tags)
-        if is_remote(self.uri):  # an index entry, so an offline process still finds this run
+        if self._index:  # an index entry, so an offline process still finds this run
             self.journal.append("create", run.info.run_id, False, self.uri, experiment=self.experiment,
                                 name=self.run_name, tags=tags, start_ms=run.info.start_time)
         return run.info.run_id
@@ -595,7 +598,7 @@ class RunLogger:
         if self.server.online and not target.startswith(OFFLINE_PREFIX):
             try:
                 _send(self.client, target, op, fields, self.journal)
-                if op in ("end", "status", "tags") and is_remote(self.uri):
+                if op in ("end", "status", "tags") and self._index:
                     self.journal.append(op, target, False, self.uri, **fields)  # the index offline lookups read
                 return
             except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop the stage

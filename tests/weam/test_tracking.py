@@ -291,6 +291,15 @@ def test_sync_command(tmp_path, store):
     assert run.info.run_name == "align/en-fi" and run.info.status == "FINISHED"
 
 
+def test_study_report_with_the_server_down_is_one_clear_error(tmp_path):
+    from tests.weam.test_study_e2e import write_study
+
+    down = closed_port_uri()
+    result = CliRunner().invoke(app, ["study", "report", str(write_study(tmp_path)), "--set", f"tracking.uri={down}"])
+    assert result.exit_code != 0
+    assert f"cannot reach the MLflow server {down} (connection refused)" in str(result.exception)
+
+
 def test_drop_rows_after_cuts_a_log_back_to_its_checkpoint(tmp_path):
     log = tmp_path / "train_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo',

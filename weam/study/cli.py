@@ -90,11 +90,16 @@ def report_command(config: ConfigArg, overrides: SetOpt = None) -> None:
     """Write the Markdown report with plots and confidence intervals (reads the runs from MLflow)."""
     from weam import layout
     from weam.study.report import write_report
-    from weam.tracking import resolve_tracking_uri
+    from weam.errors import WeamError
+    from weam.tracking import probe, resolve_tracking_uri
 
     study, _ = _load(config, overrides)
     work = study.work_dir.resolve()
-    path = write_report(resolve_tracking_uri(study.tracking.uri, work), study.name, layout.report_dir(work))
+    uri = resolve_tracking_uri(study.tracking.uri, work)
+    ok, reason = probe(uri)  # one bounded request, not MLflow's minutes of retries
+    if not ok:
+        raise WeamError(f"{reason}; the report reads the runs from it (buffered runs: `weam tracking sync`)")
+    path = write_report(uri, study.name, layout.report_dir(work))
     console.print(f"report: {path}")
 
 
