@@ -4,6 +4,7 @@ nowhere else, so torchrun, the deepspeed launcher and a Kubernetes pod start tra
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -51,7 +52,10 @@ def run_command(
         dist = DistributedEnv.from_environ(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    model_dir = pretrain(cfg, dist)
+    from weam.lock import lock_output
+
+    with lock_output(cfg.out_dir) if dist.is_main else contextlib.nullcontext():  # one writer per out_dir
+        model_dir = pretrain(cfg, dist)
     if dist.is_main:
         typer.echo(f"model: {model_dir}")
 
