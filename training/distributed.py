@@ -21,6 +21,7 @@ import torch
 
 from training.config import DistributedEnv, OptimConfig, ParallelConfig
 from weam.config import deep_merge
+from weam.errors import ConfigError
 from weam.manifest import atomic_directory, atomic_write_text
 
 LATEST = "latest"
@@ -93,6 +94,46 @@ def compute_dtype(ds_config: dict[str, Any]) -> torch.dtype:
     if ds_config.get("fp16", {}).get("enabled"):
         return torch.float16
     return torch.float32
+
+
+def check_config(parallel: ParallelConfig, optim: OptimConfig, batch_size: int, world_size: int) -> None:
+    """Refuse, before any data or model is loaded, a batch layout or ``parallel.deepspeed_overrides``
+    that DeepSpeed would reject only once started (or accept and fail on mid-run, e.g. a string
+    where it does arithmetic)."""
+    import copy
+
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    overrides = parallel.deepspeed_overrides
+    try:
+        generated = deepspeed_config(optim, parallel.model_copy(update={"deepspeed_overrides": {}}), batch_size,
+                                     world_size, 1)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _check_override_types(generated, overrides, "parallel.deepspeed_overrides")
+    merged = copy.deepcopy(deep_merge(generated, overrides))
+    if isinstance(merged.get("train_batch_size"), int) and merged["train_batch_size"] % world_size == 0:
+        merged["train_batch_size"] //= world_size  # validated here without a process group: as one rank
+    try:
+        DeepSpeedConfig(merged)
+    except (ValueError, TypeError, AssertionError, KeyError) as exc:
+        raise ConfigError(f"parallel.deepspeed_overrides: DeepSpeed rejects the resulting config: {exc}") from None
+
+
+def _check_override_types(generated: dict[str, Any], overrides: dict[str, Any], where: str) -> None:
+    kinds = ((bool, "true or false"), ((int, float), "a number"), (str, "a string"), (list, "a list"),
+             (dict, "a mapping"))
+    for key, value in overrides.items():
+        if key not in generated:
+            continue
+        base = generated[key]
+        for kind, name in kinds:
+            if isinstance(base, kind):
+                if not isinstance(value, kind) or (kind != bool and isinstance(value, bool)):
+                    raise ConfigError(f"{where}.{key}: expected {name} (like the generated {base!r}), got {value!r}")
+                break
+        if isinstance(base, dict):
+            _check_override_types(base, value, f"{where}.{key}")
 
 
 def initialize(model: torch.nn.Module, ds_config: dict[str, Any]):
