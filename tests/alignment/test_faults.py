@@ -271,3 +271,17 @@ def test_missing_shared_tool_is_a_weam_error(tmp_path):
 
     with pytest.raises(WeamError, match="nope"):
         resolve_engine(cfg)
+
+
+def test_bench_pipelines_quote_paths(tmp_path, monkeypatch):
+    """benchmarks/align_bench.py runs its by-hand pipelines through a shell: a path holding a space
+    and `; touch …` must stay a path."""
+    import benchmarks.align_bench as bench
+
+    folder = tmp_path / "a dir; touch PWNED"
+    folder.mkdir()
+    fwd, rev = write(folder / "f", ["0-0 1-1"]), write(folder / "r", ["0-0"])
+    monkeypatch.chdir(tmp_path)
+    bench.measure(bench.symmetrize_by_hand(None, fwd, rev, folder / "out"))
+    assert (folder / "out").read_text().split() == ["0-0", "1-1"]
+    assert not (tmp_path / "PWNED").exists()
