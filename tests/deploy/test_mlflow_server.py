@@ -69,7 +69,7 @@ def mlflow_server(tmp_path):
                             stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # a loaded CI machine starts MLflow's app slowly
         while request(f"{url}/health") != 200:
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
             time.sleep(0.5)
@@ -107,3 +107,41 @@ def test_mlflow_manifest_server_enforces_auth_and_stores_runs(mlflow_server, tmp
     assert mlflow.get_run(run.info.run_id).data.metrics == {"loss": 1.5}
     assert list(volume.rglob("note.txt")), "artifact not proxied onto the server's volume"
     assert (volume / "basic_auth.db").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_job_user_logs_runs_but_cannot_administer(mlflow_server, monkeypatch):
+    """deploy/mlflow/job_user.py: the job's own user writes its study's runs; it is no admin."""
+    url, _ = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    done = subprocess.run([sys.executable, str(ROOT / "deploy" / "mlflow" / "job_user.py"), "weam-pretrain",
+                           "--uri", url, "--experiment", "study-a"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    creds = dict(line.split("=", 1) for line in done.stdout.split())
+    assert creds["MLFLOW_TRACKING_USERNAME"] == "weam-pretrain" and len(creds["MLFLOW_TRACKING_PASSWORD"]) == 48
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "weam-pretrain")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds["MLFLOW_TRACKING_PASSWORD"])
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name("study-a")
+    run = client.create_run(experiment.experiment_id)
+    client.log_metric(run.info.run_id, "loss", 1.0)
+    client.set_terminated(run.info.run_id)
+    assert client.get_run(run.info.run_id).data.metrics == {"loss": 1.0}
+    with pytest.raises(MlflowException):
+        get_app_client("basic-auth", tracking_uri=url).create_user("intruder", "a-long-enough-password")
+    # the admin made the experiment; another job's user may read it but not write to it
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    get_app_client("basic-auth", tracking_uri=url).create_user("weam-eval", "another-long-password-1")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "weam-eval")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "another-long-password-1")
+    with pytest.raises(MlflowException):
+        mlflow.MlflowClient(url).create_run(experiment.experiment_id)
