@@ -21,8 +21,8 @@ import torch
 
 from training.config import DistributedEnv, OptimConfig, ParallelConfig
 from weam.config import deep_merge
-from weam.errors import ConfigError
-from weam.manifest import atomic_directory, atomic_write_text
+from weam.errors import ConfigError, WeamError
+from weam.manifest import atomic_directory, atomic_write_text, file_sha256
 
 LATEST = "latest"
 
@@ -181,6 +181,7 @@ def save_checkpoint(engine, folder: Path, step: int, client_state: dict, keep: i
     engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
     barrier()
     if engine.global_rank == 0:
+        write_checksums(folder / tag)
         atomic_write_text(folder / LATEST, tag)
         tags = sorted(p.name for p in folder.glob("step*") if p.is_dir())
         for old in tags[: max(0, len(tags) - keep)]:
@@ -204,10 +205,42 @@ def load_latest(engine, folder: Path, run_hash: str, is_main: bool) -> dict | No
     if not same or not pointer.is_file():
         return None
     tag = pointer.read_text(encoding="utf-8").strip()
+    verify_checksums(folder / tag)  # DeepSpeed unpickles these files (torch.load, weights_only=False)
     path, client_state = engine.load_checkpoint(str(folder), tag=tag)
     if path is None:
         raise RuntimeError(f"{folder / tag}: DeepSpeed could not load this checkpoint")
     return client_state
+
+
+CHECKSUMS = "SHA256SUMS"
+
+
+def write_checksums(checkpoint: Path) -> None:
+    """Record the hash of every file of a finished checkpoint (``sha256sum`` format)."""
+    lines = [f"{file_sha256(p)}  {p.relative_to(checkpoint).as_posix()}\n"
+             for p in sorted(checkpoint.rglob("*")) if p.is_file() and p.name != CHECKSUMS]
+    atomic_write_text(checkpoint / CHECKSUMS, "".join(lines))
+
+
+def verify_checksums(checkpoint: Path) -> None:
+    """Refuse to load a checkpoint whose files differ from what this run saved.
+
+    Trust boundary: DeepSpeed loads checkpoints with ``torch.load(weights_only=False)``, which runs
+    any code a pickle holds, so a checkpoint is loaded only when every file matches the hashes
+    written right after it was saved. That catches files replaced or altered on the shared volume
+    afterwards (another job, a partial copy, a hand edit); it cannot stop someone able to rewrite
+    the hashes too, so ``checkpoints/`` must be writable only by the training job's user (the
+    manifests mount the work volume into weam's pods only, as uid 10001)."""
+    sums = checkpoint / CHECKSUMS
+    if not sums.is_file():
+        raise WeamError(f"{checkpoint}: no {CHECKSUMS} (saved by an older weam, or not by weam); not loading a "
+                        "checkpoint that cannot be verified. Delete this checkpoints folder to train from the start.")
+    expected = dict(reversed(line.split("  ", 1)) for line in sums.read_text(encoding="utf-8").splitlines() if line)
+    present = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file() and p.name != CHECKSUMS}
+    for name in sorted(present | set(expected)):
+        if name not in expected or name not in present or file_sha256(checkpoint / name) != expected[name]:
+            raise WeamError(f"{checkpoint / name}: differs from the checkpoint this run saved ({CHECKSUMS}); "
+                            "not loading it (DeepSpeed would unpickle it). Delete the checkpoints folder to start over.")
 
 
 def export_hf(engine, tokenizer, out_dir: Path) -> Path:
