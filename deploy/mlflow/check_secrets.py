@@ -6,7 +6,8 @@ admin, database or session secrets.
     python check_secrets.py mlflow server ARGS...   # checks the environment, then runs the command
 
 Checked: MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY and the password inside
-MLFLOW_BACKEND_STORE_URI (PostgreSQL's). Standard library only.
+MLFLOW_BACKEND_STORE_URI (PostgreSQL's), each given directly or as ``NAME_FILE`` (a mounted
+Secret file). Standard library only.
 """
 
 from __future__ import annotations
@@ -51,8 +52,32 @@ def problems(environ: dict[str, str]) -> list[str]:
     return found
 
 
+FILE_VARIABLES = (*SECRETS, "MLFLOW_BACKEND_STORE_URI")
+
+
+def load_secret_files(environ: dict[str, str]) -> list[str]:
+    """``NAME_FILE=/path`` sets NAME from that file (Kubernetes mounts Secrets as files, so no
+    secret sits in the pod's environment spec); returns what went wrong."""
+    found = []
+    for name in FILE_VARIABLES:
+        path = environ.pop(f"{name}_FILE", None)
+        if path is None:
+            continue
+        if name in environ:
+            found.append(f"both {name} and {name}_FILE are set; set one")
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                environ[name] = handle.read().rstrip("\n")
+        except OSError as exc:
+            found.append(f"{name}_FILE: cannot read {path}: {exc.strerror}")
+    return found
+
+
 def main(argv: list[str]) -> int:
-    found = problems(dict(os.environ))
+    environ = dict(os.environ)
+    found = load_secret_files(environ)
+    found += problems(environ)
     if found:
         print("refusing to start the MLflow server:\n  " + "\n  ".join(found)
               + "\nMake real values, e.g. `openssl rand -hex 24`, in deploy/mlflow/.env (compose) or the "
@@ -61,7 +86,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print("usage: check_secrets.py COMMAND [ARGS...]", file=sys.stderr)
         return 64
-    os.execvp(argv[1], argv[1:])
+    os.execvpe(argv[1], argv[1:], environ)
     return 0  # not reached
 
 

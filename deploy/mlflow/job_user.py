@@ -3,8 +3,9 @@
     MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=... \\
         python deploy/mlflow/job_user.py --uri http://127.0.0.1:5000 weam-pretrain --experiment my-study
 
-prints ``MLFLOW_TRACKING_USERNAME=…`` and ``MLFLOW_TRACKING_PASSWORD=…`` (a fresh random password)
-for the job's Secret (deploy/README.md, section 0). The user is an ordinary one: with the server's
+prints the user and a fresh random password, as MLflow's credentials file (``--format
+credentials``: what the job's Secret holds and its pods mount at ``~/.mlflow/credentials``,
+deploy/README.md section 0) or as ``MLFLOW_TRACKING_USERNAME=…`` lines (``--format env``). The user is an ordinary one: with the server's
 ``default_permission = READ`` it reads every experiment, creates its own, and may edit the
 experiments named with ``--experiment`` (created here when missing); it cannot manage users or
 change other experiments' permissions. Running it again rotates the password.
@@ -45,9 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("username", help="e.g. weam-pretrain, weam-align, weam-eval")
     parser.add_argument("--uri", required=True, help="the tracking server, e.g. http://127.0.0.1:5000")
     parser.add_argument("--experiment", action="append", default=[], help="a study the job writes to (repeatable)")
+    parser.add_argument("--format", choices=("env", "credentials"), default="env",
+                        help="env: KEY=VALUE lines; credentials: the ~/.mlflow/credentials file")
     args = parser.parse_args(argv)
     password = ensure_job_user(args.uri, args.username, args.experiment)
-    print(f"MLFLOW_TRACKING_USERNAME={args.username}\nMLFLOW_TRACKING_PASSWORD={password}")
+    if args.format == "credentials":
+        print(f"[mlflow]\nmlflow_tracking_username = {args.username}\nmlflow_tracking_password = {password}")
+    else:
+        print(f"MLFLOW_TRACKING_USERNAME={args.username}\nMLFLOW_TRACKING_PASSWORD={password}")
 
 
 if __name__ == "__main__":

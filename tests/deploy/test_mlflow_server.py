@@ -60,13 +60,20 @@ def mlflow_server(tmp_path):
     args = [f"--port={port}" if a.startswith("--port=") else "--host=127.0.0.1" if a.startswith("--host=") else a
             for a in args if not a.startswith("--workers=")]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    env.update(MLFLOW_AUTH_CONFIG_PATH=str(tmp_path / "basic_auth.ini"),
-               MLFLOW_BACKEND_STORE_URI=f"sqlite:///{tmp_path / 'store.db'}",
-               MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY="rehearsal-key")
+    # The Secrets the pod mounts as files (*_FILE), as files here; the image's entrypoint reads them.
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    values = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'store.db'}",
+              "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_FLASK_SERVER_SECRET_KEY": "rehearsal-flask-secret-key"}
+    for name in [n for n in env if n.endswith("_FILE")]:
+        (secrets_dir / name).write_text(values[name.removesuffix("_FILE")] + "\n")
+        env[name] = str(secrets_dir / name)
+    env.update(MLFLOW_AUTH_CONFIG_PATH=str(tmp_path / "basic_auth.ini"))
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     pythonpath = os.pathsep.join(p for p in sys.path if p)
-    proc = subprocess.Popen([str(mlflow_bin), "server", *args], env={**os.environ, **env, "PYTHONPATH": pythonpath},
-                            stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
+    entrypoint = [sys.executable, str(ROOT / "deploy" / "mlflow" / "check_secrets.py")]  # the image's ENTRYPOINT
+    proc = subprocess.Popen([*entrypoint, str(mlflow_bin), "server", *args],
+                            env={**os.environ, **env, "PYTHONPATH": pythonpath}, stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300  # a loaded CI machine starts MLflow's app slowly

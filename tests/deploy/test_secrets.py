@@ -77,3 +77,33 @@ def test_the_image_and_the_manifest_start_through_the_check():
     deployment = next(d for d in load_documents(ROOT / "k8s" / "mlflow" / "mlflow.yaml") if d["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert "command" not in container  # `command` would bypass the image's checking entrypoint
+
+
+def test_secrets_mounted_as_files_are_read_and_checked(tmp_path):
+    """Kubernetes gives the server its Secrets as files (*_FILE): read, checked, then exported."""
+    strong = {"MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_hex(24), "MLFLOW_FLASK_SERVER_SECRET_KEY": "change-me"}
+    env = {}
+    for name, value in strong.items():
+        (tmp_path / name).write_text(value + "\n")
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    done = run_check(env)
+    assert done.returncode == 78 and "MLFLOW_FLASK_SERVER_SECRET_KEY is a placeholder" in done.stderr
+    (tmp_path / "MLFLOW_FLASK_SERVER_SECRET_KEY").write_text(secrets.token_hex(32))
+    shown = subprocess.run([sys.executable, str(CHECK), sys.executable, "-c",
+                            "import os; print(len(os.environ['MLFLOW_FLASK_SERVER_SECRET_KEY']))"],
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.strip() == "64", shown.stderr
+    both = run_check({**env, "MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_hex(24)})
+    assert both.returncode == 78 and "both MLFLOW_AUTH_ADMIN_PASSWORD and MLFLOW_AUTH_ADMIN_PASSWORD_FILE" in both.stderr
+
+
+def test_no_pod_gets_a_secret_through_its_environment():
+    """Secrets reach pods as read-only files only (CKV_K8S_35 without exceptions)."""
+    from tests.deploy.manifests import all_documents, containers, pod_templates
+
+    for path, doc in all_documents():
+        assert "checkov.io/skip1" not in (doc.get("metadata", {}).get("annotations") or {}), path
+        for template in pod_templates(doc):
+            for container in containers(template):
+                assert not any("secretRef" in e for e in container.get("envFrom", [])), (path, container["name"])
+                assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container.get("env", [])), path

@@ -92,3 +92,24 @@ def test_concurrent_study_run_on_one_work_dir_is_refused(holder, tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"PID {proc.pid}" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in work.iterdir()) == before  # no mlflow.db, no data, no marker
+
+
+def test_two_real_study_runs_on_one_fresh_work_dir(tmp_path):
+    """Two `weam study run` started together on a fresh work dir: the second is refused naming the
+    first (no SQLite migration race, nothing trained twice); the first runs on."""
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "weam.cli", "study", "run", str(ROOT / "configs/demo.yaml"), "--set",
+               f"work_dir={work}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": ""}
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while read_holder(work / ".weam.lock").get("pid") != first.pid:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and f"PID {first.pid}" in second.stderr, second.stderr[-2000:]
+        assert "Traceback" not in second.stderr and first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
