@@ -61,6 +61,10 @@ def _executable(path: str) -> str | None:
 
 def require_fast_align(config: FastAlignConfig) -> FastAlignTools:
     tools = find_fast_align(config)
+    bad = [p for p in (config.binary, config.atools) if p and _executable(p) is None]
+    if bad:  # a path was given (config or FAST_ALIGN_BIN/ATOOLS_BIN): say that it is wrong
+        raise WeamError(f"{', '.join(bad)}: not an executable file (set by fast_align.binary/atools or "
+                        f"FAST_ALIGN_BIN/ATOOLS_BIN); fix the path, unset it, or use --engine eflomal. {FAST_ALIGN_HELP}")
     if tools is None:
         named = [p for p in (config.binary, config.atools) if p]
         where = f" (looked for {', '.join(named)})" if named else " (not on PATH)"
