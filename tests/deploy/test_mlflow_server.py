@@ -38,7 +38,7 @@ def request(url: str, host: str | None = None, password: str | None = None) -> i
         token = base64.b64encode(f"admin:{password}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=10) as response:
+        with urllib.request.urlopen(req, timeout=90) as response:  # first store access migrates it: slow when loaded
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
