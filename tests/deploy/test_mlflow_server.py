@@ -91,7 +91,7 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)  # the server's start counts: minutes on a loaded machine
 def test_mlflow_manifest_server_enforces_auth_and_stores_runs(mlflow_server, tmp_path, monkeypatch):
     url, volume = mlflow_server
     search = f"{url}/api/2.0/mlflow/experiments/search?max_results=5"
