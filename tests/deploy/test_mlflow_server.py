@@ -1,6 +1,7 @@
 """The MLflow server of k8s/mlflow/mlflow.yaml, started locally with the Deployment's own args,
-environment and basic_auth.ini: anonymous calls are refused, the client credentials of the
-`weam-mlflow-client` Secret log a run with an artifact, in-cluster Host headers are accepted.
+environment and basic_auth.ini: anonymous calls are refused, credentials log a run with an
+artifact, in-cluster Host headers are accepted, and a job user (deploy/mlflow/job_user.py) writes
+only its study.
 Stand-ins: sqlite for PostgreSQL, a temp folder for the volume, 127.0.0.1 and a free port."""
 
 from __future__ import annotations
