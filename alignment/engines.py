@@ -8,11 +8,14 @@ these very pairs when ``model`` is None.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from alignment.config import AlignConfig, EflomalConfig, FastAlignConfig
 from alignment.pharaoh import format_links, parse_links
 from alignment.symmetrize import symmetrize
 from weam.errors import WeamError
+from weam.lock import LockedError, exclusive
 
 FAST_ALIGN_HELP = (
     "fast_align is not installed. Either use `--engine eflomal` (pip package, installed with weam), "
@@ -57,6 +61,10 @@ def _executable(path: str) -> str | None:
 
 def require_fast_align(config: FastAlignConfig) -> FastAlignTools:
     tools = find_fast_align(config)
+    bad = [p for p in (config.binary, config.atools) if p and _executable(p) is None]
+    if bad:  # a path was given (config or FAST_ALIGN_BIN/ATOOLS_BIN): say that it is wrong
+        raise WeamError(f"{', '.join(bad)}: not an executable file (set by fast_align.binary/atools or "
+                        f"FAST_ALIGN_BIN/ATOOLS_BIN); fix the path, unset it, or use --engine eflomal. {FAST_ALIGN_HELP}")
     if tools is None:
         named = [p for p in (config.binary, config.atools) if p]
         where = f" (looked for {', '.join(named)})" if named else " (not on PATH)"
@@ -65,8 +73,13 @@ def require_fast_align(config: FastAlignConfig) -> FastAlignTools:
 
 
 def resolve_engine(config: AlignConfig) -> str:
+    """The engine to run. ``auto`` falls back to eflomal only when fast_align was not asked for by
+    path: a configured binary (or $FAST_ALIGN_BIN) that is missing is a mistake, not a preference."""
     if config.engine != "auto":
         return config.engine
+    if config.fast_align.binary or config.fast_align.atools:
+        require_fast_align(config.fast_align)
+        return "fast_align"
     return "fast_align" if find_fast_align(config.fast_align) else "eflomal"
 
 
@@ -75,6 +88,41 @@ def make_engine(config: AlignConfig):
     if name == "fast_align":
         return FastAlignEngine(config.fast_align, require_fast_align(config.fast_align), config.symmetrization)
     return EflomalEngine(config.eflomal, config.symmetrization)
+
+
+SCRATCH_LOCK = ".in-use"
+SCRATCH_GRACE_SECONDS = 60
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder (it holds a copy of the shard) that does not outlive a killed run.
+
+    ``TemporaryDirectory`` cleans up only when Python unwinds; after kill -9 its folder and corpus
+    copy stay in the temp dir for good. So each folder carries a lock its process holds, and every
+    new one first removes the folders whose lock nobody holds any more (their owner died)."""
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{prefix}*"):
+        _remove_if_abandoned(old)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    try:
+        with exclusive(folder / SCRATCH_LOCK, f"scratch folder {folder}"):
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_if_abandoned(folder: Path) -> None:
+    lock = folder / SCRATCH_LOCK
+    try:
+        if not lock.is_file():  # just created and not locked yet, or not ours: leave young ones alone
+            if time.time() - folder.stat().st_mtime > SCRATCH_GRACE_SECONDS and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+            return
+        with exclusive(lock, f"scratch folder {folder}", reentrant=False):
+            shutil.rmtree(folder, ignore_errors=True)
+    except (LockedError, OSError):
+        return  # alive (its owner holds the lock) or not ours to remove
 
 
 def _run_tool(command: list[str], stdout_path: Path, stdin_path: Path | None = None, threads: int = 1) -> str:
@@ -117,8 +165,7 @@ class FastAlignEngine:
                 *(["-v"] if c.variational_bayes else []), "-I", str(c.iterations), *c.extra_args]
 
     def train_global(self, src: list[str], tgt: list[str]) -> dict:
-        with tempfile.TemporaryDirectory(prefix="weam-fa-") as tmp:
-            work = Path(tmp)
+        with scratch_dir("weam-fa-") as work:
             joint = _write_joint(work, src, tgt)
             model = {}
             for direction, extra in (("fwd", []), ("rev", ["-r"])):
@@ -129,8 +176,7 @@ class FastAlignEngine:
             return model
 
     def align(self, src: list[str], tgt: list[str], model: dict | None = None) -> list[str]:
-        with tempfile.TemporaryDirectory(prefix="weam-fa-") as tmp:
-            work = Path(tmp)
+        with scratch_dir("weam-fa-") as work:
             joint = _write_joint(work, src, tgt)
             commands = {d: self._command(work, joint, d, model) for d in ("fwd", "rev")}
             with ThreadPoolExecutor(2) as pool:
@@ -194,8 +240,8 @@ class EflomalEngine:
         c = self.config
         aligner = eflomal.Aligner(model=c.model, n_samplers=c.n_samplers, rel_iterations=c.length,
                                   null_prior=c.null_prior)
-        with tempfile.TemporaryDirectory(prefix="weam-ef-") as tmp:
-            fwd, rev = Path(tmp) / "fwd", Path(tmp) / "rev"
+        with scratch_dir("weam-ef-") as tmp:
+            fwd, rev = tmp / "fwd", tmp / "rev"
             try:
                 aligner.align([s + "\n" for s in src], [t + "\n" for t in tgt],
                               links_filename_fwd=str(fwd), links_filename_rev=str(rev),

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,15 +12,16 @@ from weam.corpus import iter_lines
 from weam.errors import InputError
 
 Link = tuple[int, int]
+_LINK = re.compile(r"([0-9]+)-([0-9]+)")  # ASCII digits only: str.isdigit() also accepts '²', which int() rejects
 
 
 def parse_links(text: str, path: str | Path = "<string>", line: int | None = None) -> list[Link]:
     links = []
     for item in text.split():
-        left, sep, right = item.partition("-")
-        if not sep or not left.isdigit() or not right.isdigit():
+        match = _LINK.fullmatch(item)
+        if match is None:
             raise InputError(path, f"bad alignment link {item!r}; expected i-j with 0-based integers", line)
-        links.append((int(left), int(right)))
+        links.append((int(match[1]), int(match[2])))
     return links
 
 

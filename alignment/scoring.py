@@ -15,7 +15,7 @@ from alignment.pharaoh import Link, read_alignments
 from weam.corpus import iter_lines
 from weam.errors import InputError
 
-_GOLD_LINK = re.compile(r"^(\d+)([-?p])(\d+)$")
+_GOLD_LINK = re.compile(r"^([0-9]+)([-?p])([0-9]+)$")  # ASCII digits: \d also matches other scripts' digits
 
 
 def parse_gold(text: str, path: str | Path = "<string>", line: int | None = None) -> tuple[set[Link], set[Link]]:

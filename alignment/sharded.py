@@ -3,12 +3,16 @@
 The driver streams the corpus once, cuts it into contiguous shards and sends each shard's lines
 to a Ray task (so workers need no shared filesystem and no paths). Each finished shard is written
 atomically to ``<work>/shard-NNNNN.txt``; a re-run after a killed worker or driver skips shards
-whose file exists and redoes the rest. The global model (when used) is cached the same way.
+whose file exists and redoes the rest. The global model (when used) is cached the same way, as
+JSON (never a pickle: the work folder may sit on a shared volume, and loading a pickle runs code).
+The work folder's name is a content hash of the inputs and config (see ``alignment.api``), so
+nothing cached there outlives a change of either.
 """
 
 from __future__ import annotations
 
-import pickle
+import base64
+import json
 import random
 import sys
 import time
@@ -47,9 +51,10 @@ def shard_bounds(n_pairs: int, shards: int) -> list[tuple[int, int]]:
 
 
 def checked_pairs(src: Path, tgt: Path, forbid_separator: bool = False) -> Iterator[SentencePair]:
-    """The corpus's pairs; InputError (file:line) on a count mismatch, an empty side, bad UTF-8, or,
-    for fast_align, a ``|||`` token (its field separator)."""
-    for pair in read_parallel(src, tgt, fmt="moses", max_chars=0):
+    """The corpus's pairs; InputError (file:line) on a count mismatch, an empty side, bad UTF-8, a
+    line over the corpus line-length limit shared by every stage, or, for fast_align, a ``|||``
+    token (its field separator)."""
+    for pair in read_parallel(src, tgt, fmt="moses"):
         if forbid_separator:
             for path, text in ((src, pair.src), (tgt, pair.tgt)):
                 if "|||" in text:
@@ -97,18 +102,55 @@ def global_model(engine, config: AlignConfig, src: Path, tgt: Path, n_pairs: int
         return None
     import ray
 
-    cache = work / "global-model.pkl"
+    cache = work / GLOBAL_MODEL_NAME
     if cache.is_file():
-        return pickle.loads(cache.read_bytes())
+        try:
+            return load_model(cache, engine.name)
+        except (ValueError, KeyError, TypeError):
+            cache.unlink()  # a cut-off or foreign file: train again rather than trust it
     sample_src, sample_tgt = sample_pairs(src, tgt, n_pairs, config.global_sample_pairs, config.seed)
     task = ray.remote(num_cpus=1, max_retries=config.max_retries)(_train_task)
     try:
         model = ray.get(task.remote(engine, sample_src, sample_tgt))
     except (ray.exceptions.RayError, WeamError) as exc:
         raise _task_error(exc, "training the global alignment model") from None
-    with atomic_write(cache, "wb") as handle:
-        pickle.dump(model, handle)
+    save_model(cache, engine.name, model)
     return model
+
+
+GLOBAL_MODEL_NAME = "global-model.json"
+
+
+def save_model(path: Path, engine_name: str, model) -> None:
+    """A global model as JSON: plain data only (fast_align's params as base64, eflomal's priors as text)."""
+    with atomic_write(path) as handle:
+        json.dump({"engine": engine_name, "model": _encode(model)}, handle)
+
+
+def load_model(path: Path, engine_name: str):
+    """The model :func:`save_model` wrote; ValueError when the file is not one (or is another engine's)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("engine") != engine_name:
+        raise ValueError(f"{path}: a {data.get('engine')!r} model, not {engine_name!r}")
+    return _decode(data["model"])
+
+
+def _encode(value):
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, dict):
+        return {"dict": {str(k): _encode(v) for k, v in value.items()}}
+    if isinstance(value, str | int | float) or value is None:
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} in a global model file")
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        if set(value) == {"base64"}:
+            return base64.b64decode(value["base64"], validate=True)
+        return {k: _decode(v) for k, v in value["dict"].items()}
+    return value
 
 
 def _train_task(engine, src: list[str], tgt: list[str]):

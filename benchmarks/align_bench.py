@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -88,27 +89,33 @@ def silver_gold(src: Path, tgt: Path, folder: Path) -> Path:
     return gold
 
 
+def shell_step(argv: list[str | Path], stdout: Path, quiet: bool = False) -> str:
+    """One step of a timed pipeline as shell text, every word quoted (paths may hold spaces or `;`)."""
+    return f"{shlex.join(map(str, argv))} > {shlex.quote(str(stdout))}" + (" 2>/dev/null" if quiet else "")
+
+
 def symmetrize_by_hand(tools, fwd: Path, rev: Path, out: Path) -> str:
     """atools when present (the upstream way), else weam's symmetrizer, as one shell command."""
     if tools:
-        return f"{tools.atools} -i {fwd} -j {rev} -c grow-diag-final-and > {out}"
+        return shell_step([tools.atools, "-i", fwd, "-j", rev, "-c", "grow-diag-final-and"], out)
     code = ("import sys; from alignment.symmetrize import symmetrize; from alignment.pharaoh import *; "
             "[print(format_links(symmetrize(parse_links(a), parse_links(b), 'grow-diag-final-and'))) "
             "for a, b in zip(open(sys.argv[1]), open(sys.argv[2]))]")
-    return f"{sys.executable} -c \"{code}\" {fwd} {rev} > {out}"
+    return shell_step([sys.executable, "-c", code, fwd, rev], out)
 
 
 def raw_command(engine: str, tools, src: Path, tgt: Path, work: Path) -> tuple[str, Path]:
+    """The upstream tools run by hand, as one shell pipeline (timed as one process tree)."""
     out = work / f"raw-{engine}.txt"
     if engine == "fast_align":
         joint = work / "corpus.src-tgt"  # fast_align's input format, prepared untimed
         with open(src) as s, open(tgt) as t, open(joint, "w") as j:
             j.writelines(f"{a.strip()} ||| {b.strip()}\n" for a, b in zip(s, t))
-        fa = f"{tools.fast_align} -i {joint} -d -o -v -I 5"
-        return (f"{fa} > {work}/fa.fwd 2>/dev/null && {fa} -r > {work}/fa.rev 2>/dev/null && "
-                + symmetrize_by_hand(tools, work / "fa.fwd", work / "fa.rev", out)), out
-    cmd = (f"{EFLOMAL_ALIGN} -s {src} -t {tgt} -f {work}/ef.fwd -r {work}/ef.rev --overwrite && "
-           + symmetrize_by_hand(tools, work / "ef.fwd", work / "ef.rev", out))
+        fa = [tools.fast_align, "-i", joint, "-d", "-o", "-v", "-I", "5"]
+        return " && ".join([shell_step(fa, work / "fa.fwd", quiet=True), shell_step([*fa, "-r"], work / "fa.rev", quiet=True),
+                            symmetrize_by_hand(tools, work / "fa.fwd", work / "fa.rev", out)]), out
+    eflomal = [EFLOMAL_ALIGN, "-s", src, "-t", tgt, "-f", work / "ef.fwd", "-r", work / "ef.rev", "--overwrite"]
+    cmd = f"{shlex.join(map(str, eflomal))} && " + symmetrize_by_hand(tools, work / "ef.fwd", work / "ef.rev", out)
     return cmd, out
 
 

@@ -36,6 +36,8 @@ def pretrain(
     tags: dict | None = None,
 ) -> Path:
     """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished."""
+    distributed.check_config(config.parallel, config.optim, config.data.batch_size,
+                             (dist or DistributedEnv()).world_size)  # before any data or model loads
     out = Path(config.out_dir)
     model_dir = out / "model"
     inputs = stage_inputs(config)

@@ -4,6 +4,7 @@ nowhere else, so torchrun, the deepspeed launcher and a Kubernetes pod start tra
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -52,7 +53,10 @@ def run_command(
         dist = DistributedEnv.from_environ(os.environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    with sigterm_as_exception():  # SIGTERM (a pod deleted, torchrun stopping) ends the MLflow run KILLED
+    from weam.lock import lock_output
+
+    # SIGTERM (a pod deleted, torchrun stopping) ends the MLflow run KILLED; one writer per out_dir.
+    with sigterm_as_exception(), (lock_output(cfg.out_dir) if dist.is_main else contextlib.nullcontext()):
         model_dir = pretrain(cfg, dist)
     if dist.is_main:
         typer.echo(f"model: {model_dir}")

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from weam.config import StrictModel
+from weam.languages import get_language
 from weam.tracking import TrackingConfig
 
 Objective = Literal["mlm", "tlm", "word_aligned", "weam"]
@@ -84,6 +85,11 @@ class PairData(StrictModel):
     """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``alignment.txt``). Needed
     by ``word_aligned`` and ``weam``; checked against the corpus (line count, indices in range)
     before training starts."""
+
+    @field_validator("src", "tgt")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        return get_language(value).code  # UnknownLanguageError (a ValueError) names close matches
 
     @property
     def name(self) -> str:
@@ -368,6 +374,10 @@ class PretrainConfig(StrictModel):
         if single and self.parallel.micro_batch_size and self.parallel.micro_batch_size % 2:
             raise ValueError(f"parallel.micro_batch_size {self.parallel.micro_batch_size} must be even with "
                              "single-side input (a pair's two rows stay in one micro-batch)")
+        micro = self.parallel.micro_batch_size
+        if micro and self.data.batch_size % micro:
+            raise ValueError(f"data.batch_size {self.data.batch_size} is not a multiple of parallel.micro_batch_size "
+                             f"{micro} (DeepSpeed needs batch = micro × accumulation × ranks)")
         return self
 
     def input_mode(self) -> Literal["single", "pair"]:

@@ -21,7 +21,8 @@ import torch
 
 from training.config import DistributedEnv, OptimConfig, ParallelConfig
 from weam.config import deep_merge
-from weam.manifest import atomic_directory, atomic_write_text
+from weam.errors import ConfigError, WeamError
+from weam.manifest import atomic_directory, atomic_write_text, file_sha256
 
 LATEST = "latest"
 
@@ -95,6 +96,46 @@ def compute_dtype(ds_config: dict[str, Any]) -> torch.dtype:
     return torch.float32
 
 
+def check_config(parallel: ParallelConfig, optim: OptimConfig, batch_size: int, world_size: int) -> None:
+    """Refuse, before any data or model is loaded, a batch layout or ``parallel.deepspeed_overrides``
+    that DeepSpeed would reject only once started (or accept and fail on mid-run, e.g. a string
+    where it does arithmetic)."""
+    import copy
+
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    overrides = parallel.deepspeed_overrides
+    try:
+        generated = deepspeed_config(optim, parallel.model_copy(update={"deepspeed_overrides": {}}), batch_size,
+                                     world_size, 1)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _check_override_types(generated, overrides, "parallel.deepspeed_overrides")
+    merged = copy.deepcopy(deep_merge(generated, overrides))
+    if isinstance(merged.get("train_batch_size"), int) and merged["train_batch_size"] % world_size == 0:
+        merged["train_batch_size"] //= world_size  # validated here without a process group: as one rank
+    try:
+        DeepSpeedConfig(merged)
+    except (ValueError, TypeError, AssertionError, KeyError) as exc:
+        raise ConfigError(f"parallel.deepspeed_overrides: DeepSpeed rejects the resulting config: {exc}") from None
+
+
+def _check_override_types(generated: dict[str, Any], overrides: dict[str, Any], where: str) -> None:
+    kinds = ((bool, "true or false"), ((int, float), "a number"), (str, "a string"), (list, "a list"),
+             (dict, "a mapping"))
+    for key, value in overrides.items():
+        if key not in generated:
+            continue
+        base = generated[key]
+        for kind, name in kinds:
+            if isinstance(base, kind):
+                if not isinstance(value, kind) or (kind != bool and isinstance(value, bool)):
+                    raise ConfigError(f"{where}.{key}: expected {name} (like the generated {base!r}), got {value!r}")
+                break
+        if isinstance(base, dict):
+            _check_override_types(base, value, f"{where}.{key}")
+
+
 def initialize(model: torch.nn.Module, ds_config: dict[str, Any]):
     """The DeepSpeed engine over the trainable parameters.
 
@@ -140,6 +181,7 @@ def save_checkpoint(engine, folder: Path, step: int, client_state: dict, keep: i
     engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
     barrier()
     if engine.global_rank == 0:
+        write_checksums(folder / tag)
         atomic_write_text(folder / LATEST, tag)
         tags = sorted(p.name for p in folder.glob("step*") if p.is_dir())
         for old in tags[: max(0, len(tags) - keep)]:
@@ -163,10 +205,42 @@ def load_latest(engine, folder: Path, run_hash: str, is_main: bool) -> dict | No
     if not same or not pointer.is_file():
         return None
     tag = pointer.read_text(encoding="utf-8").strip()
+    verify_checksums(folder / tag)  # DeepSpeed unpickles these files (torch.load, weights_only=False)
     path, client_state = engine.load_checkpoint(str(folder), tag=tag)
     if path is None:
         raise RuntimeError(f"{folder / tag}: DeepSpeed could not load this checkpoint")
     return client_state
+
+
+CHECKSUMS = "SHA256SUMS"
+
+
+def write_checksums(checkpoint: Path) -> None:
+    """Record the hash of every file of a finished checkpoint (``sha256sum`` format)."""
+    lines = [f"{file_sha256(p)}  {p.relative_to(checkpoint).as_posix()}\n"
+             for p in sorted(checkpoint.rglob("*")) if p.is_file() and p.name != CHECKSUMS]
+    atomic_write_text(checkpoint / CHECKSUMS, "".join(lines))
+
+
+def verify_checksums(checkpoint: Path) -> None:
+    """Refuse to load a checkpoint whose files differ from what this run saved.
+
+    Trust boundary: DeepSpeed loads checkpoints with ``torch.load(weights_only=False)``, which runs
+    any code a pickle holds, so a checkpoint is loaded only when every file matches the hashes
+    written right after it was saved. That catches files replaced or altered on the shared volume
+    afterwards (another job, a partial copy, a hand edit); it cannot stop someone able to rewrite
+    the hashes too, so ``checkpoints/`` must be writable only by the training job's user (the
+    manifests mount the work volume into weam's pods only, as uid 10001)."""
+    sums = checkpoint / CHECKSUMS
+    if not sums.is_file():
+        raise WeamError(f"{checkpoint}: no {CHECKSUMS} (saved by an older weam, or not by weam); not loading a "
+                        "checkpoint that cannot be verified. Delete this checkpoints folder to train from the start.")
+    expected = dict(reversed(line.split("  ", 1)) for line in sums.read_text(encoding="utf-8").splitlines() if line)
+    present = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file() and p.name != CHECKSUMS}
+    for name in sorted(present | set(expected)):
+        if name not in expected or name not in present or file_sha256(checkpoint / name) != expected[name]:
+            raise WeamError(f"{checkpoint / name}: differs from the checkpoint this run saved ({CHECKSUMS}); "
+                            "not loading it (DeepSpeed would unpickle it). Delete the checkpoints folder to start over.")
 
 
 def export_hf(engine, tokenizer, out_dir: Path) -> Path:

@@ -2,7 +2,13 @@
 
 Nothing here holds a corpus in memory. Every reader checks each line as it goes and raises
 :class:`~weam.errors.InputError` naming the file and the 1-based line: a line-count mismatch,
-invalid UTF-8, an empty side, or a line longer than ``max_chars``.
+invalid UTF-8, an empty side, a line longer than ``max_chars``, or no pairs at all. A UTF-8
+byte-order mark at the start of a file is dropped (it is not part of the first word).
+
+``DEFAULT_MAX_CHARS`` is the one line-length limit of every stage that reads a corpus (``data
+check``, ``align run``, ``pretrain``): a corpus one of them accepts, all of them accept. It exists
+because aligners are quadratic in sentence length (one 10,000-word line made fast_align take
+minutes and come back with an empty alignment) and training truncates long lines anyway.
 
 Formats (plain or ``.gz``):
 
@@ -27,6 +33,8 @@ from weam.errors import InputError
 CorpusFormat = Literal["auto", "moses", "tsv", "fast_align"]
 FAST_ALIGN_SEPARATOR = " ||| "
 DEFAULT_MAX_CHARS = 4096
+"""Longest line (characters, without the newline) a corpus may have; 0 disables the check."""
+BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,12 @@ def iter_lines(path: str | Path, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator
                 except UnicodeDecodeError as exc:
                     raise InputError(path, f"invalid UTF-8 at byte {exc.start} of the line", number) from None
                 text = text.rstrip("\n").rstrip("\r")
+                if number == 1 and text.startswith(BOM):
+                    text = text[1:]
                 if max_chars and len(text) > max_chars:
                     raise InputError(
-                        path, f"line has {len(text)} characters, more than the limit {max_chars}", number
+                        path, f"line has {len(text)} characters, more than the limit {max_chars} of every "
+                        "weam stage (data check, align, pretrain); split or drop it", number
                     )
                 yield number, text
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -105,13 +116,17 @@ def read_parallel(
         raise InputError(tgt, f"a {fmt} corpus is one file; got a second file")
     else:
         pairs = _read_one_file(src, fmt, max_chars)
+    count = 0
     for pair, src_path, tgt_path in pairs:
         if not allow_empty:
             if not pair.src.strip():
                 raise InputError(src_path, "empty source side", pair.line)
             if not pair.tgt.strip():
                 raise InputError(tgt_path, "empty target side", pair.line)
+        count += 1
         yield pair
+    if count == 0:
+        raise InputError(src, "no sentence pairs (the corpus is empty)")
 
 
 def _read_moses(src: Path, tgt: Path, max_chars: int):

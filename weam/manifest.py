@@ -20,7 +20,9 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +39,8 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[Any]:
     """Write to a temporary file beside ``path`` and rename it into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_abandoned(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; outputs should be shareable
     try:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
@@ -72,7 +75,9 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Build a directory under a temporary name and swap it in whole on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _sweep_abandoned(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs should be shareable like files
     try:
         yield tmp
         if path.exists():
@@ -85,6 +90,38 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _tmp_prefix(path: Path) -> str:
+    """``.<name>.<host>-<pid>-``: who writes a temporary file or folder, so a later writer can tell
+    one abandoned by a killed process from one still being written."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}-"
+
+
+def _sweep_abandoned(path: Path) -> None:
+    """Remove temporaries (and half-swapped ``.old-<pid>`` folders) beside ``path`` left by processes
+    of this host that no longer run (kill -9 skips every cleanup). Other hosts' are left alone."""
+    host = re.escape(socket.gethostname())
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:{host}-(\d+)-[A-Za-z0-9_]+\.tmp|old-(\d+))")
+    for leftover in path.parent.glob(f".{path.name}.*"):
+        match = pattern.fullmatch(leftover.name)
+        if match is None or _alive(int(match[1] or match[2])):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -5,6 +5,7 @@ every later stage takes the same code path it takes with ``bert-base-multilingua
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,28 +27,46 @@ ENCODER_PRESETS: dict[str, dict[str, int]] = {
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 1):
-    """A cased multilingual WordPiece tokenizer (BERT's normalizer and pre-tokenizer) trained on ``texts``."""
+    """A cased multilingual WordPiece tokenizer (BERT's normalizer and pre-tokenizer) trained on ``texts``.
+
+    Deterministic: the same texts give a byte-identical ``tokenizer.json``. The ``tokenizers``
+    trainer alone is not (huggingface/tokenizers#1794): it numbers the ``##x`` continuation pieces
+    in hash-map order, and those numbers break ties between equally frequent merges. Here every
+    ``##x`` piece is numbered up front, in sorted order, so ties always break the same way; the
+    learned vocabulary is then put into a fresh tokenizer with only the five real special tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
-    )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece()
+    def pipeline(backend: Tokenizer) -> Tokenizer:
+        backend.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+        )
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        backend.decoder = decoders.WordPiece()
+        return backend
+
+    backend = pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")))
+    words: Counter[str] = Counter()
+    for text in texts:
+        normal = backend.normalizer.normalize_str(text)
+        words.update(word for word, _ in backend.pre_tokenizer.pre_tokenize_str(normal))
+    continuations = sorted({f"##{char}" for word in words for char in word[1:]})
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS + continuations
     )
-    backend.train_from_iterator(texts, trainer=trainer)
-    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
-    backend.post_processor = processors.TemplateProcessing(
+    # Each word once per occurrence, in sorted order (the counts are what training sees).
+    backend.train_from_iterator((" ".join([word] * count) for word, count in sorted(words.items())), trainer=trainer)
+    final = pipeline(Tokenizer(models.WordPiece(backend.get_vocab(with_added_tokens=False), unk_token="[UNK]")))
+    final.add_special_tokens(SPECIAL_TOKENS)
+    cls_id, sep_id = final.token_to_id("[CLS]"), final.token_to_id("[SEP]")
+    final.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+        tokenizer_object=final,
         unk_token="[UNK]",
         pad_token="[PAD]",
         cls_token="[CLS]",

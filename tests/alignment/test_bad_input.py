@@ -52,11 +52,11 @@ def test_missing_binary_says_how_to_get_it(tmp_path, good):
     assert_nothing_finished(tmp_path / "out")
 
 
-def test_auto_engine_falls_back_to_eflomal_without_fast_align(tmp_path):
+def test_auto_engine_falls_back_to_eflomal_without_fast_align(tmp_path, monkeypatch):
     from alignment.engines import resolve_engine
 
-    cfg = AlignConfig(fast_align=FastAlignConfig(binary=str(tmp_path / "nope")))
-    assert resolve_engine(cfg) == "eflomal"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no fast_align on PATH, none configured
+    assert resolve_engine(AlignConfig()) == "eflomal"
 
 
 @pytest.mark.parametrize("shards", [1, 2], ids=["in-process", "on-ray"])

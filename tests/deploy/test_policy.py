@@ -128,3 +128,33 @@ def test_compose_file_keeps_secrets_out_and_binds_locally():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name}: port {port} open beyond localhost"
     assert (ROOT / "deploy" / "mlflow" / ".gitignore").read_text().split() == [".env"]
+
+
+# --- the release path: what `kubectl apply -k deploy/kustomize/<overlay>` applies ---------------
+
+OVERLAYS = sorted(p.parent for p in (ROOT / "deploy" / "kustomize").glob("*/kustomization.yaml"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_checkov_without_any_skip_list_passes_release_manifests(overlay, tmp_path):
+    """The rendered overlays (images pinned by digest) pass every checkov check: no skip-check, no
+    config file (checkov reads .checkov.yaml from its working directory, so it runs elsewhere)."""
+    kubectl = shutil.which("kubectl")
+    if CHECKOV is None or kubectl is None:
+        pytest.skip("needs checkov (CHECKOV_BIN) and kubectl (for `kubectl kustomize`)")
+    rendered = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    (tmp_path / "release.yaml").write_text(rendered.stdout)
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    result = subprocess.run([CHECKOV, "-f", "release.yaml", "--framework", "kubernetes", "--skip-download", "-o",
+                             "json"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [f"{c['check_id']} {c['resource']}" for c in report.get("results", {}).get("failed_checks", [])]
+    assert failed == [] and report["summary"]["passed"] > 0, failed
+
+
+def test_release_overlays_exist_or_are_pending():
+    """Record which overlays the checkov test above covers (none before the kustomize overlays land)."""
+    names = [p.name for p in OVERLAYS]
+    assert all((ROOT / "deploy" / "kustomize" / n / "kustomization.yaml").is_file() for n in names)

@@ -48,10 +48,13 @@ def run_command(
     """Run every stage of the study locally, skipping finished work, then print the held-out scores."""
     from weam.study.run import StudyRunner
 
+    from weam.lock import lock_work_dir
+
     study, steps = _load(config, overrides)
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
-    runner = StudyRunner(study, steps, study_file=config, echo=console.print)
-    runner.run(set(only.split(",")) if only else None)
+    with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
+        runner = StudyRunner(study, steps, study_file=config, echo=console.print)
+        runner.run(set(only.split(",")) if only else None)
     print_summary(study)
     console.print(f"MLflow: mlflow ui --backend-store-uri {runner.uri}")
 

@@ -17,6 +17,7 @@ checked once the data exist (:func:`weam.study.run.check_budgets`).
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -92,9 +93,9 @@ class StudyConfig(StrictModel):
     """Zero-shot target languages: in no condition's pre-training data."""
     token_budget: int = Field(gt=0)
     """Training tokens per condition and seed (both sides of every pair counted); matched ±budget_tolerance."""
-    budget_tolerance: float = 0.01
+    budget_tolerance: float = Field(0.01, ge=0, lt=1)
     """Largest allowed relative difference between conditions' trained tokens."""
-    max_epochs: float = 4.0
+    max_epochs: float = Field(4.0, gt=0)
     """A budget needing more passes than this over a condition's data cannot be matched."""
     seeds: list[int] = [0, 1, 2]
     """Pre-training seeds per condition (the report's confidence intervals need ≥ 3)."""
@@ -116,6 +117,25 @@ class StudyConfig(StrictModel):
     """Keys of eval.config.EvalConfig (langs, data_dir, seeds, out_dir set by the study)."""
     tracking: TrackingConfig = TrackingConfig()
     """MLflow; the experiment is the study name."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_study_name(cls, value: str) -> str:
+        # The name becomes an MLflow experiment, a quoted filter value and a folder name.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) or ".." in value:
+            raise ValueError(f"study name {value!r} may hold only letters, digits, '.', '-' and '_' "
+                             "(no quotes, slashes or '..'), starting with a letter or digit")
+        return value
+
+    @field_validator("seeds", "held_out")
+    @classmethod
+    def _non_empty_unique(cls, value: list, info):
+        if not value:
+            raise ValueError(f"{info.field_name} is empty; list at least one")
+        repeated = sorted({item for item in value if value.count(item) > 1})
+        if repeated:
+            raise ValueError(f"{info.field_name} repeat: {repeated}")
+        return value
 
     @field_validator("held_out", "pivot", mode="before")
     @classmethod
@@ -158,6 +178,13 @@ class StudyConfig(StrictModel):
                     )
         if self.pivot in self.held_out:
             raise ValueError(f"the pivot '{self.pivot}' cannot be held out")
+        families = {c.role: {get_language(code).family for code in c.languages} for c in self.conditions}
+        if len(families["control"]) >= len(families["treatment"]):
+            raise ValueError(
+                f"the control spans {len(families['control'])} families ({', '.join(sorted(families['control']))}), "
+                f"the treatment {len(families['treatment'])} ({', '.join(sorted(families['treatment']))}): "
+                "the study compares a family-diverse treatment with a less diverse control"
+            )
         return self
 
     def condition(self, role: str) -> Condition:

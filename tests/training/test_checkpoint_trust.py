@@ -1,0 +1,76 @@
+"""Checkpoints on the shared volume are loaded only when they match the hashes written at save
+time: DeepSpeed unpickles them (torch.load, weights_only=False), so an altered or planted file is
+refused before it is read, and an untouched one resumes as before."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import tiny_config
+from training import distributed
+from training.api import pretrain
+from weam.errors import WeamError
+
+
+class Exploit:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_checkpoint_is_refused_before_it_is_unpickled(corpus, tmp_path):
+    config = tiny_config(corpus, tmp_path / "run", zero_stage=0, max_steps=6, checkpoint_every=3)
+    pretrain(config)
+    checkpoint = tmp_path / "run" / "checkpoints" / (tmp_path / "run" / "checkpoints" / "latest").read_text()
+    assert (checkpoint / distributed.CHECKSUMS).is_file()
+    saved = tmp_path / "saved"
+    shutil.copytree(checkpoint, saved)
+
+    def unfinished():  # as if killed after the last checkpoint: the next run resumes from it
+        (tmp_path / "run" / "manifest.json").unlink()
+        shutil.rmtree(tmp_path / "run" / "model")
+
+    unfinished()
+    pretrain(config)  # the untouched checkpoint resumes
+    assert (tmp_path / "run" / "manifest.json").is_file()
+
+    unfinished()
+    shutil.rmtree(checkpoint)
+    shutil.copytree(saved, checkpoint)
+    marker = tmp_path / "pwned"
+    states = sorted(checkpoint.rglob("*.pt"))[0]
+    states.write_bytes(pickle.dumps(Exploit(marker)))
+    with pytest.raises(WeamError, match=f"{states.name}: differs from the checkpoint this run saved"):
+        pretrain(config)
+    assert not marker.exists()
+
+
+def test_checksums_cover_added_missing_and_changed_files(tmp_path):
+    folder = tmp_path / "step00000003"
+    folder.mkdir()
+    (folder / "a.pt").write_bytes(b"a")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "b.pt").write_bytes(b"b")
+    distributed.write_checksums(folder)
+    distributed.verify_checksums(folder)
+    for change in ("added", "missing", "changed"):
+        broken = tmp_path / change
+        shutil.copytree(folder, broken)
+        if change == "added":
+            (broken / "c.pt").write_bytes(b"c")
+        elif change == "missing":
+            (broken / "sub" / "b.pt").unlink()
+        else:
+            (broken / "a.pt").write_bytes(b"A")
+        with pytest.raises(WeamError, match="differs"):
+            distributed.verify_checksums(broken)
+    (folder / distributed.CHECKSUMS).unlink()
+    with pytest.raises(WeamError, match="cannot be verified"):
+        distributed.verify_checksums(folder)
