@@ -71,6 +71,10 @@ def pretrain(
         if env.is_main:
             counts = {
                 "steps": steps, "tokens": stream.tokens, "tokens_per_pair": dict(stream.tokens_seen),
+                "content_tokens": stream.content_tokens, "content_tokens_per_pair": dict(stream.content_seen),
+                "links_per_pair": dict(stream.links_seen),
+                "passes_per_pair": {name: round(int(n) / size, 4) for name, n, size in
+                                    zip(stream.names, stream.sampler.counts(stream.consumed), stream.sizes)},
                 "examples": stream.consumed, "world_size": env.world_size,
                 "wall_seconds": round(time.time() - started, 3),
             }
@@ -95,7 +99,8 @@ def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_bat
         while built < probe_batches and probe.next_batch() is not None:
             built += 1
         ended = built < probe_batches
-        estimates.append(max(built, 1) if ended else -(-budget * built // probe.tokens))
+        spent = probe.content_tokens if config.data.budget_unit == "content" else probe.tokens
+        estimates.append(max(built, 1) if ended else -(-budget * built // spent))
     return min(estimates)
 
 

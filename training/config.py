@@ -116,6 +116,9 @@ class DataConfig(StrictModel):
     """Total training tokens (non-padding, special tokens included). The last step is filled only
     with the sentence pairs that still fit, so training ends under the budget by less than one
     pair; the per-pair counts land in manifest.json."""
+    budget_unit: Literal["tokens", "content"] = "tokens"
+    """What token_budget counts: ``tokens``, every non-padding token of the rows ([CLS]/[SEP]
+    included); ``content``, only the two sides' subword tokens (what a study matches across runs)."""
     sampling: SamplingConfig = SamplingConfig()
     """How language pairs are mixed."""
     batch_size: int = Field(32, gt=0)

@@ -133,6 +133,8 @@ class Example:
     pair: int
     units: list[Unit]
     links: list[tuple[int, int]]
+    n_content: int = 0
+    """Subword tokens of the two sides, special tokens excluded (data.budget_unit: content)."""
 
     @property
     def n_tokens(self) -> int:
@@ -196,6 +198,8 @@ class PackedStream:
         self._special_ids = (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
         self.consumed = 0
         self.tokens_seen = Counter({name: 0 for name in self.names})
+        self.content_seen = Counter({name: 0 for name in self.names})  # no special tokens
+        self.links_seen = Counter({name: 0 for name in self.names})  # subword alignment links
         self._restart()
 
     @classmethod
@@ -206,11 +210,14 @@ class PackedStream:
 
     # --- position -------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"consumed": self.consumed, "tokens_per_pair": dict(self.tokens_seen)}
+        return {"consumed": self.consumed, "tokens_per_pair": dict(self.tokens_seen),
+                "content_per_pair": dict(self.content_seen), "links_per_pair": dict(self.links_seen)}
 
     def restore(self, state: dict) -> None:
         self.consumed = int(state["consumed"])
         self.tokens_seen = Counter(state["tokens_per_pair"])
+        self.content_seen = Counter(state.get("content_per_pair", {}))  # absent in older checkpoints
+        self.links_seen = Counter(state.get("links_per_pair", {}))
         self._restart()
 
     def _restart(self) -> None:
@@ -222,6 +229,10 @@ class PackedStream:
     @property
     def tokens(self) -> int:
         return sum(self.tokens_seen.values())
+
+    @property
+    def content_tokens(self) -> int:
+        return sum(self.content_seen.values())
 
     # --- examples -------------------------------------------------------------------------------
     def _peek(self) -> Example:
@@ -256,7 +267,7 @@ class PackedStream:
                 Unit([cls, *tgt_ids[:n_tgt], sep], [0] * (n_tgt + 2), list(range(n_tgt + 2)),
                      [False, *start_t, False], [False, *end_t, False]),
             ]
-            return Example(pick, units, [(i + 1, j + 1) for i, j in links])
+            return Example(pick, units, [(i + 1, j + 1) for i, j in links], n_src + n_tgt)
         n_first = n_src + 2  # [CLS] src [SEP]
         tgt_type = 1 if self.data.language_input == "token_type" else 0
         if self.data.positions == "reset":  # XLM: the target side restarts; its first token sits at 1
@@ -265,7 +276,7 @@ class PackedStream:
             positions = list(range(n_first + n_tgt + 1))
         unit = Unit([cls, *src_ids[:n_src], sep, *tgt_ids[:n_tgt], sep], [0] * n_first + [tgt_type] * (n_tgt + 1),
                     positions, [False, *start_s, False, *start_t, False], [False, *end_s, False, *end_t, False])
-        return Example(pick, [unit], [(i + 1, j + n_first) for i, j in links])
+        return Example(pick, [unit], [(i + 1, j + n_first) for i, j in links], n_src + n_tgt)
 
     def _lengths(self, n_src: int, n_tgt: int) -> tuple[int, int]:
         room = self.data.max_seq_len - 2
@@ -294,7 +305,9 @@ class PackedStream:
         batch_counts: Counter = Counter()
         while True:
             example = self._peek()
-            if budget is not None and self.tokens + example.n_tokens > budget:
+            content = self.data.budget_unit == "content"
+            spent, cost = (self.content_tokens, example.n_content) if content else (self.tokens, example.n_tokens)
+            if budget is not None and spent + cost > budget:
                 break
             if not _place(example, rows, lengths, self.group, self.data.batch_size, self.data.max_seq_len,
                           self.data.packing):
@@ -302,6 +315,8 @@ class PackedStream:
             self.queue.pop()
             self.consumed += 1
             self.tokens_seen[self.names[example.pair]] += example.n_tokens
+            self.content_seen[self.names[example.pair]] += example.n_content
+            self.links_seen[self.names[example.pair]] += len(example.links)
             batch_counts[self.names[example.pair]] += example.n_tokens
         if not rows:
             return None

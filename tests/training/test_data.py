@@ -107,3 +107,14 @@ def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
     planned = planned_steps(config, tokenizer, stream.sizes)
     actual = len(list(stream))
     assert abs(planned - actual) <= 1
+
+
+def test_content_budget_counts_both_sides_without_special_tokens(corpus, tmp_path):
+    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content")
+    batches = list(stream)
+    assert 2900 < stream.content_tokens <= 3000
+    # Single-side input: each pair is two rows [CLS] side [SEP]; four special tokens per pair.
+    assert stream.tokens - stream.content_tokens == 4 * stream.consumed
+    specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
+    assert stream.tokens - stream.content_tokens == specials
+    assert all(stream.links_seen.values()) and set(stream.content_seen) == {"en-de", "en-fi"}
