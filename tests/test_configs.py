@@ -35,7 +35,7 @@ def test_config_file_validates(path):
 
     study, steps = load_study(path)
     kinds = [step.kind for step in steps]
-    assert kinds.count("pretrain") == len(study.conditions) * len(study.seeds)
+    assert kinds.count("pretrain") == len(study.language_sets()) * len(study.seeds)
     assert kinds[-1] == "report"
 
 

@@ -1,84 +1,119 @@
 """The study report on a real MLflow SQLite store holding a synthetic study in the run structure
-weam.study.run writes (condition parents, pretrain and eval runs per seed)."""
+weam.study.run writes (condition parents; per language set and seed a pretrain and an eval run;
+the base model), and the analysis functions on tidy tables directly."""
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from weam.config import load_config
 from weam.errors import WeamError
 from weam.languages import get_language
-from weam.study.report import write_report
+from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, AnalysisConfig, StudyConfig
+from weam.study.report import Design, analyse, write_report
 from weam.tracking import TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
 
 STUDY = "synthetic-study"
-HELD_OUT = ["sw", "yo", "ta"]  # sw, yo: Atlantic-Congo, low-resource; ta: Dravidian, not low-resource
-# Tatoeba accuracy per condition, language, and seed (index = seed rank).
-SCORES = {
-    "diverse": {"sw": [0.50, 0.52, 0.54], "yo": [0.40, 0.42, 0.44], "ta": [0.60, 0.61, 0.62]},
-    "single": {"sw": [0.45, 0.46, 0.47], "yo": [0.35, 0.37, 0.39], "ta": [0.61, 0.60, 0.62]},
+TARGETS = ["sw", "yo", "wo", "ta", "te"]  # low-resource: sw yo wo te; Atlantic-Congo 3, Dravidian 2
+HELD_OUT = TARGETS
+BASE = {"sw": 20.0, "yo": 15.0, "wo": 10.0, "ta": 30.0, "te": 25.0}
+SETS = {
+    "diverse": {"s1": ["fi", "tr", "id"], "s2": ["et", "kk", "ms"], "s3": ["hu", "az", "ar"]},
+    "single": {"s1": ["de", "fr", "es"], "s2": ["it", "pt", "nl"], "s3": ["ru", "pl", "cs"]},
 }
-CONDITIONS = {
-    "diverse": {"role": "treatment", "languages": ["de", "fi", "tr"]},
-    "single": {"role": "control", "languages": ["de", "fr", "hi"]},
+ROLES = {"diverse": "treatment", "single": "control"}
+EFFECT = {"diverse": 3.0, "single": 1.0}
+SET_SHIFT = {"s1": 0.5, "s2": 0.0, "s3": -0.5}
+SEEDS = [0, 1]
+OWN_BASE, OWN_GAIN = 50.0, 5.0
+TOKENS = {"diverse": 100_000, "single": 100_400}
+_noise = np.random.default_rng(0).normal(0, 0.3, (2, 3, 2, len(TARGETS)))
+SCORES = {  # (condition, set, seed) → {target: score}
+    (c, s, seed): {t: BASE[t] + EFFECT[c] + SET_SHIFT[s] + 0.2 * seed + _noise[ci, si, k, ti]
+                   for ti, t in enumerate(TARGETS)}
+    for ci, c in enumerate(SETS) for si, s in enumerate(SETS[c]) for k, seed in enumerate(SEEDS)
 }
-TOKENS = {"diverse": 100_000, "single": 100_500}
+
+CONFIG = """
+name: synthetic-study
+work_dir: {work}
+conditions:
+  - {{name: diverse, role: treatment, sets: [[fi, tr, id], [et, kk, ms], [hu, az, ar]]}}
+  - {{name: single, role: control, sets: [[de, fr, es], [it, pt, nl], [ru, pl, cs]], families: [Indo-European]}}
+held_out: [sw, yo, wo, ta, te]
+token_budget: 100000
+seeds: [0, 1]
+analysis: {{min_group_languages: 4, n_bootstrap: 500, covariates: {covariates}}}
+power: {{target_effect: 2.0, gpu_hours_per_run: 1.5}}
+"""
 
 
-def log_synthetic_study(uri: str, study: str = STUDY, seeds: dict[str, list[int]] | None = None,
-                        skip_eval: tuple[str, ...] = (), eval_seeds: tuple[int, ...] = (1,),
-                        drop: tuple[str, int, str] | None = None) -> dict[str, list[str]]:
-    """Log the synthetic study through RunLogger, as weam.study.run and eval.api do; returns run ids
-    by stage. Several ``eval_seeds`` (fine-tuning seeds) spread ±0.01 around SCORES, mean unchanged;
-    ``drop=(condition, seed rank, lang)`` leaves one language out of one eval run."""
-    seeds = seeds or {"diverse": [0, 1, 2], "single": [0, 1, 2]}
+def study_config(tmp_path, covariates="[]") -> StudyConfig:
+    path = tmp_path / "study.yaml"
+    path.write_text(CONFIG.format(work=tmp_path / "work", covariates=covariates), encoding="utf-8")
+    return load_config(StudyConfig, path)
+
+
+def _eval(uri, study, name, parent, common, scores, language_set=None, languages=()):
+    tags = {TAG_STAGE: "eval", TAG_TASK: "tatoeba", "weam.eval_seed": 1, **common}
+    with RunLogger(uri, study, f"eval-{name}", parent_run_id=parent, tags=tags) as evaluation:
+        low = [v for code, v in scores.items() if code in TARGETS and code != "ta"]
+        # eval.api logs aggregates beside the per-language scores; the report ignores them.
+        evaluation.log_metrics({**{f"tatoeba/accuracy/{code}": v for code, v in scores.items()},
+                                "tatoeba/accuracy/avg": float(np.mean(list(scores.values()))),
+                                "tatoeba/accuracy/low_resource": float(np.mean(low))})
+    return evaluation.run_id
+
+
+def log_synthetic_study(uri: str, study: str = STUDY, sets: dict | None = None, drop: tuple | None = None,
+                        tokens: dict | None = None, base: bool = False) -> dict[str, list[str]]:
+    """Log the synthetic study as weam.study.run and eval.api do; returns run ids by stage (with
+    ``base``, the base model's eval run comes first in ids["eval"]).
+    ``drop=(condition, set, seed, lang)`` leaves one language out of one eval run."""
+    sets, tokens = sets or SETS, tokens or TOKENS
     ids: dict[str, list[str]] = {"condition": [], "pretrain": [], "eval": []}
-    for name, spec in CONDITIONS.items():
-        families = sorted({get_language(code).family for code in spec["languages"]})
-        parent = RunLogger(uri, study, name, tags={
-            TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: name, "weam.role": spec["role"],
-            "weam.families": ",".join(families), "weam.n_families": len(families)})
+    own_languages = sorted({code for c in sets.values() for s in c.values() for code in s})
+    if base:
+        parent = RunLogger(uri, study, "base", tags={TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: "base",
+                                                     "weam.role": "baseline"})
+        ids["eval"].append(_eval(uri, study, "base", parent.run_id,
+                                 {TAG_STUDY: study, TAG_CONDITION: "base", TAG_SEED: 0},
+                                 {**BASE, **dict.fromkeys(own_languages, OWN_BASE)}))
+        parent.end()
+    for name, condition_sets in sets.items():
+        families = sorted({get_language(c).family for s in condition_sets.values() for c in s})
+        parent = RunLogger(uri, study, name, tags={TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: name,
+                                                   "weam.role": ROLES[name], "weam.families": ",".join(families),
+                                                   "weam.n_families": 3 if name == "diverse" else 1})
         ids["condition"].append(parent.run_id)
-        for rank, seed in enumerate(seeds[name]):
-            common = {TAG_STUDY: study, TAG_CONDITION: name, TAG_SEED: seed}
-            with RunLogger(uri, study, f"pretrain-{name}-seed{seed}", parent_run_id=parent.run_id,
-                           tags={**common, TAG_STAGE: "pretrain", TAG_OBJECTIVE: "weam"}) as pretrain:
-                per_pair = TOKENS[name] // len(spec["languages"])
-                pretrain.log_metrics({"train/loss": 3.0 - rank, "train/tokens": TOKENS[name],
-                                      "train/wall_seconds": 3600.0, "train/cpu_hours": 1.0,
-                                      **{f"train/tokens/en-{code}": per_pair for code in spec["languages"]}})
-            ids["pretrain"].append(pretrain.run_id)
-            if name in skip_eval:
-                continue
-            for k, eval_seed in enumerate(eval_seeds):
-                shift = 0.01 * (2 * k - (len(eval_seeds) - 1)) if len(eval_seeds) > 1 else 0.0
-                values = {code: SCORES[name][code][rank] + shift for code in HELD_OUT
-                          if drop != (name, rank, code)}
-                with RunLogger(uri, study, f"eval-{name}-seed{seed}-tatoeba-ft{eval_seed}",
-                               parent_run_id=pretrain.run_id,
-                               tags={TAG_STAGE: "eval", TAG_TASK: "tatoeba", "weam.eval_seed": eval_seed,
-                                     **common}) as evaluation:
-                    for metric in ("accuracy", "score"):  # eval.api logs the task score beside its metrics
-                        evaluation.log_metrics({
-                            **{f"tatoeba/{metric}/{code}": value for code, value in values.items()},
-                            f"tatoeba/{metric}/avg": float(np.mean(list(values.values()))),
-                            f"tatoeba/{metric}/low_resource": (values["sw"] + values["yo"]) / 2,
-                            f"tatoeba/{metric}/family/Atlantic-Congo": (values["sw"] + values["yo"]) / 2,
-                            f"tatoeba/{metric}/family/Dravidian": values["ta"],
-                        } if drop is None else {f"tatoeba/{metric}/{c}": v for c, v in values.items()})
-                ids["eval"].append(evaluation.run_id)
+        for set_id, languages in condition_sets.items():
+            for seed in SEEDS:
+                common = {TAG_STUDY: study, TAG_CONDITION: name, TAG_SEED: seed, TAG_LANGUAGE_SET: set_id,
+                          TAG_LANGUAGES: ",".join(languages)}
+                with RunLogger(uri, study, f"pretrain-{name}-{set_id}-seed{seed}", parent_run_id=parent.run_id,
+                               tags={**common, TAG_STAGE: "pretrain", TAG_OBJECTIVE: "weam"}) as pretrain:
+                    pretrain.log_metrics({"train/tokens": tokens[name], "train/wall_seconds": 3600.0,
+                                          **{f"train/tokens/en-{c}": tokens[name] / 3 for c in languages}})
+                ids["pretrain"].append(pretrain.run_id)
+                scores = {t: v for t, v in SCORES[(name, set_id, seed)].items() if drop != (name, set_id, seed, t)}
+                # Every run is scored on every set's languages (run.py's eval langs): its own gain
+                # OWN_GAIN over the base model, the other sets' languages +1.
+                scores.update(dict.fromkeys(own_languages, OWN_BASE + 1.0))
+                scores.update(dict.fromkeys(languages, OWN_BASE + OWN_GAIN))
+                ids["eval"].append(_eval(uri, study, f"{name}-{set_id}-seed{seed}", pretrain.run_id, common, scores))
         parent.end()
     return ids
 
 
 def make_store(root, study: str = STUDY) -> str:
-    """A SQLite store (reused when it exists) with an experiment for ``study`` whose artifacts stay
-    under ``root`` (not in ./mlruns of the working directory, MLflow's default for SQLite stores)."""
     uri = f"sqlite:///{root / 'mlflow.db'}"
     MlflowClient(uri).create_experiment(study, artifact_location=(root / "artifacts" / study).as_uri())
     return uri
@@ -100,133 +135,137 @@ def is_png(path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def report(store_root):
+def report(store_root, tmp_path_factory):
     uri = make_store(store_root)
-    ids = log_synthetic_study(uri)
-    path = write_report(uri, STUDY, store_root / "report")
+    ids = log_synthetic_study(uri, base=True)
+    config = study_config(tmp_path_factory.mktemp("config"))
+    path = write_report(uri, STUDY, store_root / "report", config=config)
     return uri, ids, path, path.read_text(encoding="utf-8")
 
 
-def _fmt(mean: float, std: float) -> str:
-    return f"{mean:.4f} ± {std:.4f}"
+def row(text: str, start: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(start))
+    return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_condition_table_matches_hand_computed_means(report):
-    _, _, _, text = report
-    # diverse: per-seed means over sw, yo, ta = 0.5, 0.51667, 0.53333; low-resource (sw, yo) 0.45, 0.47, 0.49
-    assert "| diverse | treatment | 3 | 0.5167 ± 0.0167 | 0.4700 ± 0.0200 | 0.4700 ± 0.0200 | 0.6100 ± 0.0100 |" in text
-    # single: per-seed means 0.47, 0.47667, 0.49333 (std 0.01202); low-resource 0.40, 0.415, 0.43
-    assert "| single | control | 3 | 0.4800 ± 0.0120 | 0.4150 ± 0.0150 | 0.4150 ± 0.0150 | 0.6100 ± 0.0100 |" in text
-
-
-def test_language_table_marks_low_resource_and_has_seed_means(report):
-    _, _, _, text = report
-    sw = SCORES["diverse"]["sw"], SCORES["single"]["sw"]
-    expected = f"| sw* (Swahili) | Atlantic-Congo | yes | {_fmt(np.mean(sw[0]), np.std(sw[0], ddof=1))} | " \
-               f"{_fmt(np.mean(sw[1]), np.std(sw[1], ddof=1))} |"
-    assert expected in text
-    assert "| ta (Tamil) | Dravidian | no | 0.6100 ± 0.0100 | 0.6100 ± 0.0100 |" in text
-
-
-def test_difference_rows_and_significance(report):
+def test_primary_endpoint_is_the_mixed_model_estimate_with_its_intervals(report):
     _, _, path, text = report
-    diffs = {code: np.subtract(SCORES["diverse"][code], SCORES["single"][code]) for code in HELD_OUT}
-    overall = np.mean(np.concatenate(list(diffs.values())))  # (0.18 + 0.15 + 0.00) / 9
-    assert math.isclose(overall, 0.33 / 9)
-    row = next(line for line in text.splitlines() if line.startswith("| all held-out | seed × language |"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[2] == "9" and cells[3] == f"{overall:.4f}"
-    # Low-resource diffs are all ≥ 0.05: every bootstrap resample is positive, and with 6 positive
-    # sign-flip units the exact permutation p is 2 / 2**6.
-    low = next(line for line in text.splitlines() if line.startswith("| low-resource | seed × language |"))
-    low_cells = [cell.strip() for cell in low.strip("|").split("|")]
-    assert low_cells[2] == "6" and low_cells[3] == "0.0550"
-    assert low_cells[5] == "0.0312" and "treatment better than control" in low_cells[6]
-    dravidian = next(line for line in text.splitlines() if line.startswith("| family: Dravidian | seed × language |"))
-    assert "| 3 | 0.0000 |" in dravidian and "too few for a bootstrap CI" in dravidian  # ta diffs -0.01, +0.01, 0
-    assert "0 ↔ 0, 1 ↔ 1, 2 ↔ 2" in text
-    seed_row = next(line for line in text.splitlines() if "| seed (mean over languages) |" in line)
-    assert "| 0.2500 |" in seed_row and "too few for a bootstrap CI" in seed_row  # 2 of 2**3 sign patterns
+    treatment = np.mean([v for (c, _, _), s in SCORES.items() if c == "diverse" for v in s.values()])
+    control = np.mean([v for (c, _, _), s in SCORES.items() if c == "single" for v in s.values()])
+    # Balanced design, no covariates: the REML fixed effect is the difference of the condition means.
+    cells = row(text, "| mixed model (primary test) |")
+    assert cells[1] == f"{treatment - control:.4f}"
+    assert cells[4] == "4.0000"  # df: 6 sets − 2
+    assert "Pre-declared in the study config: task **tatoeba**, metric **accuracy**, group **all held-out**" in text
+    assert "treatment better than control" in text.split("## Power")[0]
+    components = json.loads((path.parent / "variance_components.json").read_text())
+    assert set(components["variance"]) == {"target", "language_set", "run", "residual"}
+    assert components["sets"] == 6 and components["runs"] == 12 and components["targets"] == 5
+    # The between-set spread (set shifts ±0.5) dominates the seed and residual components.
+    assert components["variance"]["language_set"] > components["variance"]["residual"]
 
 
-def test_cost_table_and_ui_section(report):
-    _, ids, _, text = report
-    # columns: runs, tokens, tokens en-de, en-fi, en-fr, en-hi, en-tr, cpu hours (sum), wall seconds (sum)
-    assert "| diverse | 3 | 100,000 | 33,333 | 33,333 | — | — | 33,333 | 3.000 | 10,800 |" in text
-    assert "| single | 3 | 100,500 | 33,500 | — | 33,500 | 33,500 | — | 3.000 | 10,800 |" in text
-    assert "Token budgets differ by 0.50%" in text
-    assert "tatoeba/accuracy/low_resource" in text and "weam.role" in text
-    for run_id in ids["eval"]:
-        assert run_id in text  # the compare-view link names every eval run
+def test_secondaries_are_holm_corrected_and_small_groups_described(report):
+    _, _, _, text = report
+    low = row(text, "| tatoeba | accuracy | low-resource |")
+    assert low[4] == "secondary" and low[-1].startswith("secondary:") and "Holm p" in low[-1]
+    for family, n in (("Atlantic-Congo", 3), ("Dravidian", 2)):
+        cells = row(text, f"| tatoeba | accuracy | family: {family} |")
+        assert cells[4] == "described" and cells[-1] == f"described, not tested ({n} languages)"
+        assert cells[8] == "—"  # no interval for a described group
+    assert "significant at 95 %" not in text
 
 
-def test_plots_are_valid_pngs_and_logged_to_report_run(report):
-    uri, _, path, _ = report
+def test_controls_base_row_positive_control_and_high_resource(report):
+    _, _, _, text = report
+    controls = text.split("## Controls")[1]
+    diverse_gain = np.mean([v - BASE[t] for (c, _, _), s in SCORES.items() if c == "diverse" for t, v in s.items()])
+    assert f"| tatoeba | accuracy | diverse | treatment | {np.mean([v for (c, _, _), s in SCORES.items() if c == 'diverse' for v in s.values()]):.4f} | {diverse_gain:.4f} |" in controls
+    # Each run on its own three languages: 6 runs × 3 = 18 cells, +5.0 over the base model.
+    assert "| tatoeba | accuracy | diverse | treatment | 18 | 55.0000 | 50.0000 | 5.0000 | the base model on the same languages |" in controls
+    # High-resource languages in runs that did not train on them: the other sets' +1.
+    assert "High-resource check" in controls and "| tatoeba | accuracy | de | 50.0000 | 51.0000 | 51.0000 |" in controls
+
+
+def test_budgets_design_and_power_sections(report):
+    _, _, _, text = report
+    assert "trained tokens differ by 0.40% between the largest and smallest compared run: within budget_tolerance = 1.00%" in text
+    cells = row(text, "| diverse | s1 | 0 |")
+    assert cells[3] == "100,000" and cells[5] == "3" and cells[10] == "1.585"  # log2(3) bits: three families
+    assert row(text, "| single | s2 | 1 |")[10] == "0.000"
+    assert "| diverse | treatment | s2 | et, kk, ms | 3 | 2 |" in text
+    assert "minimum detectable effect (α = 0.05, power 80%)" in text
+    assert "cost: 12 runs × 1.5 GPU-h = 18 GPU-hours (power.gpu_hours_per_run in the config)" in text
+
+
+def test_plots_and_artifacts_are_logged_to_the_report_run(report):
+    uri, ids, path, text = report
     pngs = sorted(path.parent.glob("*.png"))
-    assert [p.name for p in pngs] == ["tatoeba_accuracy_difference.png", "tatoeba_accuracy_languages.png"]
+    assert [p.name for p in pngs] == ["endpoints.png", "tatoeba_accuracy_languages.png"]
     assert all(is_png(p) for p in pngs)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(STUDY)
     runs = client.search_runs([experiment.experiment_id], "tags.`weam.stage` = 'report'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     logged = {a.path for a in client.list_artifacts(runs[0].info.run_id, "report")}
-    assert logged == {"report/report.md", "report/differences.csv", *(f"report/{p.name}" for p in pngs)}
-    assert math.isclose(runs[0].data.metrics["tatoeba/accuracy/diff/low_resource"], 0.055)
+    assert {"report/report.md", "report/endpoints.csv", "report/variance_components.json"} <= logged
+    assert "primary/estimate" in runs[0].data.metrics and "primary/variance/language_set" in runs[0].data.metrics
+    for run_id in ids["eval"][1:]:
+        assert run_id in text  # the compare-view link names every eval run
 
 
-def test_seeds_pair_by_rank_when_values_differ(store_root, tmp_path):
-    study = "rank-study"
+def test_covariates_enter_the_model_and_the_report(store_root, tmp_path):
+    uri = f"sqlite:///{store_root / 'mlflow.db'}"
+    config = study_config(tmp_path, covariates="[genealogical, typological, script]")
+    text = write_report(uri, STUDY, tmp_path / "report", config=config, log_to_mlflow=False).read_text()
+    assert "mixed model without covariates (sensitivity)" in text
+    assert "covariates: genealogical, typological, script" in text
+    table = pd.read_csv(tmp_path / "report" / "covariates.csv")
+    # sw is Atlantic-Congo: no set shares its family; te/ta are Dravidian: none either.
+    assert (table["genealogical"] == 0).all() and len(table) == 6 * 5
+    assert "## Relatedness covariates" in text and "| term | coef | se | p |" in text
+
+
+def test_one_set_per_condition_is_described_not_called_significant(store_root, tmp_path):
+    study = "one-set-study"
     uri = make_store(store_root, study)
-    log_synthetic_study(uri, study, seeds={"diverse": [7, 8, 9], "single": [10, 2, 1]})
+    one = {"diverse": {"s1": SETS["diverse"]["s1"]}, "single": {"s1": SETS["single"]["s1"]}}
+    log_synthetic_study(uri, study, sets=one, tokens={"diverse": 100_000, "single": 120_000}, base=True)
     text = write_report(uri, study, tmp_path / "report", log_to_mlflow=False).read_text(encoding="utf-8")
-    assert "7 ↔ 1, 8 ↔ 2, 9 ↔ 10" in text and "no partner" not in text
-    assert "| all held-out | seed (mean over languages) | 3 | 0.0367 |" in text
-    client = MlflowClient(uri)
-    experiment_id = client.get_experiment_by_name(study).experiment_id
-    assert not client.search_runs([experiment_id], "tags.`weam.stage` = 'report'")  # log_to_mlflow=False
-
-
-def test_fine_tuning_seeds_are_averaged_per_pretraining_seed(store_root, tmp_path):
-    study = "ft-study"
-    uri = make_store(store_root, study)
-    ids = log_synthetic_study(uri, study, eval_seeds=(1, 2))
-    assert len(ids["eval"]) == 12
-    text = write_report(uri, study, tmp_path / "report", log_to_mlflow=False).read_text(encoding="utf-8")
-    # ±0.01 around the same scores: the same tables as with one fine-tuning seed
-    assert "| diverse | treatment | 3 | 0.5167 ± 0.0167 | 0.4700 ± 0.0200 |" in text
-    assert "mean over 2 fine-tuning seeds" in text
-    assert "tatoeba/score repeats tatoeba/accuracy" in text and "## tatoeba — score" not in text
-
-
-def test_unpaired_seed_is_left_out_of_differences_and_said(store_root, tmp_path):
-    study = "unpaired-study"
-    uri = make_store(store_root, study)
-    log_synthetic_study(uri, study, seeds={"diverse": [0, 1, 2], "single": [0, 1]})
-    text = write_report(uri, study, tmp_path / "report", log_to_mlflow=False).read_text(encoding="utf-8")
-    assert "diverse: seeds 2 have no partner" in text and "0 ↔ 0, 1 ↔ 1." in text
-    assert "| diverse | treatment | 3 | 0.5167 ± 0.0167 |" in text  # all 3 seeds in its own table
-    # differences over 2 seeds × 3 languages: sw .05 .06, yo .05 .05, ta -.01 .01 → 0.21 / 6
-    row = next(line for line in text.splitlines() if line.startswith("| all held-out | seed × language |"))
-    assert "| 6 | 0.0350 |" in row
+    assert "no degrees of freedom left for the condition contrast; not tested" in text
+    assert "better than control" not in text and "significant" not in text
+    assert "BREACHES budget_tolerance = 1.00%" in text
 
 
 def test_missing_language_names_the_run(store_root, tmp_path):
     study = "missing-lang-study"
     uri = make_store(store_root, study)
-    ids = log_synthetic_study(uri, study, drop=("single", 1, "yo"))
-    missing_run = ids["eval"][4]  # diverse ranks 0-2, then single rank 0, 1
-    with pytest.raises(WeamError, match=f"condition single seed 1 .*eval run {missing_run} has no "
+    ids = log_synthetic_study(uri, study, drop=("single", "s1", 1, "yo"), base=True)
+    missing_run = ids["eval"][1 + 6 + 1]  # base, 6 diverse runs, then single s1 seed 0, seed 1
+    with pytest.raises(WeamError, match=f"condition single set s1 seed 1 .*eval run {missing_run} has no "
                                         "tatoeba/accuracy score for yo"):
         write_report(uri, study, tmp_path / "report", log_to_mlflow=False)
 
 
 def test_missing_eval_runs_and_experiment_are_named(store_root, tmp_path):
-    study = "missing-eval-study"
-    uri = make_store(store_root, study)
-    log_synthetic_study(uri, study, skip_eval=("single",))
-    with pytest.raises(WeamError, match="condition single has no eval runs for task tatoeba"):
-        write_report(uri, study, tmp_path / "report", log_to_mlflow=False)
+    uri = f"sqlite:///{store_root / 'mlflow.db'}"
     with pytest.raises(WeamError, match="no eval runs for task ner"):
-        write_report(uri, study, tmp_path / "report", task="ner", log_to_mlflow=False)
+        write_report(uri, STUDY, tmp_path / "report", task="ner", log_to_mlflow=False)
     with pytest.raises(WeamError, match="no MLflow experiment named 'other'"):
         write_report(uri, "other", tmp_path / "report", log_to_mlflow=False)
+
+
+def test_analysis_on_a_tidy_table_without_mlflow():
+    from weam.study.power import simulate_scores
+
+    frame = simulate_scores(np.random.default_rng(3), effect=5.0, sets=5, seeds=1, targets=4, sd_target=5.0,
+                            sd_set=1.0, sd_run=0.0, sd_residual=1.0, mean=40.0)
+    frame["target"] = frame["target"].map(dict(zip([f"t{i}" for i in range(4)], ["sw", "yo", "ta", "te"])))
+    frame["kind"], frame["languages"], frame["task"], frame["metric"] = "held-out", "", "tatoeba", "accuracy"
+    design = Design(held_out=["sw", "yo", "ta", "te"], analysis=AnalysisConfig(min_group_languages=3))
+    result = analyse(frame, pd.DataFrame(), design)
+    table = result.endpoints.set_index("group")
+    assert table.loc["all held-out", "role"] == "primary" and table.loc["all held-out", "p"] < 0.05
+    assert table.loc["all held-out", "low"] < 5.0 < table.loc["all held-out", "high"]
+    assert table.loc["low-resource", "role"] == "secondary" and not math.isnan(table.loc["low-resource", "p (Holm)"])
+    assert table.loc["family: Dravidian", "role"] == "described"

@@ -1,76 +1,193 @@
-"""Paired bootstrap and permutation statistics, checked against numbers computed here by hand."""
+"""The design-respecting statistics on synthetic studies with a known effect and known variance
+components (weam.study.power.simulate_scores). The 200-study coverage table is
+benchmarks/study_stats_coverage.py; these tests run smaller, seeded simulations."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from weam.errors import WeamError
-from weam.study.stats import compare, pair_by_rank, paired_bootstrap_ci, paired_permutation_p, significance_statement
+from weam.study.power import simulate_coverage, simulate_scores
+from weam.study.stats import (
+    check_tidy,
+    covariate_effects,
+    hierarchical_bootstrap,
+    holm,
+    mixed_model,
+    statement,
+    unit_level_interval,
+)
 
-# 2 seeds × 3 languages, flattened; treatment − control = 0.10, 0.05, 0.00, 0.15, 0.05, 0.05
-TREATMENT = [0.60, 0.45, 0.30, 0.65, 0.50, 0.35]
-CONTROL = [0.50, 0.40, 0.30, 0.50, 0.45, 0.30]
-
-
-def test_point_estimate_is_the_mean_paired_difference():
-    mean_diff, low, high = paired_bootstrap_ci(TREATMENT, CONTROL, n_resamples=2000, seed=3)
-    assert math.isclose(mean_diff, 0.40 / 6)
-    assert low <= mean_diff <= high
-
-
-def test_percentile_interval_matches_plain_numpy_resampling():
-    n_resamples, seed = 5000, 7
-    _, low, high = paired_bootstrap_ci(TREATMENT, CONTROL, n_resamples, 0.95, seed, method="percentile")
-    # Reference: draw the same resamples of unit indices with numpy's Generator and take percentiles.
-    diffs = np.subtract(TREATMENT, CONTROL)
-    rng = np.random.default_rng(seed)
-    resampled = diffs[rng.integers(0, diffs.size, (n_resamples, diffs.size))].mean(axis=1)
-    expected_low, expected_high = np.percentile(resampled, [2.5, 97.5])
-    assert math.isclose(low, expected_low, abs_tol=1e-12) and math.isclose(high, expected_high, abs_tol=1e-12)
-    # Only bootstrap means lying in [min diff, max diff] are possible.
-    assert 0.0 <= low < high <= 0.15
+DESIGN = {"sets": 6, "seeds": 2, "targets": 5}
 
 
-def test_identical_conditions_give_a_zero_interval_and_p_one():
-    assert paired_bootstrap_ci(TREATMENT, TREATMENT) == (0.0, 0.0, 0.0)
-    assert paired_permutation_p(TREATMENT, TREATMENT) == 1.0
-    assert "no significant difference" in compare(TREATMENT, TREATMENT).statement()
+def test_mixed_model_recovers_effect_and_variance_components_of_a_large_study():
+    frame = simulate_scores(np.random.default_rng(0), effect=0.05, sets=20, seeds=2, targets=5,
+                            sd_target=0.1, sd_set=0.03, sd_run=0.01, sd_residual=0.02)
+    result = mixed_model(frame)
+    assert result.covers(0.05) and abs(result.estimate - 0.05) < 0.02
+    sd = {name: math.sqrt(v) for name, v in result.variance.items()}
+    assert sd["language_set"] == pytest.approx(0.03, rel=0.35)
+    assert sd["residual"] == pytest.approx(0.02, rel=0.15)
+    # Five targets: compare with the spread of the five target effects actually drawn.
+    assert sd["target"] == pytest.approx(frame.groupby("target")["score"].mean().std(), rel=0.1)
+    assert result.df == 38 and result.p_value < 1e-3
 
 
-def test_same_distribution_contains_zero_and_clear_shift_does_not():
-    rng = np.random.default_rng(0)
-    control = rng.normal(0.5, 0.05, 30)
-    noise = control + rng.normal(0.0, 0.02, 30)  # the same condition measured again
-    noise -= (noise - control).mean()  # paired differences centred exactly on 0
-    same = compare(noise, control, n_resamples=4000)
-    assert same.low < 0 < same.high and not same.significant
-    better = compare(control + 0.05 + rng.normal(0, 0.01, 30), control, n_resamples=4000)
-    assert better.low > 0 and better.significant and better.p_value < 0.001
-    assert better.statement().startswith("treatment better than control")
-    worse = compare(control - 0.05, control, n_resamples=4000)
-    assert worse.high < 0 and worse.statement().startswith("treatment worse than control")
+def test_intervals_cover_the_true_effect_and_the_old_unit_level_one_does_not():
+    table = simulate_coverage(40, effect=0.05, seed=11, n_resamples=500, **DESIGN).set_index("method")
+    assert table.loc["mixed model", "coverage"] >= 0.9
+    assert table.loc["hierarchical bootstrap", "coverage"] >= 0.9
+    # The old interval treats (seed × language) cells as independent: far below its nominal 95 %.
+    assert table.loc["unit-level bootstrap (old)", "coverage"] < 0.75
+    assert table.loc["mixed model", "mean_estimate"] == pytest.approx(0.05, abs=0.01)
 
 
-def test_exact_permutation_p_counts_sign_patterns():
-    # 6 units → 2**6 sign patterns. |sum| reaches the observed 0.40 only when the 5 non-zero
-    # differences share one sign (2 ways) whatever the zero unit's sign (2 ways): p = 4 / 64.
-    assert math.isclose(paired_permutation_p(TREATMENT, CONTROL), 4 / 64)
-    # Observed mean 0: every pattern is at least as extreme, p = 1.
-    assert math.isclose(paired_permutation_p([0.1, 0.05, -0.15], [0, 0, 0]), 1.0)
+def test_no_effect_is_rarely_called_significant():
+    table = simulate_coverage(40, effect=0.0, seed=12, n_resamples=500, **DESIGN).set_index("method")
+    assert table.loc["mixed model", "significant"] <= 0.07
+    assert table.loc["unit-level bootstrap (old)", "significant"] > 0.2
 
 
-def test_statement_wording_and_bad_input():
-    assert significance_statement(0.02, 0.01, 0.03).endswith("excludes 0")
-    assert "contains 0" in significance_statement(0.01, -0.01, 0.03)
-    with pytest.raises(WeamError, match="differ in size"):
-        paired_bootstrap_ci([1, 2, 3], [1, 2])
-    with pytest.raises(WeamError, match="NaN"):
-        paired_bootstrap_ci([1, float("nan")], [1, 2])
+def test_one_set_per_condition_is_not_tested():
+    frame = simulate_scores(np.random.default_rng(1), effect=0.1, sets=1, seeds=3, targets=5)
+    result = mixed_model(frame)
+    assert not result.testable and math.isnan(result.low)
+    assert "no degrees of freedom" in statement(result, 0.05)
 
 
-def test_seeds_pair_by_numeric_rank():
-    assert pair_by_rank(["10", "2", "1"], ["5", "3", "4"]) == [("1", "3"), ("2", "4"), ("10", "5")]
-    assert pair_by_rank(["0", "1", "2"], ["7", "9"]) == [("0", "7"), ("1", "9")]
+def test_bootstrap_resamples_examples_within_a_language():
+    frame = simulate_scores(np.random.default_rng(2), effect=0.0, sets=4, seeds=1, targets=3,
+                            sd_set=0.0, sd_run=0.0, sd_residual=1e-6, sd_target=0.0)
+    rng = np.random.default_rng(3)
+    # 20 examples per target, answered independently by each run at the run's accuracy (~0.5).
+    examples = pd.DataFrame([{"run": run, "target": target, "example": k, "correct": float(rng.random() < 0.5)}
+                             for run in frame["run"].unique() for target in frame["target"].unique()
+                             for k in range(20)])
+    per_run = examples.groupby(["run", "target"], as_index=False)["correct"].mean()
+    frame = frame.drop(columns="score").merge(per_run.rename(columns={"correct": "score"}), on=["run", "target"])
+    without = hierarchical_bootstrap(frame, 1000, seed=0)
+    with_examples = hierarchical_bootstrap(frame, 1000, seed=0, examples=examples)
+    assert with_examples.estimate == pytest.approx(without.estimate)
+    # Example-level noise is part of the run-level spread already; resampling examples adds its share again
+    # only within runs, so the interval grows but stays of the same order.
+    assert with_examples.high - with_examples.low > without.high - without.low
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    rejected, adjusted = holm([0.01, 0.04, 0.03, float("nan")], alpha=0.05)
+    assert list(adjusted[:3]) == pytest.approx([0.03, 0.06, 0.06])
+    assert list(rejected) == [True, False, False, False] and math.isnan(adjusted[3])
+
+
+def test_covariate_regression_recovers_a_relatedness_slope():
+    rng = np.random.default_rng(4)
+    frame = simulate_scores(rng, effect=0.0, sets=12, seeds=1, targets=6, sd_set=0.005, sd_residual=0.005)
+    frame["genealogical"] = rng.integers(0, 6, len(frame)).astype(float)
+    frame["genealogical"] = frame.groupby(["condition", "language_set", "target"])["genealogical"].transform("first")
+    frame["score"] += 0.02 * frame["genealogical"]
+    table = covariate_effects(frame, ["genealogical"]).set_index("term")
+    assert table.loc["genealogical", "coef"] == pytest.approx(0.02, abs=0.005)
+    assert mixed_model(frame, ["genealogical"]).covers(0.0)
+
+
+def test_bad_tables_are_refused_naming_the_problem():
+    with pytest.raises(WeamError, match="lacks columns"):
+        check_tidy(pd.DataFrame({"score": [1.0]}))
+    frame = simulate_scores(np.random.default_rng(5), effect=0.0, sets=3, seeds=1, targets=2)
+    with pytest.raises(WeamError, match="covariate 'subword' is not a column"):
+        mixed_model(frame, ["subword"])
+    with pytest.raises(WeamError, match="every run scored on every target"):
+        hierarchical_bootstrap(frame.iloc[1:], 100)
+    assert unit_level_interval(frame, 200).method.startswith("unit-level")
+
+
+# ---------------------------------------------------------------------------------------------
+# Power
+
+
+def test_contrast_se_matches_simulated_spread_of_the_estimate():
+    from weam.study.power import Components, contrast_se
+
+    rng = np.random.default_rng(6)
+    design = {"sets": 4, "seeds": 2, "targets": 3, "sd_target": 5.0, "sd_set": 1.0, "sd_run": 0.5, "sd_residual": 2.0}
+    diffs = []
+    for _ in range(400):
+        frame = simulate_scores(rng, 0.0, **design)
+        means = frame.groupby("role")["score"].mean()
+        diffs.append(means["treatment"] - means["control"])
+    expected = contrast_se(Components(1.0, 0.5, 2.0, "test"), 4, 2, 3)
+    assert np.std(diffs, ddof=1) == pytest.approx(expected, rel=0.1)
+
+
+def test_minimum_detectable_effect_and_runs_needed_are_consistent():
+    from weam.study.power import Components, achieved_power, power_for, sets_needed
+
+    c = Components(2.0, 0.5, 2.0, "test")
+    planned = power_for(c, sets=4, seeds=1, targets=6)
+    assert planned.df == 6
+    assert achieved_power(c, 4, 1, 6, planned.mde) == pytest.approx(0.8, abs=0.03)
+    needed = sets_needed(c, seeds=1, targets=6, effect=2.0)
+    assert power_for(c, needed, 1, 6).mde <= 2.0 < power_for(c, needed - 1, 1, 6).mde
+    # Seeds cannot buy what sets buy: σ_set² / S is a floor.
+    assert power_for(c, 4, 1000, 6).mde > power_for(c, 8, 1, 6).mde
+    assert math.isnan(power_for(c, 1, 3, 6).mde)  # one set per condition: no df
+
+
+def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
+    from typer.testing import CliRunner
+
+    from weam.study.cli import app
+
+    result = CliRunner().invoke(app, ["power", "configs/demo.yaml"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "4 language sets per condition × 1 seed(s) × 6 targets" in result.output
+    assert "minimum detectable effect (α = 0.05, power 80%): 5.257" in result.output
+    assert "runs needed for effect 2 at power 80%: 21 sets per condition × 1 seed(s) = 42 pre-training runs" in result.output
+
+
+def test_power_reads_a_pilots_variance_components(tmp_path):
+    import json
+
+    from weam.config import load_config
+    from weam.study.config import StudyConfig
+    from weam.study.power import components_from, power_statement
+
+    (tmp_path / "variance_components.json").write_text(json.dumps(
+        {"study": "pilot", "endpoint": "tatoeba/accuracy/all held-out",
+         "variance": {"language_set": 4.0, "run": 0.25, "target": 30.0, "residual": 1.0}}))
+    study = load_config(StudyConfig, "configs/demo.yaml")
+    c = components_from(study, tmp_path)
+    assert (c.sd_set, c.sd_run, c.sd_residual) == (2.0, 0.5, 1.0) and "pilot" in c.source
+    assert any("minimum detectable effect" in line for line in power_statement(study, tmp_path))
+    with pytest.raises(WeamError, match="no variance components"):
+        components_from(study, tmp_path / "nowhere")
+
+
+def test_one_target_two_sets_gives_an_untested_estimate():
+    frame = simulate_scores(np.random.default_rng(7), effect=1.0, sets=1, seeds=1, targets=1)
+    result = mixed_model(frame)
+    assert not result.testable and "no random effect is estimable" in " ".join(result.notes)
+    means = frame.groupby("role")["score"].mean()
+    assert result.estimate == pytest.approx(means["treatment"] - means["control"])
+
+
+def test_subword_overlap_counts_target_tokens_seen_in_the_set(tmp_path):
+    from weam.study.covariates import subword_overlap
+
+    class Words:  # a whitespace "tokenizer": one id per distinct word
+        def __init__(self):
+            self.ids = {}
+
+        def __call__(self, lines, add_special_tokens=False):
+            return {"input_ids": [[self.ids.setdefault(w, len(self.ids)) for w in line.split()] for line in lines]}
+
+    (tmp_path / "a.txt").write_text("x y z\nx x\n")
+    (tmp_path / "b.txt").write_text("w\n")
+    (tmp_path / "t.txt").write_text("x w q q\n")
+    # target tokens x, w, q, q: x and w are seen in the set's text → 2 / 4
+    assert subword_overlap(Words(), [tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "t.txt") == 0.5

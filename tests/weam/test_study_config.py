@@ -24,7 +24,7 @@ def test_valid_study_loads_and_measures_diversity(tmp_path):
     study = load_config(StudyConfig, write(tmp_path, VALID))
     assert study.condition("treatment").languages == ["fi", "tr"]
     assert diversity(study.condition("treatment").languages) == {
-        "n_families": 2, "n_genera": 2, "family_entropy_bits": 1.0,
+        "n_families": 2, "n_genera": 2, "family_entropy_bits": 1.0, "max_family_share": 0.5,
     }
     assert diversity(study.condition("control").languages)["n_families"] == 1
 
@@ -57,3 +57,105 @@ def test_unknown_language_in_a_condition(tmp_path):
     text = VALID.replace("[de, fr]", "[de, xx]")
     with pytest.raises(ConfigError, match=r"unknown language code 'xx'"):
         load_config(StudyConfig, write(tmp_path, text))
+
+
+DRAWN = """
+name: t
+design_seed: 7
+conditions:
+  - name: diverse
+    role: treatment
+    draw: {pool: [fi, et, hu, tr, kk, az, id, ms, ar, he, vi, ka], k: 3, rule: distinct_families, n_sets: 4}
+  - name: single
+    role: control
+    draw:
+      pool: [de, fr, es, ru, it, pt, tr, kk, az, ky, fi, et, hu]
+      k: 3
+      rule: one_family
+      n_sets: 3
+      families: [Indo-European, Turkic, Uralic]
+held_out: [sw, mr]
+token_budget: 1000
+"""
+
+
+def test_drawn_sets_follow_their_rule_are_distinct_and_reproducible(tmp_path):
+    study = load_config(StudyConfig, write(tmp_path, DRAWN))
+    diverse = study.language_sets("diverse")
+    single = study.language_sets("single")
+    assert [s.set_id for s in diverse] == ["s1", "s2", "s3", "s4"] and len(single) == 3
+    assert len({s.languages for s in diverse}) == 4
+    for item in diverse:
+        assert len(item.languages) == 3 and len(item.families) == 3
+    # Single-family controls from three different families, not only Indo-European.
+    assert [s.families for s in single] == [["Indo-European"], ["Turkic"], ["Uralic"]]
+    again = load_config(StudyConfig, write(tmp_path, DRAWN))
+    assert again.language_sets() == study.language_sets()
+    other = load_config(StudyConfig, write(tmp_path, DRAWN.replace("design_seed: 7", "design_seed: 8")))
+    assert other.language_sets() != study.language_sets()
+    assert len(study.runs()) == 7 * 3  # every set × the three default seeds
+
+
+def test_draw_constraints_and_impossible_draws_fail_clearly(tmp_path):
+    text = DRAWN.replace("rule: distinct_families, n_sets: 4}", "rule: distinct_families, n_sets: 2, scripts: [Latn], resource: [high]}")
+    study = load_config(StudyConfig, write(tmp_path, text))
+    from weam.languages import get_language
+    for item in study.language_sets("diverse"):
+        assert all(get_language(c).script == "Latn" and get_language(c).resource_level == "high" for c in item.languages)
+    too_many = DRAWN.replace("n_sets: 4}", "n_sets: 400}")
+    with pytest.raises(ConfigError, match=r"condition 'diverse': the pool yields only \d+ distinct sets"):
+        load_config(StudyConfig, write(tmp_path, too_many))
+    short = DRAWN.replace("families: [Indo-European, Turkic, Uralic]", "families: [Indo-European, Austronesian]")
+    with pytest.raises(ConfigError, match=r"one_family needs ≥ k=3 eligible pool languages per family; Austronesian \(0\)"):
+        load_config(StudyConfig, write(tmp_path, short))
+    leak = DRAWN.replace("held_out: [sw, mr]", "held_out: [sw, mr, kk]")
+    with pytest.raises(ConfigError, match=r"held-out language kk is in the pre-training data of condition 'diverse' \(pool\)"):
+        load_config(StudyConfig, write(tmp_path, leak))
+
+
+def test_explicit_sets_and_exactly_one_source(tmp_path):
+    text = VALID.replace("languages: [de, fr], families: [Indo-European]",
+                         "sets: [[de, fr], [es, it]], families: [Indo-European]")
+    study = load_config(StudyConfig, write(tmp_path, text))
+    assert [s.languages for s in study.language_sets("single")] == [("de", "fr"), ("es", "it")]
+    wrong = VALID.replace("languages: [de, fr], families: [Indo-European]",
+                          "sets: [[de, fr], [es, tr]], families: [Indo-European]")
+    with pytest.raises(ConfigError, match=r"\(tr is Turkic\)"):
+        load_config(StudyConfig, write(tmp_path, wrong))
+    both = VALID.replace("languages: [de, fr], families", "languages: [de, fr], sets: [[es]], families")
+    with pytest.raises(ConfigError, match="exactly one of languages, sets or draw"):
+        load_config(StudyConfig, write(tmp_path, both))
+
+
+def test_primary_endpoint_group_is_validated(tmp_path):
+    text = VALID + "analysis: {primary: {task: tatoeba, metric: accuracy, group: everything}}\n"
+    with pytest.raises(ConfigError, match="group 'everything'"):
+        load_config(StudyConfig, write(tmp_path, text))
+
+
+def test_realised_family_shares_weight_the_entropy():
+    assert diversity(["fi", "tr"], {"fi": 900, "tr": 100}) == pytest.approx(
+        {"n_families": 2, "n_genera": 2, "family_entropy_bits": 0.469, "max_family_share": 0.9}, abs=1e-3)
+
+
+def test_plan_has_one_pretraining_run_per_set_and_seed_with_its_own_folder():
+    from weam.study.run import load_study
+
+    study, steps = load_study("configs/demo.yaml")
+    pretrain = [s for s in steps if s.kind == "pretrain"]
+    assert len(pretrain) == len(study.language_sets()) * len(study.seeds) == 8
+    assert len({s.out_dir for s in pretrain}) == 8
+    for step in pretrain:
+        item = next(i for i in study.language_sets(step.condition) if i.set_id == step.language_set)
+        assert [p.tgt for p in step.config.data.pairs] == list(item.languages)
+        assert step.out_dir.parts[-4:] == ("pretrain", step.condition, step.language_set, f"seed{step.seed}")
+        assert step.config.data.sampling.rule == "uniform" and step.config.data.budget_unit == "content"
+    evals = [s for s in steps if s.kind == "eval"]
+    assert [s.condition for s in evals].count("base") == 1 and len(evals) == 9
+    # Every model: held-out targets and the high-resource check; a run also its own set's languages
+    # (positive control), the base model every set's (their reference).
+    common = set(study.held_out) | {"ja", "zh"}
+    assert set(evals[0].config.langs) == common | set(study.condition_languages())
+    for step in evals[1:]:
+        item = next(i for i in study.language_sets(step.condition) if i.set_id == step.language_set)
+        assert set(step.config.langs) == common | set(item.languages)

@@ -57,7 +57,7 @@ def run_to_end(*args: str) -> str:
 def eval_scores(work: Path) -> dict:
     return {
         str(path.relative_to(work)): json.loads(path.read_text())["per_language"]
-        for path in sorted(work.glob("eval/*/seed*/tatoeba/results.json"))
+        for path in sorted(work.glob("eval/**/seed*/tatoeba/results.json"))
     }
 
 
@@ -71,17 +71,20 @@ def finished_study(tmp_path_factory):
 def test_study_runs_every_stage_and_prints_held_out_scores(finished_study):
     folder, output = finished_study
     work = folder / "work"
-    assert "Zero-shot sentence retrieval" in output and "diverse (1 seeds)" in output and "single (1 seeds)" in output
-    for step in ("data", "tokenizer", "base", "align/en-fi", "pretrain/diverse/seed0", "eval/single/seed0", "report"):
+    assert "Zero-shot sentence retrieval" in output and "diverse (1 runs)" in output and "single (1 runs)" in output
+    for step in ("data", "tokenizer", "base", "align/en-fi", "pretrain/diverse/s1/seed0", "eval/single/s1/seed0", "report"):
         assert f"] {step}: done" in output, step
     scores = eval_scores(work)
-    assert set(scores) == {f"eval/{c}/seed0/tatoeba/results.json" for c in ("base", "diverse", "single")}
+    assert set(scores) == {f"eval/{c}/seed0/tatoeba/results.json" for c in ("base", "diverse/s1", "single/s1")}
     for per_language in scores.values():
         assert 0.0 <= per_language["sw"]["accuracy"] <= 100.0  # percent, as XTREME reports
-    budgets = {c: json.loads((work / f"pretrain/{c}/seed0/manifest.json").read_text())["counts"]["tokens"]
+    # Matched on content tokens (both sides, no special tokens): the study's budget_unit.
+    budgets = {c: json.loads((work / f"pretrain/{c}/s1/seed0/manifest.json").read_text())["counts"]["content_tokens"]
                for c in ("diverse", "single")}
     assert abs(budgets["diverse"] - budgets["single"]) <= 0.01 * 12000, budgets
-    assert (work / "report" / "report.md").is_file()
+    report = (work / "report" / "report.md").read_text(encoding="utf-8")
+    # One set per condition: the design cannot test the condition effect, and the report says so.
+    assert "## Primary endpoint" in report and "not tested" in report and "significant" not in report
 
 
 def test_mlflow_has_both_conditions_with_nested_stage_runs(finished_study):
@@ -99,6 +102,7 @@ def test_mlflow_has_both_conditions_with_nested_stage_runs(finished_study):
     pretrain = [r for r in by_stage["pretrain"] if r.data.tags["weam.condition"] == "diverse"]
     assert pretrain and pretrain[0].data.tags["mlflow.parentRunId"] == conditions["diverse"].info.run_id
     assert pretrain[0].data.metrics["train/tokens"] > 0
+    assert pretrain[0].data.tags["weam.language_set"] == "s1" and pretrain[0].data.metrics["train/content_tokens"] > 0
     assert "weam.git_commit" in pretrain[0].data.tags
     evals = [r for r in by_stage["eval"] if r.data.tags["weam.condition"] == "diverse"]
     assert evals and "tatoeba/accuracy/sw" in evals[0].data.metrics
@@ -107,7 +111,7 @@ def test_mlflow_has_both_conditions_with_nested_stage_runs(finished_study):
 def test_rerun_skips_finished_work(finished_study):
     folder, _ = finished_study
     output = run_to_end("study", "run", str(folder / "study.yaml"))
-    assert "pretrain/diverse/seed0: skipped (finished)" in output
+    assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
     assert "align/en-fi: skipped (finished)" in output
 
 
@@ -120,7 +124,7 @@ def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     for stage in ("data", "tokenizer", "base", "align"):
         shutil.copytree(reference_folder / "work" / stage, tmp_path / "work" / stage)
     process = weam("study", "run", str(study), start_new_session=True)
-    checkpoint_root = tmp_path / "work" / "pretrain" / "single" / "seed0" / "checkpoints"
+    checkpoint_root = tmp_path / "work" / "pretrain" / "single" / "s1" / "seed0" / "checkpoints"
     deadline = time.time() + 400
     while time.time() < deadline and process.poll() is None:
         if checkpoint_root.is_dir() and any(checkpoint_root.iterdir()):
@@ -129,9 +133,9 @@ def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     assert process.poll() is None, "the study finished before it could be interrupted"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (tmp_path / "work" / "pretrain" / "single" / "seed0" / "manifest.json").exists()
+    assert not (tmp_path / "work" / "pretrain" / "single" / "s1" / "seed0" / "manifest.json").exists()
     output = run_to_end("study", "run", str(study))
-    assert "pretrain/diverse/seed0: skipped (finished)" in output
+    assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
     assert eval_scores(tmp_path / "work") == eval_scores(reference_folder / "work")
 
 
@@ -146,11 +150,11 @@ def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, 
     )
     output = run_to_end("study", "reproduce", run.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "again"))
     assert f"reproduced {run.info.run_id}" in output
-    original = json.loads((folder / "work/pretrain/diverse/seed0/manifest.json").read_text())["counts"]
+    original = json.loads((folder / "work/pretrain/diverse/s1/seed0/manifest.json").read_text())["counts"]
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]
     assert (again["steps"], again["tokens"], again["tokens_per_pair"]) == (
         original["steps"], original["tokens"], original["tokens_per_pair"])
-    first_log = (folder / "work/pretrain/diverse/seed0/train_log.jsonl").read_text().splitlines()
+    first_log = (folder / "work/pretrain/diverse/s1/seed0/train_log.jsonl").read_text().splitlines()
     again_log = (tmp_path / "again" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["loss"] for line in again_log] == [json.loads(line)["loss"] for line in first_log]
 
@@ -165,4 +169,6 @@ def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(f
         check_budgets(study, steps)
     study, steps = load_study(folder / "study.yaml")
     available = check_budgets(study, steps)
-    assert set(available) == {"diverse", "single"} and min(available.values()) > 12000
+    # Per (condition, set): the set's content tokens and the passes over each pair under uniform sampling.
+    assert set(available) == {"diverse/s1", "single/s1"} and min(v["tokens"] for v in available.values()) > 12000
+    assert all(0 < passes <= study.max_epochs for v in available.values() for passes in v["passes"].values())

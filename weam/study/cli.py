@@ -78,14 +78,33 @@ def status_command(config: ConfigArg, overrides: SetOpt = None) -> None:
 
 @app.command("plan")
 def plan_command(config: ConfigArg, overrides: SetOpt = None) -> None:
-    """Validate the study and list its steps with their resolved stage configs."""
+    """Validate the study; show its language sets, power and cost, then its steps with resolved stage configs."""
     from weam.config import dump_config
+    from weam.study.power import print_design
 
     study, steps = _load(config, overrides)
+    print_design(study, steps, console)
     for step in steps:
         console.rule(step.key)
         if step.config is not None:
             console.print(dump_config(step.config), end="")
+
+
+@app.command("power")
+def power_command(
+    config: ConfigArg,
+    overrides: SetOpt = None,
+    pilot: Annotated[
+        Optional[Path], typer.Option(help="variance_components.json (or its report folder) of a finished pilot "
+                                          "study; default: power.pilot in the config, else its stated sd_* assumptions.")
+    ] = None,
+) -> None:
+    """Minimum detectable effect of the planned sets, seeds and targets, and the runs a target effect needs."""
+    from weam.study.power import power_statement
+
+    study, _ = _load(config, overrides)
+    for line in power_statement(study, pilot):
+        console.print(line)
 
 
 @app.command("report")
@@ -102,7 +121,7 @@ def report_command(config: ConfigArg, overrides: SetOpt = None) -> None:
     ok, reason = probe(uri)  # one bounded request, not MLflow's minutes of retries
     if not ok:
         raise WeamError(f"{reason}; the report reads the runs from it (buffered runs: `weam tracking sync`)")
-    path = write_report(uri, study.name, layout.report_dir(work))
+    path = write_report(uri, study.name, layout.report_dir(work), config=study)
     console.print(f"report: {path}")
 
 
@@ -137,7 +156,7 @@ def print_summary(study) -> None:
         table.add_column(f"{code}{marker}", justify="right")
     table.add_column("avg", justify="right")
     for condition in conditions:
-        files = sorted((work / "eval" / condition).glob("seed*/tatoeba/results.json"))
+        files = sorted((work / "eval" / condition).glob("**/seed*/tatoeba/results.json"))
         if not files:
             continue
         per_lang: dict[str, list[float]] = {}
@@ -148,7 +167,7 @@ def print_summary(study) -> None:
                 per_lang.setdefault(code, []).append(_first_metric(metrics))
         cells = [_mean_std(per_lang.get(code, [])) for code in study.held_out]
         averages = [statistics.mean(v) for v in zip(*(per_lang[c] for c in study.held_out if c in per_lang))]
-        table.add_row(f"{condition} ({len(files)} seeds)", *cells, _mean_std(averages))
+        table.add_row(f"{condition} ({len(files)} runs)", *cells, _mean_std(averages))
     console.print(table)
     console.print("* low-resource (Joshi et al. 2020 class ≤ 2)")
 

@@ -1,5 +1,14 @@
-"""The study config: conditions (sets of language pairs with English), a shared token budget,
-held-out targets, seeds, and the stage configs it composes.
+"""The study config: conditions (populations of language sets paired with English), a shared
+token budget, held-out targets, seeds, the pre-declared primary endpoint, power assumptions, and
+the stage configs it composes.
+
+A condition is either explicit (``languages``: one set; ``sets``: several) or a **rule over a
+pool** (``draw``): "k languages from k different families" (``distinct_families``) or "k
+languages from one family" (``one_family``, cycling through several families so the single-family
+controls are not all Indo-European), with optional constraints on script, resource level and
+excluded languages. :meth:`StudyConfig.language_sets` draws ``n_sets`` sets per condition,
+reproducibly from ``design_seed`` and the condition name, and every (condition, set, seed) is one
+pre-training run.
 
 Stage blocks (``data``, ``align``, ``pretrain``, ``eval``) hold the keys of each stage's own config
 (:class:`~weam.data.config.DemoDataConfig`, :class:`~alignment.config.AlignConfig`,
@@ -8,8 +17,9 @@ it decides itself (languages, pairs, seeds, budgets, output directories). Loadin
 and validates every stage config of the plan at once, so a bad key anywhere fails at load time
 with the key named.
 
-Validation refuses a study where a held-out language is in any condition's pre-training data,
-where a condition's declared families contradict the language registry, or whose roles are not
+Validation refuses a study where a held-out language is in any set's pre-training data (or in a
+pool), where an explicit set's declared families contradict the language registry, where a drawn
+set breaks its rule, where a pool cannot yield ``n_sets`` distinct sets, or whose roles are not
 one treatment and one control. Whether the budget can be matched with the data available is
 checked once the data exist (:func:`weam.study.run.check_budgets`).
 """
@@ -17,16 +27,87 @@ checked once the data exist (:func:`weam.study.run.check_budgets`).
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from weam.config import StrictModel
 from weam.languages import get_language
 from weam.tracking import TrackingConfig
+
+TAG_LANGUAGE_SET = "weam.language_set"
+"""MLflow tag of a pre-training or eval run: the id of its condition's language set (``s1``, …)."""
+TAG_LANGUAGES = "weam.languages"
+"""MLflow tag: the comma-separated languages of a run's set."""
+MAX_DRAW_ATTEMPTS = 2000
+"""Random draws tried per condition before concluding the pool cannot give n_sets distinct sets."""
+
+
+@dataclass(frozen=True)
+class LanguageSet:
+    """One drawn (or listed) set of a condition: what one pre-training run trains on."""
+
+    condition: str
+    role: str
+    set_id: str
+    """``s1``, ``s2``, … in draw order (stable for a given design_seed)."""
+    languages: tuple[str, ...]
+
+    @property
+    def families(self) -> list[str]:
+        return sorted({get_language(code).family for code in self.languages})
+
+
+class SetRule(StrictModel):
+    """How a condition's language sets are drawn from a pool."""
+
+    pool: list[str]
+    """Candidate languages (registry codes); held-out languages and the pivot may not appear."""
+    k: int = Field(ge=1)
+    """Languages per set."""
+    rule: Literal["distinct_families", "one_family"]
+    """``distinct_families``: k languages from k different families; ``one_family``: k languages
+    of one family (set i draws from the i-th family of ``families``, cycling)."""
+    n_sets: int = Field(2, ge=1)
+    """Sets to draw for this condition (each is pre-trained with every seed)."""
+    families: list[str] | None = None
+    """one_family: the families to cycle through (None: every pool family with ≥ k languages, in
+    a seeded order); distinct_families: restrict the pool to these families (None: any)."""
+    scripts: list[str] | None = None
+    """Keep only pool languages written in these ISO 15924 scripts (None: any)."""
+    resource: list[Literal["low", "mid", "high"]] | None = None
+    """Keep only pool languages of these resource levels (Joshi class ≤2 / 3 / ≥4; None: any)."""
+    exclude: list[str] = []
+    """Pool languages never drawn."""
+
+    @field_validator("pool", "exclude")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        codes = [get_language(code).code for code in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"languages repeat: {value}")
+        return codes
+
+    def eligible(self) -> list[str]:
+        """The pool after the script, resource, family and exclusion constraints."""
+        keep = []
+        for code in self.pool:
+            language = get_language(code)
+            if code in self.exclude:
+                continue
+            if self.scripts is not None and language.script not in self.scripts:
+                continue
+            if self.resource is not None and language.resource_level not in self.resource:
+                continue
+            if self.rule == "distinct_families" and self.families is not None and language.family not in self.families:
+                continue
+            keep.append(code)
+        return keep
 
 
 class Condition(StrictModel):
@@ -34,10 +115,14 @@ class Condition(StrictModel):
     """Condition name, used in paths and MLflow tags (letters, digits, '-', '_')."""
     role: Literal["treatment", "control"]
     """treatment: the family-diverse condition; control: the single-family one."""
-    languages: list[str]
-    """Languages paired with the pivot (English) for intermediate pre-training."""
+    languages: list[str] | None = None
+    """One explicit set of languages paired with the pivot (English) for intermediate pre-training."""
+    sets: list[list[str]] | None = None
+    """Several explicit sets (each one pre-training run per seed)."""
+    draw: SetRule | None = None
+    """Draw the sets from a pool by a rule (see SetRule)."""
     families: list[str] | None = None
-    """The families this condition claims to cover; checked against the registry (None: not checked)."""
+    """Explicit sets: the families each set claims to cover; checked against the registry (None: not checked)."""
 
     @field_validator("name")
     @classmethod
@@ -48,13 +133,36 @@ class Condition(StrictModel):
 
     @field_validator("languages")
     @classmethod
-    def _known_languages(cls, value: list[str]) -> list[str]:
-        codes = [get_language(code).code for code in value]
-        if len(set(codes)) != len(codes):
-            raise ValueError(f"languages repeat: {value}")
-        if not codes:
-            raise ValueError("a condition needs at least one language")
+    def _known_languages(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _set_codes(value)
+
+    @field_validator("sets")
+    @classmethod
+    def _known_sets(cls, value: list[list[str]] | None) -> list[list[str]] | None:
+        if value is None:
+            return None
+        codes = [_set_codes(item) for item in value]
+        if len({tuple(sorted(s)) for s in codes}) != len(codes):
+            raise ValueError(f"sets repeat: {value}")
         return codes
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Condition:
+        given = [key for key in ("languages", "sets", "draw") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"condition '{self.name}' needs exactly one of languages, sets or draw (got {given or 'none'})")
+        if self.draw is not None and self.families is not None:
+            raise ValueError(f"condition '{self.name}': 'families' checks explicit sets; a draw states them in draw.families")
+        return self
+
+
+def _set_codes(value: list[str]) -> list[str]:
+    codes = [get_language(code).code for code in value]
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"languages repeat: {value}")
+    if not codes:
+        raise ValueError("a language set needs at least one language")
+    return codes
 
 
 class BaseModelConfig(StrictModel):
@@ -73,6 +181,122 @@ class BaseModelConfig(StrictModel):
     """Base MLM training (preset or converted): freeze the embeddings and the lowest N layers."""
 
 
+
+
+def draw_sets(name: str, rule: SetRule, design_seed: int) -> list[tuple[str, ...]]:
+    """``rule.n_sets`` distinct sets for condition ``name``; the same seed and name give the same sets.
+
+    Seeded by the string ``"{design_seed}:{name}"`` (random.Random hashes strings with SHA-512, so
+    the draw does not depend on PYTHONHASHSEED), so adding a condition does not change another's sets.
+    """
+    rng = random.Random(f"{design_seed}:{name}")
+    by_family: dict[str, list[str]] = {}
+    for code in rule.eligible():
+        by_family.setdefault(get_language(code).family, []).append(code)
+    drawn: list[tuple[str, ...]] = []
+    if rule.rule == "distinct_families":
+        if len(by_family) < rule.k:
+            raise ValueError(
+                f"condition '{name}': the pool has {len(by_family)} families after its constraints "
+                f"({', '.join(sorted(by_family)) or 'none'}), fewer than k={rule.k}"
+            )
+
+        def one_draw(_: int) -> tuple[str, ...]:
+            families = rng.sample(sorted(by_family), rule.k)
+            return tuple(sorted(rng.choice(by_family[family]) for family in families))
+    else:
+        families = list(rule.families) if rule.families else sorted(f for f, c in by_family.items() if len(c) >= rule.k)
+        if not rule.families:
+            rng.shuffle(families)
+        short = [f"{f} ({len(by_family.get(f, []))})" for f in families if len(by_family.get(f, [])) < rule.k]
+        if short or not families:
+            raise ValueError(
+                f"condition '{name}': one_family needs ≥ k={rule.k} eligible pool languages per family; "
+                f"{', '.join(short) if short else 'no family has that many'}"
+            )
+
+        def one_draw(i: int) -> tuple[str, ...]:
+            return tuple(sorted(rng.sample(by_family[families[i % len(families)]], rule.k)))
+
+    attempts = 0
+    while len(drawn) < rule.n_sets:
+        candidate = one_draw(len(drawn))
+        attempts += 1
+        if candidate not in drawn:
+            drawn.append(candidate)
+        elif attempts > MAX_DRAW_ATTEMPTS:
+            raise ValueError(
+                f"condition '{name}': the pool yields only {len(drawn)} distinct sets under rule "
+                f"{rule.rule} with k={rule.k} (asked for n_sets={rule.n_sets}); widen the pool or lower n_sets"
+            )
+    return drawn
+
+
+def check_rule(name: str, rule: SetRule, languages: tuple[str, ...]) -> None:
+    """A drawn set obeys its rule (guards the drawing code itself)."""
+    families = [get_language(code).family for code in languages]
+    if len(languages) != rule.k:
+        raise ValueError(f"condition '{name}': set {languages} has {len(languages)} languages, not k={rule.k}")
+    if rule.rule == "distinct_families" and len(set(families)) != rule.k:
+        raise ValueError(f"condition '{name}': set {languages} repeats a family ({families})")
+    if rule.rule == "one_family" and len(set(families)) != 1:
+        raise ValueError(f"condition '{name}': set {languages} spans families {sorted(set(families))}")
+
+
+class Endpoint(StrictModel):
+    """The one pre-declared comparison the study is about; everything else is secondary."""
+
+    task: str = "tatoeba"
+    """XTREME-R task name as the eval stage logs it."""
+    metric: str = "accuracy"
+    """The task's metric."""
+    group: str = "all held-out"
+    """``all held-out``, ``low-resource`` or ``family: <Glottolog family>`` (held-out languages only)."""
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if value not in ("all held-out", "low-resource") and not value.startswith("family: "):
+            raise ValueError(f"group {value!r}: use 'all held-out', 'low-resource' or 'family: <name>'")
+        return value
+
+
+class AnalysisConfig(StrictModel):
+    """How the report tests: one primary endpoint, Holm-corrected secondaries, small groups described."""
+
+    primary: Endpoint = Endpoint()
+    """The pre-declared primary endpoint (task, metric, group)."""
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """Family-wise error rate: the primary test's level and the Holm procedure's for secondaries."""
+    min_group_languages: int = Field(4, ge=2)
+    """Groups of fewer held-out languages than this are described (means), not tested."""
+    n_bootstrap: int = Field(2000, ge=100)
+    """Hierarchical bootstrap resamples for the intervals."""
+    covariates: list[Literal["genealogical", "typological", "script", "subword"]] = [
+        "genealogical", "typological", "script"]
+    """Relatedness covariates (per training set and target) entered in the mixed model."""
+
+
+class PowerConfig(StrictModel):
+    """Assumptions of ``weam study power`` when no pilot is named: standard deviations on the score's
+    scale (XTREME-R metrics are percentages, so 2.0 is two points of accuracy)."""
+
+    pilot: Path | None = None
+    """variance_components.json of a finished study's report (e.g. runs/demo/report/); overrides the sd_* below."""
+    sd_set: float = Field(2.0, ge=0)
+    """Between-language-set standard deviation within a condition."""
+    sd_run: float = Field(0.5, ge=0)
+    """Between-seed standard deviation within a set."""
+    sd_residual: float = Field(2.0, ge=0)
+    """Residual (target × run) standard deviation."""
+    target_effect: float = Field(2.0, gt=0)
+    """The effect (treatment − control, score scale) the study should be able to detect."""
+    power: float = Field(0.8, gt=0, lt=1)
+    """Wanted probability of detecting target_effect at analysis.alpha."""
+    gpu_hours_per_run: float | None = Field(None, gt=0)
+    """Cost of one pre-training run when no pre-training manifest gives a throughput."""
+
+
 class CorpusFiles(StrictModel):
     src: Path
     """Pivot-side file of a Moses pair (words separated by spaces)."""
@@ -89,18 +313,30 @@ class StudyConfig(StrictModel):
     """The language every pair shares."""
     conditions: list[Condition]
     """Exactly one treatment (family-diverse) and one control (single-family)."""
+    design_seed: int = 0
+    """Seeds the drawing of language sets (conditions with ``draw``)."""
     held_out: list[str]
     """Zero-shot target languages: in no condition's pre-training data."""
+    high_resource: list[str] = []
+    """High-resource languages every model is also evaluated on (not targets): the report's check that
+    nothing collapses there (a run that trains on one counts it as positive control instead)."""
     token_budget: int = Field(gt=0)
-    """Training tokens per condition and seed (both sides of every pair counted); matched ±budget_tolerance."""
+    """Training tokens per run (both sides of every pair counted); matched ±budget_tolerance."""
+    budget_unit: Literal["content", "tokens"] = "content"
+    """What the budget counts and the runs are matched on: ``content``, the subword tokens of both
+    sides without special tokens; ``tokens``, every packed token ([CLS]/[SEP] included)."""
     budget_tolerance: float = Field(0.01, ge=0, lt=1)
-    """Largest allowed relative difference between conditions' trained tokens."""
+    """Largest allowed relative difference between runs' trained tokens; the report flags a breach."""
     max_epochs: float = Field(4.0, gt=0)
-    """A budget needing more passes than this over a condition's data cannot be matched."""
+    """A budget needing more passes than this over a set's data cannot be matched."""
     seeds: list[int] = [0, 1, 2]
-    """Pre-training seeds per condition (the report's confidence intervals need ≥ 3)."""
+    """Pre-training seeds per language set (more sets buy more power than more seeds)."""
     base: BaseModelConfig = BaseModelConfig()
     """The starting encoder."""
+    analysis: AnalysisConfig = AnalysisConfig()
+    """Primary endpoint, error rate, smallest tested group, covariates."""
+    power: PowerConfig = PowerConfig()
+    """Assumptions (or a pilot) for ``weam study power`` and ``weam study plan``."""
     corpora: dict[str, CorpusFiles] = {}
     """Real corpora by pair name (``en-de``); pairs not listed come from the demo data builder."""
     xtreme_data_dir: Path | None = None
@@ -111,12 +347,15 @@ class StudyConfig(StrictModel):
     align: dict[str, Any] = {}
     """Keys of alignment.config.AlignConfig."""
     pretrain: dict[str, Any] = {}
-    """Keys of training.config.PretrainConfig (model, tokenizer, data.pairs, data.token_budget, seed, out_dir,
-    logging.tracking and, for the base model, objective.name are set by the study)."""
+    """Keys of training.config.PretrainConfig (model, tokenizer, data.pairs, data.token_budget,
+    data.budget_unit, seed, out_dir, logging.tracking and, for the base model, objective.name are set
+    by the study; ``data.sampling`` defaults to ``uniform`` so a set's realised mix is the declared one)."""
     eval: dict[str, Any] = {}
     """Keys of eval.config.EvalConfig (langs, data_dir, seeds, out_dir set by the study)."""
     tracking: TrackingConfig = TrackingConfig()
     """MLflow; the experiment is the study name."""
+
+    _sets: list[LanguageSet] = PrivateAttr(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -137,7 +376,7 @@ class StudyConfig(StrictModel):
             raise ValueError(f"{info.field_name} repeat: {repeated}")
         return value
 
-    @field_validator("held_out", "pivot", mode="before")
+    @field_validator("held_out", "high_resource", "pivot", mode="before")
     @classmethod
     def _normalise_codes(cls, value):
         if isinstance(value, str):
@@ -152,57 +391,101 @@ class StudyConfig(StrictModel):
         names = [condition.name for condition in self.conditions]
         if len(set(names)) != len(names):
             raise ValueError(f"condition names repeat: {names}")
-        for condition in self.conditions:
-            leaked = sorted(set(condition.languages) & set(self.held_out))
-            if leaked:
-                raise ValueError(
-                    f"held-out language {', '.join(leaked)} is in the pre-training data of condition "
-                    f"'{condition.name}'; a zero-shot target must be in no condition"
-                )
-            if self.pivot in condition.languages:
-                raise ValueError(f"condition '{condition.name}' lists the pivot language '{self.pivot}'")
-            if condition.families is not None:
-                actual = sorted({get_language(code).family for code in condition.languages})
-                if sorted(set(condition.families)) != actual:
-                    wrong = {
-                        code: get_language(code).family
-                        for code in condition.languages
-                        if get_language(code).family not in condition.families
-                    }
-                    detail = ", ".join(f"{code} is {family}" for code, family in wrong.items()) or (
-                        f"declared families {sorted(set(condition.families) - set(actual))} have no language"
-                    )
-                    raise ValueError(
-                        f"condition '{condition.name}' declares families {condition.families}, "
-                        f"but the registry says {actual} ({detail})"
-                    )
         if self.pivot in self.held_out:
             raise ValueError(f"the pivot '{self.pivot}' cannot be held out")
-        families = {c.role: {get_language(code).family for code in c.languages} for c in self.conditions}
-        if len(families["control"]) >= len(families["treatment"]):
+        overlap = sorted(set(self.high_resource) & set(self.held_out))
+        if overlap:
+            raise ValueError(f"high_resource languages {overlap} are held-out targets")
+        for condition in self.conditions:
+            if condition.draw is not None:
+                self._check_languages(condition.name, condition.draw.pool, "pool")
+        self._sets = [s for condition in self.conditions for s in self._expand(condition)]
+        for item in self._sets:
+            self._check_languages(item.condition, list(item.languages), f"set {item.set_id}")
+        # Every treatment set must span more families than every control set.
+        families = {role: [len(s.families) for s in self._sets if s.role == role] for role in ("treatment", "control")}
+        if max(families["control"]) >= min(families["treatment"]):
+            control = max((s for s in self._sets if s.role == "control"), key=lambda s: len(s.families))
+            treatment = min((s for s in self._sets if s.role == "treatment"), key=lambda s: len(s.families))
             raise ValueError(
-                f"the control spans {len(families['control'])} families ({', '.join(sorted(families['control']))}), "
-                f"the treatment {len(families['treatment'])} ({', '.join(sorted(families['treatment']))}): "
-                "the study compares a family-diverse treatment with a less diverse control"
+                f"the control spans {len(control.families)} families ({', '.join(control.families)}; set "
+                f"{control.set_id}), the treatment {len(treatment.families)} ({', '.join(treatment.families)}; set "
+                f"{treatment.set_id}): the study compares a family-diverse treatment with a less diverse control"
             )
         return self
+
+    def _expand(self, condition: Condition) -> list[LanguageSet]:
+        if condition.draw is not None:
+            drawn = draw_sets(condition.name, condition.draw, self.design_seed)
+            for languages in drawn:
+                check_rule(condition.name, condition.draw, languages)
+        else:
+            drawn = [tuple(s) for s in (condition.sets or [condition.languages])]
+            for languages in drawn:
+                _check_families(condition, languages)
+        return [LanguageSet(condition.name, condition.role, f"s{i + 1}", tuple(languages))
+                for i, languages in enumerate(drawn)]
+
+    def _check_languages(self, name: str, languages: list[str], what: str) -> None:
+        leaked = sorted(set(languages) & set(self.held_out))
+        if leaked:
+            raise ValueError(
+                f"held-out language {', '.join(leaked)} is in the pre-training data of condition "
+                f"'{name}' ({what}); a zero-shot target must be in no condition"
+            )
+        if self.pivot in languages:
+            raise ValueError(f"condition '{name}' lists the pivot language '{self.pivot}' ({what})")
+
+    def language_sets(self, condition: str | None = None) -> list[LanguageSet]:
+        """Every (condition, set) of the design in order; each is pre-trained once per seed."""
+        return [s for s in self._sets if condition is None or s.condition == condition]
+
+    def runs(self) -> list[tuple[LanguageSet, int]]:
+        """Every pre-training run: (language set, seed)."""
+        return [(item, seed) for item in self._sets for seed in self.seeds]
 
     def condition(self, role: str) -> Condition:
         return next(c for c in self.conditions if c.role == role)
 
+    def condition_languages(self) -> list[str]:
+        """Every language some set pre-trains on, in first-seen order."""
+        return list(dict.fromkeys(code for item in self._sets for code in item.languages))
+
     def all_languages(self) -> list[str]:
-        """Every non-pivot language the study touches: conditions' and held-out ones."""
-        seen: dict[str, None] = {}
-        for condition in self.conditions:
-            seen.update(dict.fromkeys(condition.languages))
-        seen.update(dict.fromkeys(self.held_out))
-        return list(seen)
+        """Every non-pivot language the study touches: conditions', held-out and high-resource-check ones."""
+        return list(dict.fromkeys([*self.condition_languages(), *self.held_out,
+                                   *(c for c in self.high_resource if c != self.pivot)]))
 
 
-def diversity(languages: list[str]) -> dict[str, float]:
-    """How diverse a condition is: families, genera, and the Shannon entropy of families (bits)."""
-    families = Counter(get_language(code).family for code in languages)
+def _check_families(condition: Condition, languages: tuple[str, ...]) -> None:
+    if condition.families is None:
+        return
+    actual = sorted({get_language(code).family for code in languages})
+    if sorted(set(condition.families)) != actual:
+        wrong = {code: get_language(code).family for code in languages
+                 if get_language(code).family not in condition.families}
+        detail = ", ".join(f"{code} is {family}" for code, family in wrong.items()) or (
+            f"declared families {sorted(set(condition.families) - set(actual))} have no language"
+        )
+        raise ValueError(
+            f"condition '{condition.name}' declares families {condition.families}, "
+            f"but the registry says {actual} ({detail})"
+        )
+
+
+def diversity(languages: list[str], tokens: dict[str, float] | None = None) -> dict[str, float]:
+    """How diverse a set is: families, genera, and the Shannon entropy of families (bits).
+
+    With ``tokens`` (language → tokens trained), the entropy is over the *realised* family shares
+    (what the run saw), not the listed languages; ``max_family_share`` is the largest such share.
+    """
+    weights = {code: float(tokens.get(code, 0.0)) for code in languages} if tokens else dict.fromkeys(languages, 1.0)
+    families: Counter[str] = Counter()
+    for code, weight in weights.items():
+        families[get_language(code).family] += weight
     genera = {get_language(code).genus for code in languages}
     total = sum(families.values())
-    entropy = -sum((n / total) * math.log2(n / total) for n in families.values())
-    return {"n_families": len(families), "n_genera": len(genera), "family_entropy_bits": round(entropy, 4)}
+    shares = [n / total for n in families.values() if n > 0] if total > 0 else []
+    entropy = -sum(p * math.log2(p) for p in shares)
+    return {"n_families": len([n for n in families.values() if n > 0]), "n_genera": len(genera),
+            "family_entropy_bits": round(entropy + 0.0, 4), "max_family_share": round(max(shares, default=0.0), 4)}

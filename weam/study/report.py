@@ -1,19 +1,29 @@
-"""The study report: scores per condition, language and family; treatment − control with paired
-bootstrap CIs; training cost; how to look at the same runs in the MLflow UI.
+"""The study report: the pre-declared primary endpoint from a mixed-effects model with a
+hierarchical-bootstrap interval, Holm-corrected secondary comparisons, relatedness covariates,
+controls (base model, positive control, high-resource check), budgets and realised language
+mixes, and the power statement; how to look at the same runs in the MLflow UI.
 
-Input: the study's MLflow experiment, in the structure :mod:`weam.study.run` writes (one parent
-run per condition tagged ``weam.stage=condition`` and ``weam.role``; per seed a ``pretrain`` run
-with ``train/*`` cost metrics; per seed and task an ``eval`` run with ``<task>/<metric>/<lang>``
-scores). Output: ``<out_dir>/report.md`` and PNG plots beside it, also logged as artifacts of a
-``weam.stage=report`` run in the same experiment.
+Data source: the study's MLflow experiment, in the structure :mod:`weam.study.run` writes (one
+parent run per condition tagged ``weam.stage=condition`` and ``weam.role``; per language set and
+seed a ``pretrain`` run with ``train/*`` cost metrics; per run and task an ``eval`` run with
+``<task>/<metric>/<lang>`` scores, tagged ``weam.language_set`` and ``weam.languages``). The
+reader turns it into the tidy score table of :mod:`weam.study.stats` (columns documented there)
+plus ``languages`` (the run's set, comma-separated) and ``kind``:
 
-Aggregates are recomputed from the per-language scores (so every table and every confidence
-interval rests on the same numbers): a condition's score for a group of languages is, per seed,
-the mean over those languages; tables show mean ± sample std (ddof=1) over seeds.
+* ``held-out``: a zero-shot target (every test is on these);
+* ``own``: a language of the run's own set, on its held-out split (the positive control);
+* ``other``: a language some other set trains on (shown, not used).
+
+Everything after :func:`tidy_scores` is a function of that DataFrame (and the cost table), so a
+different reader (results.json files, pre-training manifests) can feed the same analysis via
+:func:`analyse` and :func:`render_report`. Output: ``<out_dir>/report.md``, ``endpoints.csv``,
+``covariates.csv``, ``variance_components.json`` (read by ``weam study power``) and PNG plots,
+also logged as artifacts of a ``weam.stage=report`` run.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +35,8 @@ from weam.errors import WeamError
 from weam.languages import get_language
 from weam.manifest import atomic_write_text
 from weam.study import plots
-from weam.study.stats import compare, pair_by_rank
+from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, AnalysisConfig, diversity
+from weam.study.stats import Estimate, describe, hierarchical_bootstrap, holm, mixed_model, statement
 from weam.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
 
 TAG_ROLE = "weam.role"
@@ -35,8 +46,7 @@ TAG_EVAL_SEED = "weam.eval_seed"
 """Fine-tuning seed of an eval run (weam.seed is the pre-training seed)."""
 AGGREGATES = {"avg", "low_resource"}
 IGNORED_STATUSES = {"FAILED", "KILLED"}
-MIN_BOOTSTRAP_UNITS = 6
-"""Below this many paired units a bootstrap interval is little more than the range of the data."""
+BASE_CONDITION = "base"
 
 
 @dataclass
@@ -47,10 +57,28 @@ class StudyRuns:
     conditions: pd.DataFrame
     """One row per condition: condition, role, families, n_families, run_id."""
     scores: pd.DataFrame
-    """One row per score: condition, seed, task, metric, lang, value, run_id."""
+    """One row per score: condition, language_set, seed, languages, task, metric, lang, value, run_id."""
     costs: pd.DataFrame
-    """One row per pretrain run: condition, seed, run_id, and every ``train/*`` metric."""
+    """One row per pretrain run: condition, language_set, seed, run_id, and every ``train/*`` metric."""
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Design:
+    """What the analysis needs from the study config (defaults when the report runs without one)."""
+
+    held_out: list[str]
+    pivot: str = "en"
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    token_budget: int | None = None
+    budget_tolerance: float = 0.01
+    covariates: pd.DataFrame | None = None
+    """weam.study.covariates.covariate_table rows (condition, language_set, target, …)."""
+
+    @classmethod
+    def from_study(cls, study, covariates: pd.DataFrame | None = None) -> Design:
+        return cls(list(study.held_out), study.pivot, study.analysis, study.token_budget, study.budget_tolerance,
+                   covariates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,13 +142,13 @@ def _read_scores(client, eid: str, study: str, task: str | None, conditions: pd.
     tags = {TAG_STAGE: "eval", **({TAG_TASK: task} if task else {})}
     runs = _newest(
         _search(client, eid, study, **tags),
-        lambda r: tuple(r.data.tags.get(t) for t in (TAG_CONDITION, TAG_SEED, TAG_TASK, TAG_EVAL_SEED)),
+        lambda r: tuple(r.data.tags.get(t) for t in (TAG_CONDITION, TAG_LANGUAGE_SET, TAG_SEED, TAG_TASK, TAG_EVAL_SEED)),
     )
     if not runs:
         what = f"for task {task}" if task else "(tag weam.stage=eval)"
         raise WeamError(f"study '{study}' has no eval runs {what}")
     rows, ignored = [], set()
-    for (condition, seed, run_task, eval_seed), run in runs.items():
+    for (condition, language_set, seed, run_task, eval_seed), run in runs.items():
         if condition is None or seed is None or run_task is None:
             raise WeamError(f"eval run {run.info.run_id} lacks a {TAG_CONDITION}, {TAG_SEED} or {TAG_TASK} tag")
         for name, value in run.data.metrics.items():
@@ -132,18 +160,22 @@ def _read_scores(client, eid: str, study: str, task: str | None, conditions: pd.
             except WeamError:
                 ignored.add(name)
                 continue
-            rows.append({"condition": condition, "seed": seed, "eval_seed": eval_seed or "", "task": run_task,
-                         "metric": parts[1], "lang": lang, "value": value, "run_id": run.info.run_id})
+            # Runs logged before language sets existed (one set per condition) read as set s1.
+            rows.append({"condition": condition, "language_set": language_set or "s1", "seed": seed,
+                         "languages": run.data.tags.get(TAG_LANGUAGES, ""), "eval_seed": eval_seed or "",
+                         "task": run_task, "metric": parts[1], "lang": lang, "value": value,
+                         "run_id": run.info.run_id})
     if ignored:
         notes.append(f"metrics not read (no registry language): {', '.join(sorted(ignored))}")
-    raw = pd.DataFrame(rows, columns=["condition", "seed", "eval_seed", "task", "metric", "lang", "value", "run_id"])
+    raw = pd.DataFrame(rows, columns=["condition", "language_set", "seed", "languages", "eval_seed", "task", "metric",
+                                      "lang", "value", "run_id"])
     _check_complete(raw, conditions, task)
     return _merge_eval_seeds(_drop_duplicate_score(raw, notes), notes)
 
 
 def _merge_eval_seeds(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """One score per pre-training seed: the mean over fine-tuning seeds (tag weam.eval_seed)."""
-    keys = ["condition", "seed", "task", "metric", "lang"]
+    keys = ["condition", "language_set", "seed", "languages", "task", "metric", "lang"]
     counts = raw.groupby(keys)["eval_seed"].nunique()
     if (counts > 1).any():
         span = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
@@ -156,7 +188,8 @@ def _drop_duplicate_score(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     them cell for cell (Tatoeba: score = accuracy) it would only duplicate a section."""
     keep = []
     for task, part in raw.groupby("task"):
-        wide = part.pivot_table(index=["condition", "seed", "eval_seed", "lang"], columns="metric", values="value")
+        wide = part.pivot_table(index=["condition", "language_set", "seed", "eval_seed", "lang"], columns="metric",
+                                values="value")
         twin = next((m for m in wide.columns if m != "score" and "score" in wide and wide[m].equals(wide["score"])), None)
         if twin is not None:
             notes.append(f"{task}/score repeats {task}/{twin} and is not shown separately")
@@ -166,21 +199,24 @@ def _drop_duplicate_score(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 
 
 def _check_complete(scores: pd.DataFrame, conditions: pd.DataFrame, task: str | None) -> None:
-    """Every compared condition has eval runs for every task, and every run scores every language."""
+    """Every compared condition has eval runs for every task, and every run scores every language
+    that no run trains on (targets and checks; a set's own languages are scored by its own runs)."""
     compared = conditions.loc[conditions["role"].isin(["treatment", "control"]), "condition"]
     tasks = [task] if task else sorted(scores["task"].unique())
     for name in compared:
         for t in tasks:
             if scores[(scores["condition"] == name) & (scores["task"] == t)].empty:
                 raise WeamError(f"condition {name} has no eval runs for task {t}")
+    trained = {code for value in scores["languages"].fillna("") for code in value.split(",") if code}
     for (t, metric), group in scores.groupby(["task", "metric"]):
-        langs = set(group["lang"])
-        for (condition, seed, eval_seed), cell in group.groupby(["condition", "seed", "eval_seed"]):
+        langs = set(group["lang"]) - trained
+        for (condition, language_set, seed, eval_seed), cell in group.groupby(
+                ["condition", "language_set", "seed", "eval_seed"]):
             missing = sorted(langs - set(cell["lang"]))
             if missing:
                 fine_tuning = f" (fine-tuning seed {eval_seed})" if eval_seed else ""
                 raise WeamError(
-                    f"condition {condition} seed {seed}{fine_tuning}: eval run {cell['run_id'].iloc[0]} has no "
+                    f"condition {condition} set {language_set} seed {seed}{fine_tuning}: eval run {cell['run_id'].iloc[0]} has no "
                     f"{t}/{metric} score for {', '.join(missing)} (other runs have them)"
                 )
 
@@ -188,109 +224,265 @@ def _check_complete(scores: pd.DataFrame, conditions: pd.DataFrame, task: str | 
 def _read_costs(client, eid: str, study: str) -> pd.DataFrame:
     runs = _newest(
         _search(client, eid, study, **{TAG_STAGE: "pretrain"}),
-        lambda r: (r.data.tags.get(TAG_CONDITION), r.data.tags.get(TAG_SEED)),
+        lambda r: (r.data.tags.get(TAG_CONDITION), r.data.tags.get(TAG_LANGUAGE_SET) or "s1", r.data.tags.get(TAG_SEED)),
     )
     rows = [
-        {"condition": condition, "seed": seed, "run_id": run.info.run_id,
+        {"condition": condition, "language_set": language_set, "seed": seed, "run_id": run.info.run_id,
          **{k: v for k, v in run.data.metrics.items() if k.startswith("train/") and k != "train/loss"}}
-        for (condition, seed), run in runs.items()
+        for (condition, language_set, seed), run in runs.items()
     ]
-    return pd.DataFrame(rows, columns=None if rows else ["condition", "seed", "run_id"])
+    return pd.DataFrame(rows, columns=None if rows else ["condition", "language_set", "seed", "run_id"])
 
 
 # ---------------------------------------------------------------------------------------------
-# Tables
+# The tidy table
 
 
-def seed_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per condition, seed, task, metric: the mean over languages of each group (avg, low_resource,
-    family/<F>), one column per group."""
-    frame = scores.copy()
-    frame["family"] = frame["lang"].map(lambda code: get_language(code).family)
-    frame["low"] = frame["lang"].map(lambda code: get_language(code).low_resource)
-    keys = ["task", "metric", "condition", "seed"]
-    table = frame.groupby(keys)["value"].mean().rename("avg").to_frame()
-    low = frame[frame["low"]].groupby(keys)["value"].mean().rename("low_resource")
-    table = table.join(low)
-    for family, part in frame.groupby("family"):
-        table = table.join(part.groupby(keys)["value"].mean().rename(f"family/{family}"))
-    return table.reset_index()
+def tidy_scores(runs: StudyRuns, held_out: list[str] | None = None) -> pd.DataFrame:
+    """The reader's scores as the tidy table of weam.study.stats, plus ``languages`` and ``kind``.
+
+    ``held_out``: the zero-shot targets (None: every scored language that no run trains on).
+    """
+    roles = dict(zip(runs.conditions["condition"], runs.conditions["role"]))
+    s = runs.scores
+    frame = pd.DataFrame({
+        "condition": s["condition"],
+        "role": s["condition"].map(lambda c: roles.get(c, "baseline" if c == BASE_CONDITION else "unknown")),
+        "language_set": s["language_set"],
+        "run": s["condition"] + "/" + s["language_set"] + "/seed" + s["seed"].astype(str),
+        "seed": s["seed"], "target": s["lang"], "task": s["task"], "metric": s["metric"], "score": s["value"],
+        "languages": s["languages"].fillna(""), "run_id": s["run_id"],
+    })
+    trained = {code for value in frame["languages"] for code in value.split(",") if code}
+    targets = set(held_out) if held_out is not None else set(frame["target"]) - trained
+    own = [target in languages.split(",") for target, languages in zip(frame["target"], frame["languages"])]
+    frame["kind"] = ["held-out" if t in targets else "own" if o else "other" for t, o in zip(frame["target"], own)]
+    return frame
 
 
-def summarize_over_seeds(frame: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
-    """Mean, sample std and seed count of ``columns`` for each ``keys`` group."""
-    grouped = frame.groupby(keys)[columns]
-    out = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).add_suffix(" std"))
-    out["seeds"] = frame.groupby(keys)["seed"].nunique()
-    return out.reset_index()
+def with_covariates(frame: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.DataFrame:
+    """The tidy rows joined with the per-(set, target) covariates (left join; missing stay NaN)."""
+    if covariates is None or covariates.empty:
+        return frame
+    columns = [c for c in covariates.columns if c not in ("role", "languages")]
+    return frame.merge(covariates[columns], on=["condition", "language_set", "target"], how="left")
 
 
-def paired_units(scores: pd.DataFrame, treatment: str, control: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Treatment and control scores side by side, matched on language and seed rank."""
-    t = scores[scores["condition"] == treatment]
-    c = scores[scores["condition"] == control]
-    pairs = pair_by_rank(sorted(t["seed"].unique()), sorted(c["seed"].unique()))
-    rank = {("t", ts): i for i, (ts, _) in enumerate(pairs)} | {("c", cs): i for i, (_, cs) in enumerate(pairs)}
-    t = t.assign(rank=t["seed"].map(lambda s: rank.get(("t", s)))).dropna(subset=["rank"])
-    c = c.assign(rank=c["seed"].map(lambda s: rank.get(("c", s)))).dropna(subset=["rank"])
-    merged = t.merge(c, on=["task", "metric", "lang", "rank"], suffixes=("_t", "_c"))
-    merged["low"] = merged["lang"].map(lambda code: get_language(code).low_resource)
-    merged["family"] = merged["lang"].map(lambda code: get_language(code).family)
-    return merged, pairs
+# ---------------------------------------------------------------------------------------------
+# Endpoints: primary, Holm-corrected secondaries, described groups
 
 
-def difference_table(units: pd.DataFrame, n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Treatment − control per task, metric and language group, with bootstrap CI and p-value."""
+def target_groups(targets: list[str], min_languages: int) -> tuple[list[tuple[str, list[str], bool]], list[str]]:
+    """(group, targets, tested) for all held-out, low-resource and each family; plus notes."""
+    notes = []
+    groups = [("all held-out", sorted(targets))]
+    low = sorted(t for t in targets if get_language(t).low_resource)
+    if low and set(low) != set(targets):
+        groups.append(("low-resource", low))
+    elif low:
+        notes.append("every held-out language is low-resource: the low-resource group repeats 'all held-out' "
+                     "and is not a separate comparison")
+    families: dict[str, list[str]] = {}
+    for code in targets:
+        families.setdefault(get_language(code).family, []).append(code)
+    groups += [(f"family: {family}", sorted(codes)) for family, codes in sorted(families.items())
+               if len(families) > 1]
+    return [(name, codes, len(codes) >= min_languages) for name, codes in groups], notes
+
+
+@dataclass
+class Analysis:
+    endpoints: pd.DataFrame
+    """One row per (task, metric, group): role primary/secondary/described, estimate, intervals, p, Holm p."""
+    primary: tuple[Estimate, Estimate] | None
+    """(mixed model, hierarchical bootstrap) of the primary endpoint."""
+    sensitivity: Estimate | None
+    """The primary endpoint's mixed model without covariates."""
+    covariates_used: list[str]
+    covariate_fit: pd.DataFrame
+    controls: dict[str, pd.DataFrame]
+    budgets: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int = 0) -> Analysis:
+    """Every number of the report, from the tidy table (and the cost table)."""
+    from weam.study.stats import covariate_effects
+
+    config = design.analysis
+    frame = with_covariates(tidy, design.covariates)
+    held = frame[(frame["kind"] == "held-out") & frame["role"].isin(["treatment", "control"])]
+    covariates = [c for c in config.covariates if c in held.columns and held[c].notna().all()]
+    notes = [f"covariate {c} is unavailable (not measured for every set and target) and left out"
+             for c in config.covariates if c not in covariates]
+    rows, fits = [], {}
+    primary_key = (config.primary.task, config.primary.metric, config.primary.group)
+    for (task, metric), part in held.groupby(["task", "metric"]):
+        groups, group_notes = target_groups(sorted(part["target"].unique()), config.min_group_languages)
+        notes += [f"{task}/{metric}: {n}" for n in group_notes]
+        for name, codes, tested in groups:
+            sub = part[part["target"].isin(codes)]
+            is_primary = (task, metric, name) == primary_key
+            means = describe(sub).set_index("role")["mean"]
+            row = {"task": task, "metric": metric, "group": name, "targets": len(codes),
+                   "role": "primary" if is_primary else "secondary" if tested else "described",
+                   "treatment mean": means.get("treatment", math.nan), "control mean": means.get("control", math.nan),
+                   "estimate": means.get("treatment", math.nan) - means.get("control", math.nan),
+                   "low": math.nan, "high": math.nan, "mm low": math.nan, "mm high": math.nan,
+                   "p": math.nan, "df": math.nan}
+            if is_primary or tested:
+                mm = mixed_model(sub, covariates)
+                bs = hierarchical_bootstrap(sub, config.n_bootstrap, seed=seed)
+                if not mm.testable:
+                    # Too few sets to estimate the between-set spread: a bootstrap over them would be
+                    # an interval without that spread, so none is shown.
+                    bs = Estimate(bs.method, bs.estimate, math.nan, math.nan, notes=("too few language sets",))
+                fits[(task, metric, name)] = (mm, bs)
+                row.update({"estimate": mm.estimate, "low": bs.low, "high": bs.high, "mm low": mm.low,
+                            "mm high": mm.high, "p": mm.p_value if mm.testable else math.nan,
+                            "df": mm.df if mm.df is not None else math.nan})
+                if is_primary and not tested:
+                    notes.append(f"the primary endpoint's group has {len(codes)} languages, fewer than "
+                                 f"min_group_languages={config.min_group_languages}; it is tested because it was declared")
+            rows.append(row)
+    endpoints = pd.DataFrame(rows)
+    if endpoints.empty:
+        raise WeamError("no held-out scores of a treatment and a control condition to analyse")
+    _decide(endpoints, config.alpha)
+    primary = fits.get(primary_key)
+    if primary is None:
+        notes.append(f"the primary endpoint {'/'.join(primary_key)} is not in the scores; nothing is primary")
+    sensitivity = None
+    if primary is not None and covariates:
+        part = held[(held["task"] == primary_key[0]) & (held["metric"] == primary_key[1])]
+        codes = next(c for n, c, _ in target_groups(sorted(part["target"].unique()), 2)[0] if n == primary_key[2])
+        sensitivity = mixed_model(part[part["target"].isin(codes)], ())
+    fit = covariate_effects(held[(held["task"] == primary_key[0]) & (held["metric"] == primary_key[1])], covariates) \
+        if primary is not None else pd.DataFrame()
+    return Analysis(endpoints, primary, sensitivity, covariates, fit, control_tables(frame, design),
+                    budget_table(costs, design), notes)
+
+
+def _decide(endpoints: pd.DataFrame, alpha: float) -> None:
+    """Primary: its own test at alpha. Secondary: Holm over all secondaries. Described: no test."""
+    secondary = endpoints["role"] == "secondary"
+    rejected, adjusted = holm(endpoints.loc[secondary, "p"].to_numpy(), alpha)
+    endpoints["p (Holm)"] = math.nan
+    endpoints.loc[secondary, "p (Holm)"] = adjusted
+    decisions = []
+    for row in endpoints.itertuples():
+        direction = "treatment better" if row.estimate > 0 else "treatment worse"
+        if row.role == "described":
+            decisions.append(f"described, not tested ({row.targets} language{'s' if row.targets != 1 else ''})")
+        elif math.isnan(row.p):
+            decisions.append(f"{row.role}: not testable with this many language sets")
+        elif row.role == "primary":
+            decisions.append(f"primary: {direction}, p = {row.p:.3g} < {alpha:g}" if row.p < alpha
+                             else f"primary: no difference detected (p = {row.p:.3g})")
+        else:
+            holm_p = endpoints.loc[row.Index, "p (Holm)"]
+            decisions.append(f"secondary: {direction} (Holm p = {holm_p:.3g})" if holm_p < alpha
+                             else f"secondary: no difference detected (Holm p = {holm_p:.3g})")
+    endpoints["decision"] = decisions
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls and budgets
+
+
+def _run_means(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.groupby(["task", "metric", "condition", "role", "target"], as_index=False)["score"].mean()
+
+
+def control_tables(frame: pd.DataFrame, design: Design) -> dict[str, pd.DataFrame]:
+    """Base-model row, positive control (own languages), high-resource check."""
+    tables: dict[str, pd.DataFrame] = {}
+    base = frame[frame["role"] == "baseline"].groupby(["task", "metric", "target"])["score"].mean().rename("base")
+    held = frame[frame["kind"] == "held-out"]
+    per_condition = held.groupby(["task", "metric", "condition", "role"], as_index=False)["score"].mean()
+    if not base.empty:
+        gains = held[held["role"] != "baseline"].join(base, on=["task", "metric", "target"])
+        gains = gains.assign(gain=gains["score"] - gains["base"]).groupby(
+            ["task", "metric", "condition"], as_index=False)["gain"].mean()
+        per_condition = per_condition.merge(gains, on=["task", "metric", "condition"], how="left")
+    tables["base"] = per_condition.rename(columns={"score": "held-out mean"})
+    own = frame[(frame["kind"] == "own") & frame["role"].isin(["treatment", "control"])]
+    if not own.empty:
+        if not base.empty:
+            reference = own.join(base, on=["task", "metric", "target"])["base"]
+            source = "the base model on the same languages"
+        else:
+            # No base model: the same language scored by runs that did not train on it.
+            others = frame[frame["kind"] == "other"].groupby(["task", "metric", "target"])["score"].mean()
+            reference = own.join(others.rename("base"), on=["task", "metric", "target"])["base"]
+            source = "runs that did not train on the language"
+        own = own.assign(reference=reference, gain=own["score"] - reference)
+        table = own.groupby(["task", "metric", "condition", "role"], as_index=False).agg(
+            cells=("score", "size"), own_mean=("score", "mean"), reference=("reference", "mean"), gain=("gain", "mean"))
+        tables["positive"] = table.assign(compared_with=source)
+    # Languages a run did not train on (its own ones are the positive control): no collapse there.
+    high = frame[(frame["kind"] != "own")
+                 & frame["target"].map(lambda t: t == design.pivot or get_language(t).resource_level == "high")]
+    if not high.empty:
+        table = _run_means(high).pivot_table(index=["task", "metric", "target"], columns="condition", values="score")
+        tables["high"] = table.reset_index()
+    return tables
+
+
+def budget_table(costs: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Per pre-training run: the budgeted tokens (content tokens, no specials, where logged), all
+    packed tokens, pairs, tokens per pair, alignment links, passes over each pair's data, realised
+    family shares, and every other logged ``train/*`` total."""
+    if costs.empty:
+        return pd.DataFrame()
     rows = []
-    for (task, metric), part in units.groupby(["task", "metric"]):
-        groups: list[tuple[str, pd.DataFrame]] = [("all held-out", part), ("low-resource", part[part["low"]])]
-        groups += [(f"family: {family}", sub) for family, sub in part.groupby("family")]
-        for name, sub in groups:
-            rows.append({"task": task, "metric": metric, "group": name, "unit": "seed × language",
-                         **_compare_row(sub["value_t"], sub["value_c"], n_resamples, seed)})
-        per_seed = part.groupby("rank")[["value_t", "value_c"]].mean()
-        rows.append({"task": task, "metric": metric, "group": "all held-out", "unit": "seed (mean over languages)",
-                     **_compare_row(per_seed["value_t"], per_seed["value_c"], n_resamples, seed)})
+    for row in costs.to_dict("records"):
+        def per_pair(key: str) -> dict[str, float]:
+            prefix = f"train/{key}/"
+            return {k[len(prefix):]: v for k, v in row.items()
+                    if k.startswith(prefix) and isinstance(v, float) and not math.isnan(v)}
+
+        content = per_pair("content_tokens")
+        tokens = content or per_pair("tokens")
+        languages = {pair.split("-", 1)[1]: v for pair, v in tokens.items() if "-" in pair}
+        try:
+            mix = diversity(list(languages), languages) if languages else {}
+        except WeamError:
+            mix = {}
+        passes, links = per_pair("passes"), per_pair("links")
+        budgeted = row.get("train/content_tokens", math.nan) if content else row.get("train/tokens", math.nan)
+        base = row["condition"] == BASE_CONDITION
+        out = {"condition": row["condition"], "set": "—" if base else row.get("language_set", ""), "seed": row["seed"],
+               "tokens": budgeted, "all packed tokens": row.get("train/tokens", math.nan), "pairs": len(tokens),
+               "min tokens/pair": min(tokens.values(), default=math.nan),
+               "max tokens/pair": max(tokens.values(), default=math.nan),
+               "links": sum(links.values()) if links else math.nan,
+               "max passes/pair": max(passes.values(), default=math.nan),
+               "realised family entropy (bits)": mix.get("family_entropy_bits", math.nan),
+               "max family share": mix.get("max_family_share", math.nan)}
+        for key, value in row.items():
+            name = key.removeprefix("train/")
+            if key.startswith("train/") and "/" not in name and name not in ("tokens", "content_tokens"):
+                out[name] = value
+        rows.append(out)
     return pd.DataFrame(rows)
 
 
-def _compare_row(t: pd.Series, c: pd.Series, n_resamples: int, seed: int) -> dict[str, Any]:
-    if t.empty:
-        return {"n": 0, "diff": math.nan, "low": math.nan, "high": math.nan, "p": math.nan,
-                "significant": False, "statement": "no languages in this group"}
-    result = compare(t.to_numpy(), c.to_numpy(), n_resamples=n_resamples, seed=seed)
-    statement, significant = result.statement(), result.significant
-    if result.n_units < MIN_BOOTSTRAP_UNITS:
-        statement = (f"{result.mean_diff:+.4f}; only {result.n_units} units, too few for a bootstrap CI "
-                     "to decide: read the permutation p")
-        significant = False
-    return {"n": result.n_units, "diff": result.mean_diff, "low": result.low, "high": result.high,
-            "p": math.nan if result.p_value is None else result.p_value,
-            "significant": significant, "statement": statement}
-
-
-def _cost_order(column: str) -> tuple[int, str]:
-    """Tokens first, then tokens per pair, then time and hours."""
-    rank = 0 if column == "train/tokens" else 1 if column.startswith("train/tokens/") else 2
-    return rank, column
-
-
-def cost_table(costs: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
-    """Per condition: seeds, mean tokens (total and per pair) per seed, and summed hours."""
-    rows = []
-    for name in conditions["condition"]:
-        part = costs[costs["condition"] == name] if not costs.empty else costs
-        row: dict[str, Any] = {"condition": name, "pretrain runs": len(part)}
-        for column in sorted((c for c in part.columns if c.startswith("train/")), key=_cost_order):
-            values = part[column].dropna()
-            if column.endswith("_hours") or column == "train/wall_seconds":
-                row[f"{column} (sum)"] = values.sum() if not values.empty else math.nan
-            else:
-                row[f"{column} (mean/seed)"] = values.mean()
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
+def budget_notes(budgets: pd.DataFrame, design: Design, roles: dict[str, str]) -> list[str]:
+    """Spread of trained tokens across compared runs against budget_tolerance; realised vs stated budget."""
+    if budgets.empty or budgets["tokens"].isna().all():
+        return ["no pre-training token counts found: budgets cannot be checked"]
+    compared = budgets[budgets["condition"].map(lambda c: roles.get(c) in ("treatment", "control"))]
+    tokens = compared["tokens"].dropna()
+    notes = []
+    spread = (tokens.max() - tokens.min()) / tokens.min() if len(tokens) and tokens.min() > 0 else math.nan
+    verdict = "within" if spread <= design.budget_tolerance else "BREACHES"
+    notes.append(f"trained tokens differ by {spread:.2%} between the largest and smallest compared run: "
+                 f"{verdict} budget_tolerance = {design.budget_tolerance:.2%}")
+    if design.token_budget:
+        notes.append(f"realised / stated budget: {tokens.min() / design.token_budget:.3f}–"
+                     f"{tokens.max() / design.token_budget:.3f} of {design.token_budget:,} tokens")
+    return notes
 # ---------------------------------------------------------------------------------------------
 # Markdown
 
@@ -312,75 +504,169 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join([header, rule, *body])
 
 
-def mean_std(mean: float, std: float) -> str:
-    return f"{_fmt(mean)} ± {_fmt(std)}"
-
-
 def language_label(code: str) -> str:
     language = get_language(code)
     return f"{code}{'*' if language.low_resource else ''}"
 
 
-def _condition_section(seeds: pd.DataFrame, conditions: pd.DataFrame) -> str:
-    columns = [c for c in seeds.columns if c == "avg" or c == "low_resource" or c.startswith("family/")]
-    summary = summarize_over_seeds(seeds, ["condition"], columns)
-    roles = dict(zip(conditions["condition"], conditions["role"]))
-    table = pd.DataFrame(
-        {
-            "condition": summary["condition"],
-            "role": summary["condition"].map(lambda name: roles.get(name, "unknown")),
-            "seeds": summary["seeds"],
-            **{name: [mean_std(m, s) for m, s in zip(summary[f"{name} mean"], summary[f"{name} std"])]
-               for name in columns},
-        }
-    )
-    return markdown_table(table)
+def _interval(low: float, high: float) -> str:
+    return "—" if math.isnan(low) else f"[{_fmt(low)}, {_fmt(high)}]"
 
 
-def _language_section(scores: pd.DataFrame) -> tuple[str, pd.DataFrame]:
-    summary = summarize_over_seeds(scores, ["lang", "condition"], ["value"])
-    wide = summary.pivot(index="lang", columns="condition")
+def design_table(tidy: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
+    """Per condition and set: its languages, families (diversity) and runs."""
     rows = []
-    for code in wide.index:
-        language = get_language(code)
-        row = {"language": f"{language_label(code)} ({language.name})", "family": language.family,
-               "low-resource": "yes" if language.low_resource else "no"}
-        for condition in wide["value mean"].columns:
-            row[condition] = mean_std(wide.loc[code, ("value mean", condition)], wide.loc[code, ("value std", condition)])
-        rows.append(row)
-    return markdown_table(pd.DataFrame(rows)), summary
+    roles = dict(zip(conditions["condition"], conditions["role"]))
+    for (condition, language_set), part in tidy.groupby(["condition", "language_set"]):
+        languages = [c for c in part["languages"].iloc[0].split(",") if c]
+        measure = diversity(languages) if languages else {}
+        role = roles.get(condition, "baseline")
+        rows.append({"condition": condition, "role": role, "set": "—" if role == "baseline" else language_set,
+                     "languages": ", ".join(languages) or "—", "families": measure.get("n_families", "—"),
+                     "runs": part["run"].nunique()})
+    return pd.DataFrame(rows)
 
 
-def _difference_section(diffs: pd.DataFrame) -> str:
-    table = pd.DataFrame(
-        {
-            "group": diffs["group"],
-            "unit": diffs["unit"],
-            "n": diffs["n"],
-            "treatment − control": diffs["diff"],
-            "95 % CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(diffs["low"], diffs["high"])],
-            "permutation p": diffs["p"],
-            "statement": diffs["statement"],
-        }
-    )
+def _primary_section(analysis: Analysis, design: Design) -> list[str]:
+    p = design.analysis.primary
+    head = f"Pre-declared in the study config: task **{p.task}**, metric **{p.metric}**, group **{p.group}**, " \
+           f"α = {design.analysis.alpha:g}."
+    if analysis.primary is None:
+        return [head, "\nThe primary endpoint is not in the scores; no primary result."]
+    mm, bs = analysis.primary
+    rows = [{"method": "mixed model (primary test)", "estimate": mm.estimate, "95 % CI": _interval(mm.low, mm.high),
+             "p": mm.p_value if mm.testable else math.nan, "df": mm.df if mm.df is not None else math.nan},
+            {"method": "hierarchical bootstrap (interval)", "estimate": bs.estimate, "95 % CI": _interval(bs.low, bs.high),
+             "p": math.nan, "df": math.nan}]
+    if analysis.sensitivity is not None:
+        s = analysis.sensitivity
+        rows.append({"method": "mixed model without covariates (sensitivity)", "estimate": s.estimate,
+                     "95 % CI": _interval(s.low, s.high), "p": s.p_value if s.testable else math.nan,
+                     "df": s.df if s.df is not None else math.nan})
+    variance = ", ".join(f"σ²_{k} = {v:.3g}" for k, v in mm.variance.items())
+    covs = ", ".join(analysis.covariates_used) or "none"
+    return [
+        head,
+        f"\n**Result:** {statement(mm, design.analysis.alpha)}; hierarchical-bootstrap 95 % interval "
+        f"{_interval(bs.low, bs.high)}.\n",
+        markdown_table(pd.DataFrame(rows)),
+        f"\nModel: `score ~ treatment{''.join(' + ' + c for c in analysis.covariates_used)} + (1|target) + (1|language set) "
+        f"+ (1|run)` (statsmodels MixedLM, REML, crossed random effects as variance components); covariates: {covs}. "
+        f"Variance components: {variance}." + (" " + " ".join(mm.notes) if mm.notes else ""),
+    ]
+
+
+def _endpoint_section(endpoints: pd.DataFrame) -> str:
+    table = pd.DataFrame({
+        "task": endpoints["task"], "metric": endpoints["metric"], "group": endpoints["group"],
+        "targets": endpoints["targets"], "role": endpoints["role"],
+        "treatment": endpoints["treatment mean"], "control": endpoints["control mean"],
+        "treatment − control": endpoints["estimate"],
+        "bootstrap 95 % CI": [_interval(lo, hi) for lo, hi in zip(endpoints["low"], endpoints["high"])],
+        "p": endpoints["p"], "p (Holm)": endpoints["p (Holm)"], "decision": endpoints["decision"],
+    })
     return markdown_table(table)
 
 
-def _cost_section(costs: pd.DataFrame, conditions: pd.DataFrame) -> str:
-    table = cost_table(costs, conditions)
-    lines = [markdown_table(table, digits=3)]
-    compared = table[table["condition"].isin(conditions.loc[conditions["role"].isin(["treatment", "control"]), "condition"])]
-    tokens = compared.get("train/tokens (mean/seed)")
-    if tokens is not None and tokens.notna().sum() >= 2 and tokens.min() > 0:
-        spread = (tokens.max() - tokens.min()) / tokens.min()
-        lines.append(
-            f"\nToken budgets differ by {spread:.2%} between treatment and control "
-            "(largest vs smallest mean per seed; the baseline is not part of the comparison)."
-        )
-    missing = table.loc[table["pretrain runs"] == 0, "condition"].tolist()
-    if missing:
-        lines.append(f"\nNo pretrain runs found for: {', '.join(missing)} (their cost is unknown).")
-    return "\n".join(lines)
+def _per_language_section(tidy: pd.DataFrame, task: str, metric: str) -> tuple[str, pd.DataFrame]:
+    part = tidy[(tidy["task"] == task) & (tidy["metric"] == metric)]
+    set_means = part.groupby(["condition", "language_set", "target", "kind"], as_index=False)["score"].mean()
+    summary = set_means.groupby(["condition", "target", "kind"], as_index=False).agg(
+        mean=("score", "mean"), std=("score", "std"), sets=("score", "size"))
+    rows = []
+    for (target, kind), group in summary.groupby(["target", "kind"]):
+        language = get_language(target)
+        row = {"language": f"{language_label(target)} ({language.name})", "kind": kind, "family": language.family}
+        for item in group.itertuples():
+            row[item.condition] = f"{_fmt(item.mean)} ± {_fmt(item.std)}" if item.sets > 1 else _fmt(item.mean)
+        rows.append(row)
+    order = {"held-out": 0, "own": 1, "other": 2}
+    table = pd.DataFrame(rows).sort_values("kind", key=lambda k: k.map(order), kind="stable").fillna("—")
+    return markdown_table(table), summary
+
+
+def _covariate_section(analysis: Analysis, design: Design) -> list[str]:
+    if design.covariates is None or design.covariates.empty:
+        return ["No covariates measured (the report ran without the study config)."]
+    table = design.covariates
+    columns = [c for c in ("genealogical", "typological", "script", "subword") if c in table]
+    summary = table.groupby(["condition", "role"], as_index=False)[columns].mean()
+    lines = [
+        "Per (training set, target): genealogical = shared Glottolog classification depth of the set's closest "
+        "language (URIEL family features); typological = URIEL syntactic (syntax_knn cosine) distance of the "
+        "nearest set language; script = share of the set's languages in the target's script; subword = share of "
+        "the target's subword tokens seen in the set's data. Means over (set, target) pairs of held-out targets:\n",
+        markdown_table(summary, digits=3),
+        "\nEvery pair is in `covariates.csv`.",
+    ]
+    if not analysis.covariate_fit.empty:
+        lines += ["\nPer-target gains (a set's mean score on a target minus the base model's, or minus the "
+                  "target's mean over sets) regressed on the set's number of families and the covariates "
+                  f"(primary task and metric): {analysis.covariate_fit['note'].iloc[0]}.\n",
+                  markdown_table(analysis.covariate_fit[["term", "coef", "se", "p"]])]
+    return lines
+
+
+def _controls_section(analysis: Analysis) -> list[str]:
+    lines = []
+    base = analysis.controls.get("base")
+    if base is not None:
+        lines += ["**Base model row** (held-out targets; gain = condition − base on the same targets):\n",
+                  markdown_table(base)]
+    positive = analysis.controls.get("positive")
+    lines.append("\n**Positive control** (each run on its own set's languages, their held-out split; WEAM "
+                 "should help here):\n")
+    lines.append(markdown_table(positive) if positive is not None else
+                 "not available: no run was evaluated on its own languages")
+    high = analysis.controls.get("high")
+    lines.append("\n**High-resource check** (high-resource languages and the pivot, in runs that did not train on "
+                 "them; a collapse shows as a large drop from the base column):\n")
+    lines.append(markdown_table(high) if high is not None else "no high-resource language was evaluated")
+    return lines
+
+
+def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, design: Design, study: str,
+                  tracking_uri: str, out_dir: Path, power_lines: list[str]) -> str:
+    """The whole markdown report; writes the plots into ``out_dir`` as it goes."""
+    conditions = runs.conditions
+    roles = dict(zip(conditions["condition"], conditions["role"]))
+    parts = [
+        f"# Study report: {study}\n",
+        f"Tracking store: `{tracking_uri}`, experiment id {runs.experiment_id}.\n",
+        "## Design\n",
+        markdown_table(design_table(tidy, conditions)),
+        "\n## Primary endpoint\n",
+        *_primary_section(analysis, design),
+        "\n## Power\n",
+        *([f"- {line}" for line in power_lines] or ["Not computed (the report ran without the study config)."]),
+        "\n## All comparisons\n",
+        "One primary endpoint, tested at α; every other group with at least "
+        f"{design.analysis.min_group_languages} held-out languages is a **secondary** comparison, Holm-corrected "
+        "together; smaller groups are described, not tested. Interval: hierarchical bootstrap (language sets within "
+        "condition, runs within set, targets); p: the mixed model's t test on the between-set degrees of freedom.\n",
+        _endpoint_section(analysis.endpoints),
+    ]
+    plots.difference_plot(analysis.endpoints, out_dir / "endpoints.png", "treatment − control")
+    parts.append("\n![endpoints](endpoints.png)\n")
+    for (task, metric), _ in tidy.groupby(["task", "metric"]):
+        slug = f"{task}_{metric}".replace("/", "_")
+        table, summary = _per_language_section(tidy, task, metric)
+        plots.language_plot(summary[summary["kind"] == "held-out"], out_dir / f"{slug}_languages.png",
+                            f"{task} {metric}", language_label)
+        parts += [f"\n## {task} — {metric} per language\n",
+                  "Mean ± std over language sets (each set's score: the mean over its seeds). Low-resource "
+                  "languages (Joshi class ≤ 2) are marked `*`.\n", table,
+                  f"\n![{task} {metric} per language]({slug}_languages.png)\n"]
+    parts += ["\n## Relatedness covariates\n", *_covariate_section(analysis, design),
+              "\n## Controls\n", *_controls_section(analysis),
+              "\n## Budgets and realised language mix\n",
+              *[f"- {note}" for note in budget_notes(analysis.budgets, design, roles)], "",
+              markdown_table(analysis.budgets, digits=3) if not analysis.budgets.empty else "no pre-training runs found",
+              "\n## How to compare in the MLflow UI\n", _ui_section(runs, study, tracking_uri)]
+    notes = runs.notes + analysis.notes
+    if notes:
+        parts += ["\n## Notes\n", *[f"- {note}" for note in notes]]
+    return "\n".join(parts) + "\n"
 
 
 def compare_url(base_url: str, experiment_id: str, run_ids: list[str]) -> str:
@@ -422,111 +708,101 @@ experiment **{study}** (id {runs.experiment_id}), and:
 {chart}
 1. Filter the runs table with `tags.`{TAG_STAGE}` = 'eval' and tags.`{TAG_TASK}` = '{task}'`
    (the parent rows, `{TAG_STAGE}=condition`, carry `{TAG_ROLE}`, `{TAG_FAMILIES}` and `{TAG_N_FAMILIES}`).
-   Eval runs are nested under their pretrain run, so the table lists the pretrain rows: expand them (+)
-   to see the eval runs.
-2. Under *Columns*, add the tags `{TAG_CONDITION}`, `{TAG_SEED}`, `{TAG_ROLE}` (on the condition rows) and
-   the metrics `{task}/{metric}/avg`, `{task}/{metric}/low_resource` and the per-language ones
-   (`{task}/{metric}/<lang>`); group by `{TAG_CONDITION}` to see both conditions side by side.
-3. Select the eval runs and press *Compare*: the compare view's parallel-coordinates and scatter plots take
-   `{task}/{metric}/avg` against `{task}/{metric}/low_resource`; the table at the bottom lists every metric
-   and tag per run. Direct link (replace the host):
+   Eval runs are nested under their pretrain run: expand the pretrain rows (+) to see them.
+2. Under *Columns*, add the tags `{TAG_CONDITION}`, `{TAG_LANGUAGE_SET}`, `{TAG_LANGUAGES}`, `{TAG_SEED}` and the
+   per-language metrics `{task}/{metric}/<lang>`; group by `{TAG_CONDITION}`.
+3. Select the eval runs and press *Compare*. Direct link (replace the host):
    `{compare_url("http://127.0.0.1:5000", runs.experiment_id, eval_ids)}`
 4. Training cost: filter `tags.`{TAG_STAGE}` = 'pretrain'` and add `train/tokens`, `train/cpu_hours`
    (or `train/gpu_hours`) and `train/wall_seconds` as columns.
 
-The UI shows logged aggregates; this report recomputes every aggregate from the per-language scores."""
+The UI shows logged aggregates (which average every evaluated language, positive-control ones included);
+this report recomputes every number from the per-language scores."""
 
 
-def render_report(runs: StudyRuns, study: str, tracking_uri: str, out_dir: Path, diffs: pd.DataFrame,
-                  pairs: list[tuple[str, str]]) -> str:
-    """The whole markdown report; writes the plots into ``out_dir`` as it goes."""
-    conditions = runs.conditions
-    treatment = conditions.loc[conditions["role"] == "treatment", "condition"].iloc[0]
-    control = conditions.loc[conditions["role"] == "control", "condition"].iloc[0]
-    parts = [
-        f"# Study report: {study}\n",
-        f"Tracking store: `{tracking_uri}`, experiment id {runs.experiment_id}. "
-        f"Treatment (family-diverse): **{treatment}**; control (single-family): **{control}**.\n",
-        markdown_table(conditions[["condition", "role", "families", "n_families", "run_id"]]),
-        "\nScores: per seed, the mean over the languages of a group; shown as mean ± sample std (ddof=1) "
-        "over seeds. Low-resource languages (Joshi class ≤ 2) are marked `*`.",
-    ]
-    seeds = seed_scores(runs.scores)
-    for (task, metric), part in runs.scores.groupby(["task", "metric"]):
-        slug = f"{task}_{metric}".replace("/", "_")
-        lang_md, lang_summary = _language_section(part)
-        sub_diffs = diffs[(diffs["task"] == task) & (diffs["metric"] == metric)]
-        plots.language_plot(lang_summary, out_dir / f"{slug}_languages.png", f"{task} {metric}", language_label)
-        plots.difference_plot(sub_diffs, out_dir / f"{slug}_difference.png", f"{task} {metric}: {treatment} − {control}")
-        parts += [
-            f"\n## {task} — {metric}\n",
-            "### Per condition\n",
-            _condition_section(seeds[(seeds["task"] == task) & (seeds["metric"] == metric)], conditions),
-            "\n### Per held-out language\n",
-            lang_md,
-            f"\n![{task} {metric} per language]({slug}_languages.png)\n",
-            f"### Difference {treatment} − {control}\n",
-            _difference_section(sub_diffs),
-            f"\n![difference]({slug}_difference.png)\n",
-        ]
-    parts += [
-        "\n## Statistics\n",
-        "Paired units: one (seed, language) cell. Seeds are paired by rank (the k-th smallest seed of the "
-        "treatment with the k-th smallest of the control), not by value: "
-        + ", ".join(f"{t} ↔ {c}" for t, c in pairs)
-        + ". 95 % CI: scipy.stats.bootstrap (BCa, 10,000 paired resamples, seed 0); p: paired permutation test "
-        "(sign flips, exact when 2^n ≤ 10,000). A difference is called significant when the CI excludes 0 "
-        f"and rests on at least {MIN_BOOTSTRAP_UNITS} units. Units sharing a seed are not independent, so the "
-        "seed × language interval is optimistic; the 'seed (mean over languages)' row is the conservative "
-        f"check (with {len(pairs)} seed pairs its p cannot go below {2 / 2 ** len(pairs):.3g}).",
-        "\n## Training cost\n",
-        _cost_section(runs.costs, conditions),
-        "\n## How to compare in the MLflow UI\n",
-        _ui_section(runs, study, tracking_uri),
-    ]
-    if runs.notes:
-        parts += ["\n## Notes\n", *[f"- {note}" for note in runs.notes]]
-    return "\n".join(parts) + "\n"
+def write_report(tracking_uri: str, study: str, out_dir: Path, *, task: str | None = None, log_to_mlflow: bool = True,
+                 config=None, design: Design | None = None) -> Path:
+    """Read the study's runs, analyse, write ``out_dir/report.md`` with its tables and plots, log them.
 
-
-def write_report(
-    tracking_uri: str, study: str, out_dir: Path, *, task: str | None = None, log_to_mlflow: bool = True
-) -> Path:
-    """Read the study's runs, write ``out_dir/report.md`` and its plots, log them to a report run."""
+    ``config``: the StudyConfig (primary endpoint, held-out targets, covariates, power); without it
+    the defaults of AnalysisConfig apply and the held-out targets are the languages no run trains on.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = load_study_runs(tracking_uri, study, task)
-    treatment = runs.conditions.loc[runs.conditions["role"] == "treatment", "condition"].iloc[0]
-    control = runs.conditions.loc[runs.conditions["role"] == "control", "condition"].iloc[0]
-    units, pairs = paired_units(runs.scores, treatment, control)
-    for side, name in enumerate((treatment, control)):
-        paired = {pair[side] for pair in pairs}
-        unpaired = sorted(set(runs.scores.loc[runs.scores["condition"] == name, "seed"]) - paired)
-        if unpaired:
-            runs.notes.append(f"{name}: seeds {', '.join(unpaired)} have no partner in the other condition and "
-                              "are left out of the differences (kept in the per-condition tables)")
-    diffs = difference_table(units)
-    text = render_report(runs, study, tracking_uri, out_dir, diffs, pairs)
+    if design is None:
+        design = _design_from(config, runs)
+    tidy = tidy_scores(runs, design.held_out or None)
+    analysis = analyse(tidy, runs.costs, design)
+    components = out_dir / "variance_components.json"
+    _write_components(components, analysis, design, study, tidy)
+    power_lines = []
+    if config is not None and analysis.primary is not None:
+        from weam.study.power import power_statement
+
+        power_lines = power_statement(config, pilot=components if "language_set" in analysis.primary[0].variance
+                                      else None)
+    text = render_report(runs, tidy, analysis, design, study, tracking_uri, out_dir, power_lines)
     report = out_dir / "report.md"
     atomic_write_text(report, text)
-    diffs.to_csv(out_dir / "differences.csv", index=False)
+    analysis.endpoints.to_csv(out_dir / "endpoints.csv", index=False)
+    if design.covariates is not None:
+        design.covariates.to_csv(out_dir / "covariates.csv", index=False)
     if log_to_mlflow:
-        _log_report(tracking_uri, study, out_dir, diffs)
+        _log_report(tracking_uri, study, out_dir, analysis)
     return report
 
 
-def _log_report(tracking_uri: str, study: str, out_dir: Path, diffs: pd.DataFrame) -> str | None:
+def _design_from(config, runs: StudyRuns) -> Design:
+    """The config's design, with the covariates measured on the tokenizer the runs use."""
+    if config is None:
+        return Design(held_out=[])
+    from weam import layout
+    from weam.study.covariates import covariate_table, study_subword_overlap
+
+    subword = None
+    if "subword" in config.analysis.covariates:
+        source = (layout.tokenizer_dir(Path(config.work_dir).resolve()) if config.base.model.startswith("preset:")
+                  else config.base.model)
+        try:
+            from transformers import AutoTokenizer
+
+            subword = study_subword_overlap(config, AutoTokenizer.from_pretrained(str(source)))
+        except (OSError, ValueError) as exc:
+            runs.notes.append(f"subword overlap not measured: tokenizer {source} could not be loaded ({exc})")
+    return Design.from_study(config, covariate_table(config, subword))
+
+
+def _write_components(path: Path, analysis: Analysis, design: Design, study: str, tidy: pd.DataFrame) -> None:
+    if analysis.primary is None:
+        return
+    mm = analysis.primary[0]
+    p = design.analysis.primary
+    held = tidy[(tidy["kind"] == "held-out") & tidy["role"].isin(["treatment", "control"])]
+    atomic_write_text(path, json.dumps({
+        "study": study, "endpoint": f"{p.task}/{p.metric}/{p.group}", "variance": mm.variance,
+        "estimate": mm.estimate, "covariates": analysis.covariates_used,
+        "sets": int(held.groupby(["condition", "language_set"]).ngroups), "runs": int(held["run"].nunique()),
+        "targets": int(held["target"].nunique())}, indent=2) + "\n")
+
+
+def _log_report(tracking_uri: str, study: str, out_dir: Path, analysis: Analysis) -> str | None:
     logger = RunLogger(tracking_uri, study, "report", tags={TAG_STUDY: study, TAG_STAGE: "report"})
     metrics = {}
-    for row in diffs[diffs["unit"] == "seed × language"].itertuples():
+    for row in analysis.endpoints.itertuples():
         group = {"all held-out": "overall", "low-resource": "low_resource"}.get(row.group, row.group)
         group = group.replace("family: ", "family/")
-        for name, value in (("diff", row.diff), ("ci_low", row.low), ("ci_high", row.high)):
+        for name, value in (("diff", row.estimate), ("ci_low", row.low), ("ci_high", row.high), ("p", row.p)):
             if not math.isnan(value):
                 metrics[f"{row.task}/{row.metric}/{name}/{group}"] = value
+    if analysis.primary is not None:
+        mm, bs = analysis.primary
+        metrics.update({"primary/estimate": mm.estimate, "primary/ci_low": bs.low, "primary/ci_high": bs.high,
+                        **({"primary/p": mm.p_value} if mm.testable else {}),
+                        **{f"primary/variance/{k}": v for k, v in mm.variance.items()}})
     logger.log_metrics(metrics)
     for path in sorted(out_dir.iterdir()):
-        if path.suffix in {".md", ".png", ".csv"}:
+        if path.suffix in {".md", ".png", ".csv", ".json"}:
             logger.log_artifact(path, "report")
     logger.end()
     return logger.run_id

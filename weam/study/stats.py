@@ -1,136 +1,377 @@
-"""Paired comparison of two conditions: bootstrap confidence interval and permutation test.
+"""Statistics that respect the study's design: a mixed-effects model, a hierarchical bootstrap,
+Holm's correction, and (for comparison only) the old unit-level interval.
 
-A *unit* is one (seed, language) cell. The two conditions are paired unit by unit: the same
-held-out language and the same seed *rank* (the k-th smallest seed of one condition with the
-k-th smallest of the other), because seed values need not match across conditions. Both tests
-come from scipy: :func:`scipy.stats.bootstrap` (paired resampling of units) and
-:func:`scipy.stats.permutation_test` (sign flips within pairs; exact when the number of units
-is small).
+Every function reads a **tidy score table** (pandas DataFrame, one row per score) with columns
 
-Units that share a seed (or a language) are not independent, so the unit-level interval is
-narrower than a seed-level one would be; the report says so next to the numbers.
+==============  ==========================================================================
+condition       condition name (``diverse``, ``single``, ``base``)
+role            ``treatment``, ``control`` or ``baseline``
+language_set    the condition's set id (``s1``, …); unique only within a condition
+run             one pre-training run, unique in the study (``<condition>/<set>/seed<k>``)
+seed            pre-training seed of the run
+target          held-out (target) language code, registry form
+task, metric    XTREME-R task and metric (``tatoeba``, ``accuracy``)
+score           the run's score on that target (mean over fine-tuning seeds where several)
+==============  ==========================================================================
+
+plus optional covariate columns, one value per (language set, target): ``genealogical``
+(shared Glottolog classification depth of the set's closest language), ``typological`` (URIEL
+syntactic distance of the nearest set language), ``script`` (share of set languages in the
+target's script), ``subword`` (share of the target's subword tokens seen in the set's data);
+see :mod:`weam.study.covariates`. An optional **per-example table** (columns ``run``,
+``target``, ``example``, ``correct``: 0/1 or a per-example score; the same examples for every
+run) lets the bootstrap resample test examples within a language too.
+
+The design: targets are crossed with conditions (every run is scored on every target), runs are
+nested in language sets, sets in conditions. The treatment effect lives at the set level, so its
+uncertainty is driven by the number of *sets*, not of (seed × language) cells.
+
+* :func:`mixed_model`: ``score ~ treat + covariates + (1|target) + (1|language set) + (1|run)``,
+  statsmodels MixedLM with crossed random effects as variance components of one group, REML.
+  The interval and p-value use a t distribution with ``n_sets − 2 − k`` degrees of freedom
+  (k: set-level covariates; the between-set df, since treatment varies only between sets): a
+  Wald z with six sets would be anti-conservative. With one set per condition there are no
+  degrees of freedom and nothing is tested.
+* :func:`hierarchical_bootstrap`: resample sets within condition, runs within set, targets
+  (the same resampled targets for both conditions, since they are crossed) and, given a
+  per-example table, examples within target; percentile interval of treatment − control.
+* :func:`holm`: Holm's step-down adjustment for the secondary comparisons.
+* :func:`unit_level_interval`: the old procedure (seeds paired by rank, (seed × language) units
+  resampled as independent), kept only to show its coverage beside the new intervals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from weam.errors import WeamError
 
+TIDY_COLUMNS = ["condition", "role", "language_set", "run", "seed", "target", "task", "metric", "score"]
+COVARIATES = ("genealogical", "typological", "script", "subword")
+EXAMPLE_COLUMNS = ["run", "target", "example", "correct"]
+
+
+def check_tidy(frame: pd.DataFrame, what: str = "score table") -> None:
+    """Raise WeamError naming the missing columns or the bad values."""
+    missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise WeamError(f"{what} lacks columns {missing} (expected {TIDY_COLUMNS})")
+    if not np.isfinite(frame["score"].to_numpy(dtype=float)).all():
+        raise WeamError(f"{what} holds NaN or infinite scores")
+
+
+def _set_key(frame: pd.DataFrame) -> pd.Series:
+    return frame["condition"].astype(str) + "/" + frame["language_set"].astype(str)
+
 
 @dataclass(frozen=True)
-class Comparison:
-    """Treatment − control over paired units."""
+class Estimate:
+    """Treatment − control with an interval (and, where tested, a p-value)."""
 
-    n_units: int
-    mean_diff: float
+    method: str
+    estimate: float
     low: float
     high: float
-    p_value: float | None
-    confidence: float
+    p_value: float | None = None
+    df: float | None = None
+    confidence: float = 0.95
+    variance: dict[str, float] = field(default_factory=dict)
+    """Mixed model: variance components (target, language_set, run, residual), score scale squared."""
+    notes: tuple[str, ...] = ()
 
     @property
-    def significant(self) -> bool:
-        return self.low > 0 or self.high < 0
+    def testable(self) -> bool:
+        return self.p_value is not None
 
-    def statement(self) -> str:
-        return significance_statement(self.mean_diff, self.low, self.high, self.confidence)
-
-
-def _paired_arrays(treatment, control) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(treatment, dtype=float).ravel()
-    c = np.asarray(control, dtype=float).ravel()
-    if t.shape != c.shape:
-        raise WeamError(f"paired samples differ in size: {t.size} treatment units, {c.size} control units")
-    if t.size == 0:
-        raise WeamError("no paired units to compare")
-    if not (np.isfinite(t).all() and np.isfinite(c).all()):
-        raise WeamError("paired samples hold NaN or infinite scores")
-    return t, c
+    def covers(self, value: float) -> bool:
+        return self.low <= value <= self.high
 
 
-def _mean_diff(t, c, axis=-1):
-    return np.mean(t - c, axis=axis)
+# ---------------------------------------------------------------------------------------------
+# Mixed model
 
 
-def paired_bootstrap_ci(
-    treatment,
-    control,
-    n_resamples: int = 10_000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    method: str = "BCa",
-) -> tuple[float, float, float]:
-    """Mean of treatment − control and its bootstrap CI, resampling paired units.
+def mixed_model(frame: pd.DataFrame, covariates: tuple[str, ...] | list[str] = (), confidence: float = 0.95) -> Estimate:
+    """Treatment effect from ``score ~ treat + covariates + (1|target) + (1|set) + (1|run)``.
 
-    ``method``: ``BCa`` (default; bias-corrected, better coverage on few units) or ``percentile``.
-    When every paired difference is the same the bootstrap distribution is a single point and
-    the interval is that point (scipy would return NaN for BCa).
+    ``frame``: the tidy rows of one task, metric and target group, roles treatment and control.
+    Covariates are centred (the intercept stays the control mean); a covariate constant over the
+    rows is dropped with a note. A random effect with one level per row of its parent (one seed
+    per set: runs are sets) is not identifiable and is dropped with a note.
     """
-    t, c = _paired_arrays(treatment, control)
-    mean_diff = float(np.mean(t - c))
-    diffs = t - c
-    if t.size == 1 or np.all(diffs == diffs[0]):
-        return mean_diff, mean_diff, mean_diff
-    result = stats.bootstrap(
-        (t, c),
-        _mean_diff,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method=method,
-        rng=np.random.default_rng(seed),
-    )
+    check_tidy(frame)
+    data = frame[frame["role"].isin(["treatment", "control"])].copy()
+    if set(data["role"]) != {"treatment", "control"}:
+        raise WeamError("the mixed model needs rows of both the treatment and the control condition")
+    data["treat"] = (data["role"] == "treatment").astype(float)
+    data["set_key"] = _set_key(data)
+    n_sets = data["set_key"].nunique()
+    notes: list[str] = []
+    used: list[str] = []
+    for name in covariates:
+        if name not in data.columns:
+            raise WeamError(f"covariate '{name}' is not a column of the score table")
+        values = data[name].astype(float)
+        if values.isna().any():
+            raise WeamError(f"covariate '{name}' has missing values")
+        if values.std() < 1e-12:
+            notes.append(f"covariate {name} is constant here and left out")
+            continue
+        data[f"cov_{name}"] = values - values.mean()
+        used.append(name)
+    vc = {}
+    if data["target"].nunique() > 1:
+        vc["target"] = "target"
+    if n_sets > 2:
+        vc["language_set"] = "set_key"
+    if data["run"].nunique() > n_sets:
+        vc["run"] = "run"
+    else:
+        notes.append("one run per language set: run and set variance are not separable (run term left out)")
+    # Covariates that vary only between sets (constant within each set) use between-set df.
+    set_level = sum(1 for name in used if data.groupby("set_key")[f"cov_{name}"].nunique().max() == 1)
+    df = n_sets - 2 - set_level
+    names = ["Intercept", "treat", *[f"cov_{name}" for name in used]]
+    exog = np.column_stack([np.ones(len(data)), *[data[c].to_numpy(float) for c in names[1:]]])
+    # Crossed random effects: one group holding every row, each factor a variance component whose
+    # design is the factor's indicator matrix (what vc_formula "0 + C(factor)" builds, without patsy).
+    exog_vc = {name: {0: pd.get_dummies(data[column]).to_numpy(float)} for name, column in vc.items()}
+    if not vc:
+        # One target and one run per set: no random effect is identifiable; the fixed-effect fit is OLS.
+        from statsmodels.regression.linear_model import OLS
+
+        with warnings.catch_warnings():  # two rows, two parameters: no residual df (scale is inf/NaN)
+            warnings.simplefilter("ignore")
+            fit = OLS(data["score"].to_numpy(float), exog).fit()
+            scale = float(fit.scale) if fit.df_resid > 0 else math.nan
+        notes.append(f"{n_sets} language sets, {data['target'].nunique()} target(s): no random effect is estimable")
+        return Estimate("mixed model", float(fit.params[1]), math.nan, math.nan, None, None, confidence,
+                        {"residual": scale}, tuple(notes))
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    # Fit on the score divided by its sd: target variances of hundreds (accuracy in %) against
+    # residuals below 1 leave BFGS unconverged; the results are scaled back below.
+    scale = float(data["score"].std()) or 1.0
+    with warnings.catch_warnings():
+        # Boundary estimates (a variance of 0) are expected with few sets; the df rule covers them.
+        warnings.simplefilter("ignore")
+        model = MixedLM(data["score"].to_numpy(float) / scale, pd.DataFrame(exog, columns=names),
+                        np.zeros(len(data)), exog_re=np.zeros((len(data), 0)), exog_vc=exog_vc)
+        result = _best_fit(model)
+    if not result.converged:
+        notes.append("the REML fit did not converge with any optimiser (BFGS, Powell, Nelder-Mead)")
+    estimate = float(result.fe_params["treat"]) * scale
+    se = float(result.bse_fe["treat"]) * scale
+    variance = {name: float(v) * scale**2 for name, v in zip(model.exog_vc.names, np.atleast_1d(result.vcomp))}
+    variance["residual"] = float(result.scale) * scale**2
+    if df < 1 or not math.isfinite(se):
+        notes.append(f"{n_sets} language sets: no degrees of freedom left for the condition contrast; not tested")
+        return Estimate("mixed model", estimate, math.nan, math.nan, None, None, confidence, variance, tuple(notes))
+    quantile = stats.t.ppf(0.5 + confidence / 2, df)
+    p_value = float(2 * stats.t.sf(abs(estimate / se), df)) if se > 0 else (1.0 if estimate == 0 else 0.0)
+    return Estimate("mixed model", estimate, estimate - quantile * se, estimate + quantile * se, p_value, df,
+                    confidence, variance, tuple(notes))
+
+
+def _best_fit(model):
+    """REML by BFGS, else Powell, else Nelder-Mead: statsmodels hands back an unconverged BFGS
+    result rather than trying the next method, so convergence is checked here."""
+    fits = []
+    for method in ("bfgs", "powell", "nm"):
+        result = model.fit(reml=True, method=[method])
+        if result.converged:
+            return result
+        fits.append(result)
+    return max(fits, key=lambda r: r.llf)
+
+
+def covariate_effects(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    """Per-target gains regressed on the set's diversity and the relatedness covariates.
+
+    Gain: a set's mean score on a target (over its runs) minus the base model's score on that
+    target where a baseline row exists, else minus the target's mean over all sets. OLS with
+    standard errors clustered by language set (sets are the independent units).
+    """
+    import statsmodels.formula.api as smf
+
+    rows = frame[frame["role"].isin(["treatment", "control"])].copy()
+    rows["set_key"] = _set_key(rows)
+    keys = ["set_key", "role", "target"]
+    cell = rows.groupby(keys, as_index=False).agg(score=("score", "mean"),
+                                                   **{c: (c, "first") for c in ["n_families", *covariates] if c in rows})
+    base = frame[frame["role"] == "baseline"].groupby("target")["score"].mean()
+    reference = base if not base.empty else cell.groupby("target")["score"].mean()
+    cell["gain"] = cell["score"] - cell["target"].map(reference)
+    terms = [c for c in ["n_families", *covariates] if c in cell and cell[c].astype(float).std() > 1e-12]
+    if not terms or cell["set_key"].nunique() <= len(terms) + 1:
+        return pd.DataFrame(columns=["term", "coef", "se", "p", "note"])
+    fit = smf.ols("gain ~ " + " + ".join(terms), cell).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(cell["set_key"])[0]})
+    return pd.DataFrame({"term": fit.params.index, "coef": fit.params.values, "se": fit.bse.values,
+                         "p": fit.pvalues.values,
+                         "note": f"OLS on {len(cell)} (set, target) gains, SE clustered by {cell['set_key'].nunique()} sets"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Hierarchical bootstrap
+
+
+def _run_structure(data: pd.DataFrame, role: str, run_index: dict[str, int]) -> np.ndarray:
+    """(sets, max runs per set) array of run indices, -1 padded."""
+    part = data[data["role"] == role]
+    sets = [sorted({run_index[r] for r in group["run"]}) for _, group in part.groupby("set_key")]
+    width = max(len(s) for s in sets)
+    table = np.full((len(sets), width), -1, dtype=int)
+    for i, runs in enumerate(sets):
+        table[i, : len(runs)] = runs
+    return table
+
+
+def _resample_condition(rng, table: np.ndarray, n: int) -> np.ndarray:
+    """(n, sets, width) run indices: sets drawn with replacement, then runs within each drawn set."""
+    counts = (table >= 0).sum(axis=1)
+    sets = rng.integers(0, table.shape[0], (n, table.shape[0]))
+    positions = np.floor(rng.random((n, table.shape[0], table.shape[1])) * counts[sets][..., None]).astype(int)
+    return table[sets[..., None], positions]
+
+
+def hierarchical_bootstrap(frame: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                           examples: pd.DataFrame | None = None) -> Estimate:
+    """Percentile interval of treatment − control (mean over targets and runs, sets weighted equally).
+
+    Resamples, independently per replicate: language sets within each condition, runs within each
+    drawn set (as many as the largest set has, so every set weighs the same), the targets (one
+    draw shared by both conditions), and with ``examples`` the test examples within each target
+    (one draw shared by every run, as every run answers the same examples). The spread is widened
+    by sqrt(S/(S−1)) for the few sets resampled (see the code).
+    """
+    check_tidy(frame)
+    data = frame[frame["role"].isin(["treatment", "control"])].copy()
+    data["set_key"] = _set_key(data)
+    runs = sorted(data["run"].unique())
+    targets = sorted(data["target"].unique())
+    run_index = {r: i for i, r in enumerate(runs)}
+    wide = data.pivot_table(index="run", columns="target", values="score", aggfunc="mean").reindex(index=runs,
+                                                                                                   columns=targets)
+    if wide.isna().any().any():
+        raise WeamError("the bootstrap needs every run scored on every target")
+    rng = np.random.default_rng(seed)
+    observed = _bootstrap_stat(wide.to_numpy()[None], data, run_index, None, None)[0]
+    replicates = []
+    for start in range(0, n_resamples, 500):  # chunks bound the memory of the index arrays
+        n = min(500, n_resamples - start)
+        scores = (_example_scores(examples, runs, targets, rng, n) if examples is not None
+                  else np.broadcast_to(wide.to_numpy(), (n, *wide.shape)))
+        target_draw = rng.integers(0, len(targets), (n, len(targets)))
+        replicates.append(_bootstrap_stat(scores, data, run_index, rng, target_draw))
+    # The bootstrap variance of a mean over S resampled sets is (S − 1)/S of the unbiased one; with
+    # the few sets a study has that matters (S = 6: intervals 9 % too narrow), so the replicates'
+    # spread around the estimate is widened by sqrt(S / (S − 1)), S the smaller condition's sets.
+    sets = min(data.loc[data["role"] == role, "set_key"].nunique() for role in ("treatment", "control"))
+    inflate = math.sqrt(sets / (sets - 1)) if sets > 1 else 1.0
+    values = observed + (np.concatenate(replicates) - observed) * inflate
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return Estimate("hierarchical bootstrap", float(observed), float(low), float(high), None, None, confidence)
+
+
+def _bootstrap_stat(scores: np.ndarray, data: pd.DataFrame, run_index, rng, target_draw) -> np.ndarray:
+    """Treatment − control for each of ``scores``' replicates (n, runs, targets)."""
+    n = scores.shape[0]
+    means = {}
+    for role in ("treatment", "control"):
+        table = _run_structure(data, role, run_index)
+        if rng is None:  # the observed statistic: every set once, its own runs
+            per_set = [np.nanmean(scores[:, row[row >= 0], :], axis=(1, 2)) for row in table]
+            means[role] = np.mean(per_set, axis=0)
+            continue
+        picked = _resample_condition(rng, table, n)  # (n, sets, width)
+        batch = np.arange(n)[:, None, None, None]
+        values = scores[batch, picked[..., None], target_draw[:, None, None, :]]
+        means[role] = values.mean(axis=(1, 2, 3))
+    return means["treatment"] - means["control"]
+
+
+def _example_scores(examples: pd.DataFrame, runs: list[str], targets: list[str], rng, n: int) -> np.ndarray:
+    """(n, runs, targets) scores recomputed from examples resampled within each target."""
+    missing = [c for c in EXAMPLE_COLUMNS if c not in examples.columns]
+    if missing:
+        raise WeamError(f"per-example table lacks columns {missing} (expected {EXAMPLE_COLUMNS})")
+    out = np.empty((n, len(runs), len(targets)))
+    for j, target in enumerate(targets):
+        part = examples[examples["target"] == target]
+        matrix = part.pivot_table(index="run", columns="example", values="correct", aggfunc="mean").reindex(runs)
+        if matrix.isna().any().any():
+            raise WeamError(f"per-example table: not every run has every example of target {target}")
+        k = matrix.shape[1]
+        weights = rng.multinomial(k, np.full(k, 1 / k), size=n) / k  # (n, examples)
+        out[:, :, j] = weights @ matrix.to_numpy().T
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Multiple comparisons, descriptive summaries
+
+
+def holm(p_values: list[float] | np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm step-down: (rejected, adjusted p) for the secondary comparisons; NaN p stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    rejected = np.zeros(p.shape, dtype=bool)
+    finite = np.isfinite(p)
+    if finite.any():
+        rejected[finite], adjusted[finite], _, _ = multipletests(p[finite], alpha=alpha, method="holm")
+    return rejected, adjusted
+
+
+def describe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: sets, runs, and the mean and between-set sd of the set means."""
+    data = frame.copy()
+    data["set_key"] = _set_key(data)
+    per_set = data.groupby(["condition", "role", "set_key"], as_index=False)["score"].mean()
+    out = per_set.groupby(["condition", "role"], as_index=False).agg(
+        sets=("set_key", "nunique"), mean=("score", "mean"), sd_between_sets=("score", "std"))
+    out["runs"] = out["condition"].map(data.groupby("condition")["run"].nunique())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The old unit-level interval (for comparison only)
+
+
+def unit_level_interval(frame: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Estimate:
+    """The procedure this module replaced: runs of the two conditions paired by rank, (run × target)
+    units resampled as if independent (scipy's paired BCa bootstrap). Anti-conservative by design;
+    only the coverage benchmark and its test call it."""
+    data = frame[frame["role"].isin(["treatment", "control"])]
+    wide = {role: data[data["role"] == role].pivot_table(index="run", columns="target", values="score")
+            for role in ("treatment", "control")}
+    n = min(len(wide["treatment"]), len(wide["control"]))
+    t = wide["treatment"].iloc[:n].to_numpy().ravel()
+    c = wide["control"].iloc[:n].to_numpy().ravel()
+    result = stats.bootstrap((t, c), lambda a, b, axis=-1: np.mean(a - b, axis=axis), paired=True, vectorized=True,
+                             n_resamples=n_resamples, confidence_level=confidence, method="BCa",
+                             rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
-    return mean_diff, float(low), float(high)
+    return Estimate("unit-level bootstrap (old)", float(np.mean(t - c)), float(low), float(high), None, None,
+                    confidence)
 
 
-def paired_permutation_p(treatment, control, n_resamples: int = 10_000, seed: int = 0) -> float:
-    """Two-sided p-value of "no difference" by flipping the sign of paired differences.
-
-    Exact (all 2**n sign patterns) when that is at most ``n_resamples``, else Monte Carlo.
-    """
-    t, c = _paired_arrays(treatment, control)
-    if np.all(t == c):
-        return 1.0
-    result = stats.permutation_test(
-        (t, c),
-        _mean_diff,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_resamples,
-        alternative="two-sided",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.pvalue)
-
-
-def compare(treatment, control, n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> Comparison:
-    """Bootstrap CI and permutation p-value for paired treatment/control units."""
-    mean_diff, low, high = paired_bootstrap_ci(treatment, control, n_resamples, confidence, seed)
-    p_value = paired_permutation_p(treatment, control, n_resamples, seed) if np.size(treatment) > 1 else None
-    return Comparison(np.size(treatment), mean_diff, low, high, p_value, confidence)
-
-
-def significance_statement(mean_diff: float, low: float, high: float, confidence: float = 0.95) -> str:
-    """One sentence: does the CI exclude zero, and in which direction."""
-    level = f"{confidence * 100:g} %"
-    interval = f"{level} CI [{low:+.4f}, {high:+.4f}]"
-    if low > 0:
-        return f"treatment better than control (+{mean_diff:.4f}); significant at {level}, {interval} excludes 0"
-    if high < 0:
-        return f"treatment worse than control ({mean_diff:+.4f}); significant at {level}, {interval} excludes 0"
-    return f"no significant difference at {level} ({mean_diff:+.4f}; {interval} contains 0)"
-
-
-def pair_by_rank(treatment_seeds: list[str], control_seeds: list[str]) -> list[tuple[str, str]]:
-    """Match seeds by rank (numeric order where they are numbers); extra seeds are dropped."""
-
-    def order(seeds: list[str]) -> list[str]:
-        return sorted(seeds, key=lambda s: (0, int(s), s) if str(s).lstrip("-").isdigit() else (1, 0, str(s)))
-
-    return list(zip(order(treatment_seeds), order(control_seeds)))
+def statement(estimate: Estimate, alpha: float, label: str = "primary") -> str:
+    """One sentence for the report: estimate, interval, p and the decision the design supports."""
+    level = f"{estimate.confidence * 100:g} %"
+    if not estimate.testable:
+        reason = "; ".join(estimate.notes) or "not testable"
+        return f"{estimate.estimate:+.4f} ({label}; {reason})"
+    interval = f"{level} CI [{estimate.low:+.4f}, {estimate.high:+.4f}]"
+    verdict = ("treatment better than control" if estimate.estimate > 0 else "treatment worse than control") \
+        if estimate.p_value < alpha else "no difference detected"
+    return f"{verdict}: {estimate.estimate:+.4f}, {interval}, p = {estimate.p_value:.3g} (t, df = {estimate.df:g}; {label})"

@@ -1,0 +1,286 @@
+"""Power before compute: the minimum detectable effect of a planned design, the runs a wanted
+effect needs, what the plan costs in GPU-hours, and synthetic studies to check the statistics.
+
+The model is the report's mixed model (:mod:`weam.study.stats`) for a balanced design with
+``S`` language sets per condition, ``R`` seeds per set and ``T`` targets, crossed with the
+conditions. Target effects cancel in the condition contrast (every run is scored on every
+target), so
+
+    Var(treatment − control) = 2 · (σ²_set / S + σ²_run / (S·R) + σ²_residual / (S·R·T))
+
+and the test is a t test on ``2S − 2`` degrees of freedom (the between-set df). The minimum
+detectable effect at level α with power 1 − β is ``(t_{1−α/2} + t_{1−β}) · SE``. Adding seeds
+only shrinks the last two terms: σ²_set / S is a floor that only more *sets* lower.
+
+Variance components come from a finished study's ``report/variance_components.json`` (written
+by :func:`weam.study.report.write_report`; ``power.pilot``) or from the config's stated
+``power.sd_*`` assumptions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from weam.errors import WeamError
+
+MAX_SETS = 200
+"""Search bound for the sets needed per condition."""
+
+
+@dataclass(frozen=True)
+class Components:
+    """Standard deviations on the score's scale, and where they come from."""
+
+    sd_set: float
+    sd_run: float
+    sd_residual: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Power:
+    sets: int
+    seeds: int
+    targets: int
+    alpha: float
+    power: float
+    se: float
+    df: int
+    mde: float
+    """Minimum detectable effect (NaN when df < 1)."""
+
+
+def components_from(study, pilot: Path | None = None) -> Components:
+    """The pilot's estimated components when one is named (argument, else ``power.pilot``), else the config's."""
+    path = pilot or study.power.pilot
+    if path is None:
+        p = study.power
+        return Components(p.sd_set, p.sd_run, p.sd_residual, "stated assumptions (power.sd_* in the config)")
+    path = Path(path)
+    if path.is_dir():
+        path = path / "variance_components.json"
+    if not path.is_file():
+        raise WeamError(f"{path}: no variance components (run `weam study report` on the pilot study first)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        variance = data["variance"]
+        sd_set = math.sqrt(max(variance.get("language_set", math.nan), 0.0))
+        sd_run = math.sqrt(max(variance.get("run", 0.0), 0.0))
+        sd_residual = math.sqrt(max(variance["residual"], 0.0))
+    except (KeyError, TypeError) as exc:
+        raise WeamError(f"{path}: not a variance_components.json ({exc})") from None
+    note = ""
+    if "language_set" not in variance:
+        # A pilot with one set per condition cannot separate set from condition variance.
+        sd_set = study.power.sd_set
+        note = f"; its design had too few sets to estimate σ_set, the stated {sd_set:g} is used"
+    return Components(sd_set, sd_run, sd_residual,
+                      f"pilot {path} ({data.get('study', '?')}: {data.get('endpoint', '')}{note})")
+
+
+def contrast_se(c: Components, sets: int, seeds: int, targets: int) -> float:
+    return math.sqrt(2 * (c.sd_set**2 / sets + c.sd_run**2 / (sets * seeds)
+                          + c.sd_residual**2 / (sets * seeds * targets)))
+
+
+def power_for(c: Components, sets: int, seeds: int, targets: int, alpha: float = 0.05, power: float = 0.8) -> Power:
+    """Minimum detectable effect of a design with ``sets`` per condition and ``seeds`` per set."""
+    se = contrast_se(c, sets, seeds, targets)
+    df = 2 * sets - 2
+    mde = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se if df >= 1 else math.nan
+    return Power(sets, seeds, targets, alpha, power, se, df, float(mde))
+
+
+def achieved_power(c: Components, sets: int, seeds: int, targets: int, effect: float, alpha: float = 0.05) -> float:
+    """Probability of calling ``effect`` significant (noncentral t, two-sided)."""
+    df = 2 * sets - 2
+    if df < 1:
+        return math.nan
+    se = contrast_se(c, sets, seeds, targets)
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    if se == 0:
+        return 1.0
+    nc = effect / se
+    value = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+    # scipy's noncentral t returns NaN far in the tail (nc ≫ crit): the power is 1 there.
+    return float(value) if math.isfinite(value) else float(abs(nc) > crit)
+
+
+def sets_needed(c: Components, seeds: int, targets: int, effect: float, alpha: float = 0.05,
+                power: float = 0.8) -> int | None:
+    """Fewest sets per condition whose MDE is at most ``effect`` (None: not within MAX_SETS)."""
+    for sets in range(2, MAX_SETS + 1):
+        if power_for(c, sets, seeds, targets, alpha, power).mde <= effect:
+            return sets
+    return None
+
+
+def gpu_hours_per_run(study) -> tuple[float | None, str]:
+    """From the study's finished pre-training manifests (throughput × budget), else power.gpu_hours_per_run."""
+    rates = []
+    for manifest in sorted((Path(study.work_dir) / "pretrain").glob("**/manifest.json")):
+        try:
+            counts = json.loads(manifest.read_text(encoding="utf-8")).get("counts", {})
+        except (OSError, ValueError):
+            continue
+        if counts.get("tokens") and counts.get("wall_seconds"):
+            devices = counts.get("world_size", 1)
+            rates.append(counts["wall_seconds"] * devices / counts["tokens"])  # device-seconds per token
+    if rates:
+        hours = float(np.median(rates)) * study.token_budget / 3600
+        return hours, f"median throughput of {len(rates)} finished pre-training run(s) in {study.work_dir}/pretrain"
+    if study.power.gpu_hours_per_run is not None:
+        return study.power.gpu_hours_per_run, "power.gpu_hours_per_run in the config"
+    return None, "unknown (no finished pre-training manifest; set power.gpu_hours_per_run)"
+
+
+def primary_targets(study) -> list[str]:
+    """The held-out languages the primary endpoint's task scores (Tatoeba: all; the demo builds its own sets)."""
+    task = study.analysis.primary.task
+    if task == "tatoeba":
+        return list(study.held_out)
+    from eval.tasks import get_task
+
+    try:
+        languages = set(get_task(task).languages)
+    except WeamError:  # an unknown task name: the eval stage refuses it; count every target here
+        return list(study.held_out)
+    return [code for code in study.held_out if code in languages]
+
+
+def power_statement(study, pilot: Path | None = None) -> list[str]:
+    """The lines ``weam study power`` and ``weam study plan`` print."""
+    c = components_from(study, pilot)
+    per_condition = [len(study.language_sets(cond.name)) for cond in study.conditions]
+    sets, seeds, targets = min(per_condition), len(study.seeds), len(primary_targets(study))
+    alpha, wanted, effect = study.analysis.alpha, study.power.power, study.power.target_effect
+    planned = power_for(c, sets, seeds, targets, alpha, wanted)
+    lines = [
+        f"variance components: σ_set = {c.sd_set:.4g}, σ_run = {c.sd_run:.4g}, σ_residual = {c.sd_residual:.4g} "
+        f"— {c.source}",
+        f"planned design: {sets} language sets per condition × {seeds} seed(s) × {targets} targets of "
+        f"{study.analysis.primary.task} "
+        f"= {2 * sets * seeds} pre-training runs; contrast SE = {planned.se:.4g}, df = {planned.df}",
+    ]
+    if planned.df < 1:
+        lines.append("minimum detectable effect: none — one set per condition leaves no degrees of freedom; "
+                     "the design cannot test the condition effect")
+    else:
+        lines.append(f"minimum detectable effect (α = {alpha:g}, power {wanted:.0%}): {planned.mde:.4g} "
+                     f"(power for the stated effect {effect:g}: "
+                     f"{achieved_power(c, sets, seeds, targets, effect, alpha):.0%})")
+    needed = sets_needed(c, seeds, targets, effect, alpha, wanted)
+    if needed is None:
+        lines.append(f"runs needed for effect {effect:g}: more than {MAX_SETS} sets per condition at {seeds} seed(s)")
+    else:
+        lines.append(f"runs needed for effect {effect:g} at power {wanted:.0%}: {needed} sets per condition × "
+                     f"{seeds} seed(s) = {2 * needed * seeds} pre-training runs")
+    floor = power_for(c, sets, 10_000, targets, alpha, wanted).mde
+    if planned.df >= 1:
+        lines.append(f"more seeds alone cannot go below MDE {floor:.4g} with {sets} sets per condition "
+                     "(σ_set / sets is the floor)")
+    hours, source = gpu_hours_per_run(study)
+    runs = 2 * sets * seeds
+    if hours is not None:
+        lines.append(f"cost: {runs} runs × {hours:.3g} GPU-h = {runs * hours:.3g} GPU-hours ({source})")
+    else:
+        lines.append(f"cost: {runs} runs; GPU-hours {source}")
+    return lines
+
+
+def simulate_scores(rng: np.random.Generator, effect: float, sets: int = 6, seeds: int = 2, targets: int = 8,
+                    sd_target: float = 0.1, sd_set: float = 0.03, sd_run: float = 0.01, sd_residual: float = 0.02,
+                    mean: float = 0.5) -> pd.DataFrame:
+    """A synthetic study in the tidy layout, with a known effect and known variance components."""
+    target_effects = rng.normal(0, sd_target, targets)
+    rows = []
+    for role, name, shift in (("treatment", "diverse", effect), ("control", "single", 0.0)):
+        for s in range(sets):
+            u_set = rng.normal(0, sd_set)
+            for r in range(seeds):
+                v_run = rng.normal(0, sd_run)
+                noise = rng.normal(0, sd_residual, targets)
+                for t in range(targets):
+                    rows.append({"condition": name, "role": role, "language_set": f"s{s + 1}",
+                                 "run": f"{name}/s{s + 1}/seed{r}", "seed": r, "target": f"t{t}", "task": "sim",
+                                 "metric": "acc", "score": mean + shift + target_effects[t] + u_set + v_run + noise[t]})
+    return pd.DataFrame(rows)
+
+
+def simulate_coverage(n_studies: int, effect: float, seed: int = 0, n_resamples: int = 1000, alpha: float = 0.05,
+                      **design) -> pd.DataFrame:
+    """Run the three intervals on ``n_studies`` synthetic studies; per method: coverage of the true
+    effect, mean interval width, share called significant (interval excludes 0), mean estimate.
+
+    ``design``: keyword arguments of :func:`simulate_scores` (sets, seeds, targets, sd_*).
+    """
+    from weam.study.stats import hierarchical_bootstrap, mixed_model, unit_level_interval
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for study in range(n_studies):
+        frame = simulate_scores(rng, effect, **design)
+        for estimate in (mixed_model(frame, confidence=1 - alpha),
+                         hierarchical_bootstrap(frame, n_resamples, 1 - alpha, seed=study),
+                         unit_level_interval(frame, n_resamples, 1 - alpha, seed=study)):
+            rows.append({"method": estimate.method, "estimate": estimate.estimate, "covers": estimate.covers(effect),
+                         "width": estimate.high - estimate.low, "significant": estimate.low > 0 or estimate.high < 0})
+    table = pd.DataFrame(rows).groupby("method", sort=False).agg(
+        coverage=("covers", "mean"), mean_width=("width", "mean"), significant=("significant", "mean"),
+        mean_estimate=("estimate", "mean"))
+    table.insert(0, "studies", n_studies)
+    return table.reset_index()
+
+
+def print_design(study, steps, console) -> None:
+    """``weam study plan``'s header: every language set (validated at load), its relatedness to the
+    targets, the budget check where the data exist, the power statement and the cost."""
+    from rich.table import Table
+
+    from weam.study.config import diversity
+    from weam.study.covariates import covariate_table
+
+    covariates = covariate_table(study)
+    table = Table("condition", "role", "set", "languages", "families", "entropy (bits)",
+                  "targets with a same-family language", "mean script share", title="Language sets")
+    for item in study.language_sets():
+        rows = covariates[(covariates["condition"] == item.condition) & (covariates["language_set"] == item.set_id)]
+        measure = diversity(list(item.languages))
+        table.add_row(item.condition, item.role, item.set_id, ", ".join(item.languages), ", ".join(item.families),
+                      f"{measure['family_entropy_bits']:.2f}", f"{int((rows['genealogical'] > 0).sum())}/{len(rows)}",
+                      f"{rows['script'].mean():.2f}")
+    console.print(table)
+    console.print(f"{len(study.runs())} pre-training runs ({len(study.language_sets())} sets × {len(study.seeds)} seeds), "
+                  f"held-out targets: {', '.join(study.held_out)}; design_seed {study.design_seed}")
+    console.print(f"primary endpoint: {study.analysis.primary.task}/{study.analysis.primary.metric}/"
+                  f"{study.analysis.primary.group} at α = {study.analysis.alpha:g}")
+    _print_budgets(study, steps, console)
+    for line in power_statement(study):
+        console.print(line)
+
+
+def _print_budgets(study, steps, console) -> None:
+    from weam.study.run import check_budgets
+
+    pretrain = [s for s in steps if s.kind == "pretrain"]
+    files = [Path(f) for s in pretrain for p in s.config.data.pairs for f in (p.src_file, p.tgt_file)]
+    if not all(f.is_file() for f in files):
+        console.print("budgets: checked once the data exist (`weam study run` checks them before the first "
+                      "pre-training run)")
+        return
+    try:
+        available = check_budgets(study, steps)
+    except OSError:
+        console.print("budgets: the tokenizer does not exist yet; checked before the first pre-training run")
+        return
+    for key, info in available.items():
+        worst = max(info["passes"].values())
+        console.print(f"budget {key}: {info['tokens']:,} tokens of data, at most {worst:.2f} passes over a pair "
+                      f"(max_epochs {study.max_epochs:g})")
