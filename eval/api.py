@@ -200,7 +200,11 @@ def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogg
     uri = resolve_tracking_uri(config.tracking.uri, config.out_dir)
     # Named by the study's condition and pre-training seed (weam.seed from ``tags`` wins); a
     # fine-tuned task's own seed is added when it differs (several fine-tuning seeds per model).
-    name = run_name("eval", all_tags.get(TAG_CONDITION), all_tags[TAG_SEED], task=spec.name)
+    # A study's condition has several language sets: ``diverse.s1``, as the pre-training run is named.
+    condition, language_set = all_tags.get(TAG_CONDITION), all_tags.get("weam.language_set")
+    if condition and language_set:
+        condition = f"{condition}.{language_set}"
+    name = run_name("eval", condition, all_tags[TAG_SEED], task=spec.name)
     if spec.finetune is not None and str(all_tags[TAG_SEED]) != str(seed):
         name += f"/ft{seed}"
     logger = RunLogger(uri, config.tracking.experiment, name, parent_run_id=parent_run_id, tags=all_tags,

@@ -349,9 +349,10 @@ def _study_runs(url: str) -> dict[str, object]:
     return {run.info.run_name: run for run in runs}
 
 
+# A condition given as one language list is one language set, s1 (runs are named by condition.set).
 STAGE_RUNS = ["base/mlm/seed0", "condition/base", "condition/diverse", "condition/single",
-              "eval/tatoeba/base/seed0", "eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed0",
-              "pretrain/weam/diverse/seed0", "pretrain/weam/single/seed0"]
+              "eval/tatoeba/base/seed0", "eval/tatoeba/diverse.s1/seed0", "eval/tatoeba/single.s1/seed0",
+              "pretrain/weam/diverse.s1/seed0", "pretrain/weam/single.s1/seed0"]
 
 
 def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path):
@@ -370,7 +371,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
     assert len(said) == 1 and f"cannot reach the MLflow server {down} (connection refused)" in said[0], said
     assert "Traceback" not in done.stdout + done.stderr
     assert "report: not written, the tracking server is unreachable" in " ".join(done.stdout.split())
-    assert "diverse (1 seeds)" in done.stdout  # the held-out scores, from the eval files
+    assert "diverse (1 runs)" in done.stdout  # the held-out scores, from the eval files
     work = tmp_path / "work"
     shutil.copytree(work, tmp_path / "copy" / "work", symlinks=True)
 
@@ -384,8 +385,9 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert {run.info.status for run in runs.values()} == {"FINISHED"}  # parents included
         client = MlflowClient(url)
         for condition in ("base", "diverse", "single"):
-            pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{condition}/seed0"]
-            evaluation = runs[f"eval/tatoeba/{condition}/seed0"]
+            named = condition if condition == "base" else f"{condition}.s1"
+            pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{named}/seed0"]
+            evaluation = runs[f"eval/tatoeba/{named}/seed0"]
             assert pretrain.data.tags[PARENT_TAG] == runs[f"condition/{condition}"].info.run_id
             assert evaluation.data.tags[PARENT_TAG] == pretrain.info.run_id
             assert evaluation.data.tags["weam.condition"] == condition
@@ -397,7 +399,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
             "config/study.yaml"]
 
         rerun = _weam("study", "run", str(study), uri=url)  # reaches the server: skips, writes the report
-        assert "pretrain/diverse/seed0: skipped (finished)" in rerun.stdout
+        assert "pretrain/diverse/s1/seed0: skipped (finished)" in rerun.stdout
         assert not [line for line in rerun.stderr.splitlines() if line.startswith("tracking:")]
         runs = _study_runs(url)
         assert sorted(runs) == sorted([*STAGE_RUNS, "report"])

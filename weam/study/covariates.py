@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +45,12 @@ URIEL_FAMILY_NAMES = {"Artificial Language": "Constructed", "Mongolic": "Mongoli
 @functools.cache
 def _uriel(name: str) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
     """(language → row, feature names, data[:, :, 0]) of one URIEL file in lang2vec."""
+    # Located through the installed distribution, not by importing ``lang2vec``: the wheel also
+    # installs a script bin/lang2vec.py, which shadows the package in every console script (whose
+    # sys.path[0] is bin/), and the package's module imports pkg_resources.
     try:
-        folder = resources.files("lang2vec") / "data"
-    except ModuleNotFoundError:
+        folder = Path(str(metadata.distribution("lang2vec").locate_file("lang2vec/data")))
+    except metadata.PackageNotFoundError:
         raise WeamError("lang2vec is not installed (pip install lang2vec==1.1.2): it ships URIEL") from None
     with resources.as_file(folder / f"{name}.npz") as path:
         data = np.load(path, allow_pickle=True)

@@ -85,12 +85,15 @@ class Design:
 # Reading MLflow
 
 
-def _search(client, experiment_id: str, study: str, **tags: str) -> list[Any]:
+def _search(client, experiment_id: str, study: str, keep_failed: bool = False, **tags: str) -> list[Any]:
+    """Runs with these tags; a failed or killed run's results are not used, unless ``keep_failed``
+    (a condition parent ends with the study process, so one failed study run marks it FAILED
+    although its children, and so the results, are intact)."""
     clauses = [f"tags.`{TAG_STUDY}` = '{study}'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], " and ".join(clauses), max_results=1000, page_token=token)
-        runs.extend(run for run in page if run.info.status not in IGNORED_STATUSES)
+        runs.extend(run for run in page if keep_failed or run.info.status not in IGNORED_STATUSES)
         token = page.token
         if not token:
             return runs
@@ -113,7 +116,8 @@ def load_study_runs(tracking_uri: str, study: str, task: str | None = None) -> S
     if experiment is None:
         raise WeamError(f"no MLflow experiment named '{study}' at {tracking_uri} (has the study run?)")
     eid = experiment.experiment_id
-    parents = _newest(_search(client, eid, study, **{TAG_STAGE: "condition"}), lambda r: r.data.tags.get(TAG_CONDITION))
+    parents = _newest(_search(client, eid, study, keep_failed=True, **{TAG_STAGE: "condition"}),
+                      lambda r: r.data.tags.get(TAG_CONDITION))
     if not parents:
         raise WeamError(f"study '{study}' has no condition runs (tag {TAG_STAGE}=condition) at {tracking_uri}")
     conditions = pd.DataFrame(
