@@ -21,16 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OBJECT: dict[str, Any] = {"type": "object"}
-STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
-INT32: dict[str, Any] = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
-
-
-def _closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
-        schema["required"] = list(required)
-    return schema
+from tests.deploy.schema_parts import INT32, OBJECT, STRING_MAP, _closed  # noqa: F401 (re-exported)
 
 
 def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
