@@ -19,6 +19,7 @@ from alignment.config import AlignConfig
 from alignment.engines import make_engine
 from alignment.sharded import run_shards, shard_path
 from weam.errors import InputError, WeamError
+from weam.config import result_config
 from weam.lock import lock_output
 from weam.manifest import (MANIFEST_NAME, atomic_write, describe_inputs, fingerprint, is_up_to_date,
                            write_manifest)
@@ -26,9 +27,6 @@ from weam.manifest import (MANIFEST_NAME, atomic_write, describe_inputs, fingerp
 ALIGNMENT_NAME = "alignment.txt"
 STAGE = "align"
 WORK_PREFIX = ".work-"
-RUNTIME_ONLY = {"ray_address", "ray", "max_retries"}
-"""Settings that change where and how robustly the work runs, not its result: a run resumes or
-skips across them (e.g. started locally, finished on a cluster)."""
 
 
 def align_corpus(src: Path, tgt: Path, out_dir: Path, config: AlignConfig,
@@ -49,7 +47,9 @@ def align_corpus(src: Path, tgt: Path, out_dir: Path, config: AlignConfig,
         raise WeamError(f"{out_dir}: --out must be a directory (alignment.txt and manifest.json go inside), "
                         "and this is a file")
     engine = make_engine(config)  # fails early when fast_align is asked for but missing
-    recorded = {**config.model_dump(mode="json", exclude=RUNTIME_ONLY), "resolved_engine": engine.name}
+    # Fields marked not_result (Ray address, retries) change where the work runs, not its result: a
+    # run resumes or skips across them (e.g. started locally, finished on a cluster).
+    recorded = fingerprint_config(config, engine.name)
     output = out_dir / ALIGNMENT_NAME
     with lock_output(out_dir):
         if is_up_to_date(out_dir, inputs, recorded):
@@ -74,6 +74,11 @@ def align_corpus(src: Path, tgt: Path, out_dir: Path, config: AlignConfig,
         for stale in out_dir.glob(f"{WORK_PREFIX}*"):
             shutil.rmtree(stale, ignore_errors=True)
     return output
+
+
+def fingerprint_config(config: AlignConfig, engine_name: str) -> dict:
+    """The result-affecting config, with the engine ``auto`` resolved to."""
+    return {**result_config(config), "resolved_engine": engine_name}
 
 
 def _concatenate(shards: list[Path], output: Path) -> None:

@@ -1,55 +1,57 @@
-"""``weam align run`` and ``weam align score``. Environment variables are read here only:
-FAST_ALIGN_BIN / ATOOLS_BIN (fast_align's binaries) and RAY_ADDRESS (set by ``ray job submit``)."""
+"""``weam align run`` and ``weam align score``. The environment (FAST_ALIGN_BIN / ATOOLS_BIN for
+fast_align's binaries, RAY_ADDRESS set by ``ray job submit``) is read at the CLI edge
+(:class:`weam.edge.Environment`)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from weam.config import load_config
+from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage
 
 app = typer.Typer(no_args_is_help=True, help="Word-align parallel corpora (fast_align or eflomal), sharded on Ray.")
 
 
 def build_config(config: Path | None, overrides: list[str], engine: str | None, shards: int | None,
-                 ray_address: str | None, environ=os.environ):
+                 ray_address: str | None, environ: Mapping[str, str] | None = None):
     """The AlignConfig from file + --set overrides + options, with binaries from the environment."""
-    from alignment.config import AlignConfig
+    from weam.edge import load_stage_config
 
+    env = Environment.read(environ)
     extra = list(overrides)
     if engine is not None:
         extra.append(f"engine={engine}")
     if shards is not None:
         extra.append(f"shards={shards}")
-    if ray_address is None and environ.get("RAY_ADDRESS"):
-        ray_address = "auto"  # inside `ray job submit`: join the cluster that runs the job
+    ray_address = ray_address or env.ray_address
     if ray_address is not None:
         extra.append(f"ray_address={ray_address}")
-    loaded = load_config(AlignConfig, config, extra)
-    for field, variable in (("binary", "FAST_ALIGN_BIN"), ("atools", "ATOOLS_BIN")):
-        if getattr(loaded.fast_align, field) is None and environ.get(variable):
-            setattr(loaded.fast_align, field, environ[variable])
+    loaded = load_stage_config("align", config, extra, env)
+    for name, value in (("binary", env.fast_align_bin), ("atools", env.atools_bin)):
+        if getattr(loaded.fast_align, name) is None and value:
+            setattr(loaded.fast_align, name, value)
     return loaded
 
 
 @app.command()
 def run(
-    src: Path = typer.Option(..., help="Source side: one sentence per line, space-separated tokens."),
-    tgt: Path = typer.Option(..., help="Target side, line-parallel to --src."),
-    out: Path = typer.Option(..., help="Output directory (alignment.txt + manifest.json)."),
-    engine: str = typer.Option(None, help="auto | eflomal | fast_align (overrides the config)."),
-    shards: int = typer.Option(None, help="Number of Ray shards (overrides the config)."),
-    ray_address: str = typer.Option(None, help="Ray cluster address, e.g. auto; default: a local Ray."),
-    config: Path = typer.Option(None, help="AlignConfig YAML (see configs/align/)."),
-    overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE override, e.g. eflomal.n_samplers=2."),
+    src: Annotated[Path, typer.Option(help="Source side: one sentence per line, space-separated tokens.")],
+    tgt: Annotated[Path, typer.Option(help="Target side, line-parallel to --src.")],
+    out: Annotated[Path, typer.Option(help="Output directory (alignment.txt + manifest.json).")],
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    engine: Annotated[Optional[str], typer.Option(help="Alias of --set engine=: auto | eflomal | fast_align.")] = None,
+    shards: Annotated[Optional[int], typer.Option(help="Alias of --set shards=N (Ray shards).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Alias of --set ray_address=, e.g. auto; default: a local Ray.")] = None,
 ) -> None:
     """Align SRC/TGT and write OUT/alignment.txt (Pharaoh i-j, 0-based); skips finished work."""
-    from alignment.api import align_corpus
-
-    cfg = build_config(config, overrides, engine, shards, ray_address)
-    typer.echo(align_corpus(src, tgt, out, cfg))
+    cfg = build_config(config, overrides or [], engine, shards, ray_address)
+    step = run_stage("align", cfg, out_dir=out, extra={"src": src.resolve(), "tgt": tgt.resolve()},
+                     key=f"align/{out.resolve().name}")
+    typer.echo(step.out_dir / "alignment.txt")
 
 
 @app.command()
@@ -65,11 +67,4 @@ def score(
         typer.echo(f"{name}\t{result[name]:.4f}")
 
 
-@app.command("config")
-def show_config() -> None:
-    """List every AlignConfig key with its default and description."""
-    from alignment.config import AlignConfig
-    from weam.config import describe_fields
-
-    for key, default, text in describe_fields(AlignConfig):
-        typer.echo(f"{key} = {default}\n    {text}")
+add_config_command(app, "align")

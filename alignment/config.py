@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from alignment.ray_runtime import RayLocalConfig
-from weam.config import StrictModel
+from weam.config import StrictModel, not_result
 
 
 class FastAlignConfig(StrictModel):
@@ -61,11 +61,11 @@ class AlignConfig(StrictModel):
     align every shard; per_shard = each shard trains its own model (loses quality on small shards)."""
     global_sample_pairs: int = Field(200_000, ge=1)
     """Pairs (a seeded random sample) the global model is trained on; whole corpus when smaller."""
-    ray_address: str | None = None
+    ray_address: str | None = not_result(None)
     """Ray cluster address ("auto", "ray://head:10001"); None = start a local Ray for this run."""
-    ray: RayLocalConfig = RayLocalConfig()
+    ray: RayLocalConfig = not_result(RayLocalConfig())
     """Settings of the local Ray started when ray_address is None."""
-    max_retries: int = Field(2, ge=0)
+    max_retries: int = not_result(2, ge=0)
     """Ray retries of a shard whose worker died; a re-run redoes any shard still unfinished."""
     seed: int = 0
     """Seed of the global model's training sample."""

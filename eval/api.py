@@ -10,8 +10,8 @@ On disk (atomic writes; a re-run skips every finished (task, seed, language) cel
     <out_dir>/<task>/manifest.json
 
 MLflow: one run per (model, task, seed) under ``parent_run_id``, tagged weam.stage=eval, weam.task,
-weam.seed (the fine-tuning seed; also in weam.eval_seed), weam.model; ``tags`` are added last (a
-study passes its own weam.seed, the pre-training seed, which then wins). Metrics are
+weam.finetune_seed (the fine-tuning seed; also in weam.eval_seed), weam.model; ``tags`` are added
+last (a study passes weam.seed, the pre-training seed). Metrics are
 ``<task>/<metric>/<lang>``, ``<task>/<metric>/avg``, ``<task>/<metric>/family/<Family>`` and
 ``<task>/<metric>/low_resource`` (and the same for ``score``, the XTREME-R score of the task); the
 fine-tuning outcome is ``<task>/train.<steps|best_dev|train_loss>`` and the wall time ``<task>/seconds``;
@@ -31,7 +31,7 @@ from eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
 from weam.languages import get_language
 from weam.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
-from weam.tracking import (TAG_CONDITION, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
+from weam.tracking import (TAG_CONDITION, TAG_FINETUNE_SEED, TAG_LANGUAGE_SET, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
                            exit_status, resolve_tracking_uri, run_name)
 
 
@@ -195,17 +195,17 @@ def _with_codes(spec: TaskSpec, langs: list[str]) -> TaskSpec:
 def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogger:
     run_file = seed_dir / "run.json"
     run_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
-    all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_SEED: seed, "weam.eval_seed": seed,
+    all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_FINETUNE_SEED: seed, "weam.eval_seed": seed,
                 TAG_MODEL: str(model), **(tags or {})}
     uri = resolve_tracking_uri(config.tracking.uri, config.out_dir)
     # Named by the study's condition and pre-training seed (weam.seed from ``tags`` wins); a
     # fine-tuned task's own seed is added when it differs (several fine-tuning seeds per model).
     # A study's condition has several language sets: ``diverse.s1``, as the pre-training run is named.
-    condition, language_set = all_tags.get(TAG_CONDITION), all_tags.get("weam.language_set")
+    condition, language_set = all_tags.get(TAG_CONDITION), all_tags.get(TAG_LANGUAGE_SET)
     if condition and language_set:
         condition = f"{condition}.{language_set}"
-    name = run_name("eval", condition, all_tags[TAG_SEED], task=spec.name)
-    if spec.finetune is not None and str(all_tags[TAG_SEED]) != str(seed):
+    name = run_name("eval", condition, all_tags.get(TAG_SEED, seed), task=spec.name)
+    if spec.finetune is not None and str(all_tags.get(TAG_SEED, seed)) != str(seed):
         name += f"/ft{seed}"
     logger = RunLogger(uri, config.tracking.experiment, name, parent_run_id=parent_run_id, tags=all_tags,
                        buffer_dir=config.tracking.buffer_dir or default_buffer_dir(config.out_dir), run_id=run_id,

@@ -1,69 +1,79 @@
 """``weam eval``: XTREME-R zero-shot evaluation of any HF encoder.
 
     weam eval --list
-    weam eval --model DIR_OR_HUB_ID --tasks xnli,panx --langs sw,yo --data-dir download/
     weam eval run --config configs/eval/xtreme_r.yaml --model DIR --set seeds=[1,2,3]
+    weam eval --model DIR_OR_HUB_ID --tasks xnli,panx --langs sw,yo --data-dir download/   (= eval run)
     weam eval score --predictions DIR --labels DIR
+    weam eval config
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+from weam.edge import ConfigOpt, SetOpt, add_config_command, load_stage_config, run_stage
+
+
+class _RunByDefault(TyperGroup):
+    """``weam eval --model M …`` is ``weam eval run --model M …`` (the short form kept as an alias)."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0].startswith("-") and args[0] not in ("--list", "--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_RunByDefault, invoke_without_command=True, no_args_is_help=False,
                   help="XTREME-R zero-shot evaluation of any HF encoder.")
 
-_LIST = typer.Option(False, "--list", help="Print the task × language table and exit.")
-_MODEL = typer.Option(None, "--model", help="HF model directory or hub id.")
-_TASKS = typer.Option(None, "--tasks", help="Comma-separated task ids (default: the config's).")
-_LANGS = typer.Option(None, "--langs", help="Comma-separated languages (default: each task's XTREME-R list).")
-_DATA = typer.Option(None, "--data-dir", help="Root of XTREME's download layout.")
-_OUT = typer.Option(None, "--out-dir", help="Where results go (default: the config's out_dir).")
-_CONFIG = typer.Option(None, "--config", help="EvalConfig YAML (configs/eval/*.yaml).")
-_SET = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable), e.g. seeds=[1,2].")
+_TASKS = typer.Option(None, "--tasks", help="Alias of --set tasks=[…]: comma-separated task ids.")
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    list_tasks: bool = _LIST,
-    model: Optional[str] = _MODEL,
-    tasks: Optional[str] = _TASKS,
-    langs: Optional[str] = _LANGS,
-    data_dir: Optional[Path] = _DATA,
-    out_dir: Optional[Path] = _OUT,
-    config: Optional[Path] = _CONFIG,
-    set_: list[str] = _SET,
+    list_tasks: Annotated[bool, typer.Option("--list", help="Print the task × language table and exit.")] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     if list_tasks:
         print_task_table()
         return
-    if model is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
-    _run(model, tasks, langs, data_dir, out_dir, config, set_)
+    typer.echo(ctx.get_help())
 
 
 @app.command("run")
 def run_command(
-    model: str = typer.Option(..., "--model", help="HF model directory or hub id."),
+    model: Annotated[str, typer.Option("--model", help="HF model directory or hub id.")],
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
     tasks: Optional[str] = _TASKS,
-    langs: Optional[str] = _LANGS,
-    data_dir: Optional[Path] = _DATA,
-    out_dir: Optional[Path] = _OUT,
-    config: Optional[Path] = _CONFIG,
-    set_: list[str] = _SET,
+    langs: Annotated[Optional[str], typer.Option(help="Alias of --set langs=[…]: comma-separated languages.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Alias of --set data_dir=: XTREME's download layout.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Alias of --set out_dir=: where results go.")] = None,
 ) -> None:
     """Fine-tune on English (English-dev selection where XTREME's script does it), predict every target
     language; score the split that carries gold labels (split=labelled), write the rest for `weam eval score`."""
-    _run(model, tasks, langs, data_dir, out_dir, config, set_)
+    overrides = list(overrides or [])
+    for key, value in (("tasks", _split(tasks)), ("langs", _split(langs))):
+        if value:
+            overrides.append(f"{key}={json.dumps(value)}")
+    for key, value in (("data_dir", data_dir), ("out_dir", out_dir)):
+        if value:
+            overrides.append(f"{key}={value}")
+    config = load_stage_config("eval", config, overrides)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the per-load weight reports drown the results table
+    step = run_stage("eval", config, extra={"model": model}, key=f"eval/{Path(model).name}")
+    results = {task: json.loads((step.out_dir / task / "results.json").read_text(encoding="utf-8"))
+               for task in config.tasks}
+    _print_results(results)
 
 
 @app.command("score")
@@ -85,30 +95,6 @@ def score_command(
 
 def _split(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
-
-
-def _run(model, tasks, langs, data_dir, out_dir, config_path, overrides) -> None:
-    from eval.api import evaluate
-    from eval.config import EvalConfig
-    from weam.config import load_config
-
-    overrides = list(overrides)
-    if tasks:
-        overrides.append(f"tasks={json.dumps(_split(tasks))}")
-    if langs:
-        overrides.append(f"langs={json.dumps(_split(langs))}")
-    if data_dir:
-        overrides.append(f"data_dir={data_dir}")
-    if out_dir:
-        overrides.append(f"out_dir={out_dir}")
-    config = load_config(EvalConfig, config_path, overrides)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # the per-load weight reports drown the results table
-    if config.tracking.uri is None and os.environ.get("MLFLOW_TRACKING_URI"):
-        config.tracking.uri = os.environ["MLFLOW_TRACKING_URI"]
-    results = evaluate(model, config, parent_run_id=os.environ.get("WEAM_PARENT_RUN_ID"))
-    _print_results(results)
 
 
 def _fmt(value) -> str:
@@ -195,3 +181,6 @@ def print_task_table() -> None:
                      {get_language(code).code for code in (lang.code for lang in xtreme_r_languages())})
     if missing:
         console.print(f"not marked xtreme_r in weam/languages.tsv: {', '.join(missing)}")
+
+
+add_config_command(app, "eval")

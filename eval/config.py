@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from weam.config import StrictModel
+from weam.config import StrictModel, not_result
 from weam.tracking import TrackingConfig
 
 
@@ -83,9 +83,9 @@ class EvalConfig(StrictModel):
     initialised at 100."""
     device: str = "auto"
     """auto | cpu | cuda."""
-    out_dir: Path = Path("eval-out")
+    out_dir: Path = not_result(Path("eval-out"))
     """Results: <out_dir>/<task>/results.json, cells <out_dir>/<task>/seed<k>/<lang>.json."""
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tracking: TrackingConfig = not_result(default_factory=TrackingConfig)
     """MLflow: each (model, task, seed) is a run nested under the given parent."""
 
     def require_labelled(self, langs: list[str]) -> str:

@@ -39,6 +39,23 @@ class Runner:
         self.split = "test" if config.split == "labelled" else config.split
         """The target-language split predicted (eval.api sets the one resolved for the task)."""
 
+    head = "AutoModel"
+    """The transformers auto class of the task's model (``from_pretrained`` adds the task head)."""
+    labelled_head = False
+    """Whether the head has one output per label of the task (``num_labels``)."""
+
+    def build_model(self, seed: int):
+        import torch
+        import transformers
+
+        torch.manual_seed(seed)  # seeds the new head's initialisation
+        kwargs = {"num_labels": len(self.spec.labels)} if self.labelled_head else {}
+        return self.wrap(getattr(transformers, self.head).from_pretrained(self.model_path, **kwargs))
+
+    def wrap(self, model):
+        """The model as fine-tuned (a dual encoder wraps the encoder)."""
+        return model
+
     # --- shared helpers -----------------------------------------------------------------------
     def records(self, split: str, lang: str) -> list[dict[str, Any]]:
         """English ``train``/``dev`` (lang en), else the target-language ``split``."""
@@ -75,12 +92,8 @@ class Runner:
 
 
 class ClassificationRunner(Runner):
-    def build_model(self, seed: int):
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        torch.manual_seed(seed)
-        return AutoModelForSequenceClassification.from_pretrained(self.model_path, num_labels=len(self.spec.labels))
+    head = "AutoModelForSequenceClassification"
+    labelled_head = True
 
     def encode(self, records):
         return self.tokenizer([r["sentence1"] for r in records], [r["sentence2"] for r in records], truncation=True,
@@ -112,12 +125,8 @@ class MultipleChoiceRunner(ClassificationRunner):
     """XCOPA as XTREME-R trains it (run_xcopa.py): "<premise> What was the <cause|effect>?" paired with
     each choice; first fine-tuned on SIQA when its files are present, then on English COPA."""
 
-    def build_model(self, seed: int):
-        import torch
-        from transformers import AutoModelForMultipleChoice
-
-        torch.manual_seed(seed)
-        return AutoModelForMultipleChoice.from_pretrained(self.model_path)
+    head = "AutoModelForMultipleChoice"
+    labelled_head = False
 
     @staticmethod
     def choices(record) -> tuple[str, list[str]]:
@@ -168,12 +177,8 @@ class MultipleChoiceRunner(ClassificationRunner):
 
 
 class TaggingRunner(Runner):
-    def build_model(self, seed: int):
-        import torch
-        from transformers import AutoModelForTokenClassification
-
-        torch.manual_seed(seed)
-        return AutoModelForTokenClassification.from_pretrained(self.model_path, num_labels=len(self.spec.labels))
+    head = "AutoModelForTokenClassification"
+    labelled_head = True
 
     def chunks(self, tokens: list[str]) -> list[tuple[int, int]]:
         """Word ranges whose sub-words fit max_seq_len (XTREME splits long sentences the same way)."""
@@ -246,12 +251,7 @@ class QARunner(Runner):
     doc_stride = 128
     max_query_tokens = 64
 
-    def build_model(self, seed: int):
-        import torch
-        from transformers import AutoModelForQuestionAnswering
-
-        torch.manual_seed(seed)
-        return AutoModelForQuestionAnswering.from_pretrained(self.model_path)
+    head = "AutoModelForQuestionAnswering"
 
     def question(self, text: str) -> str:
         """The question cut after its 64th token (run_squad.py truncates the query the same way)."""
@@ -371,12 +371,8 @@ class DualEncoderRunner(Runner):
     query_len = answer_len = 64
     """Token limits of the two towers (LAReQA: --max_query_length 96, --max_answer_length 256)."""
 
-    def build_model(self, seed: int):
-        import torch
-        from transformers import AutoModel
-
-        torch.manual_seed(seed)
-        return dual_encoder(AutoModel.from_pretrained(self.model_path))
+    def wrap(self, model):
+        return dual_encoder(model)
 
     def embed(self, texts, pairs=None, grad: bool = False, max_length: int | None = None):
         import torch

@@ -11,15 +11,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def config_class(path: Path):
-    from alignment.config import AlignConfig
-    from eval.config import EvalConfig
-    from training.config import PretrainConfig
-    from weam.data.config import CleanConfig, DemoDataConfig, FetchConfig
+    """The config class of the stage a configs/<folder>/ is named after, from the stage table."""
+    from weam.data.config import CleanConfig, FetchConfig
+    from weam.stages import STAGES
 
-    return {"align": AlignConfig, "pretrain": PretrainConfig, "eval": EvalConfig, "data": DemoDataConfig,
-            "fetch": FetchConfig, "clean": CleanConfig}.get(
-        path.parent.name
-    )
+    if path.parent.name in STAGES:
+        return STAGES[path.parent.name].config_class()
+    return {"fetch": FetchConfig, "clean": CleanConfig}.get(path.parent.name)  # not in a study's plan
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
@@ -31,14 +29,20 @@ def test_config_file_validates(path):
         needs_tokenizer = str(raw.get("model", "")).startswith("preset:") and "tokenizer" not in raw
         load_config(model_cls, path, ["tokenizer=tok"] if needs_tokenizer else [])
         return
-    from weam.study.run import load_study
+    from weam.study.plan import load_study
+
+    from weam.stages import STAGES
 
     study, steps = load_study(path)
-    kinds = [step.kind for step in steps]
+    kinds = [step.stage for step in steps]
     assert kinds.count("pretrain") == len(study.language_sets()) * len(study.seeds)
     assert kinds[-1] == "report"
+    for step in steps:  # every step is a row of the stage table, with that row's config class
+        assert isinstance(step.config, STAGES[step.stage].config_class()), step.key
 
 
 def test_every_config_folder_is_covered():
     folders = {p.parent.name for p in CONFIGS.rglob("*.yaml")} - {"configs", "studies"}
-    assert folders <= {"align", "pretrain", "eval", "data", "fetch", "clean"}, folders
+    from weam.stages import STAGES
+
+    assert folders <= set(STAGES) | {"fetch", "clean"}, folders

@@ -34,6 +34,7 @@ def pretrain(
     dist: DistributedEnv | None = None,
     parent_run_id: str | None = None,
     tags: dict | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished."""
     distributed.check_config(config.parallel, config.optim, config.data.batch_size,
@@ -58,7 +59,7 @@ def pretrain(
                               "input needs an even number (a pair's two rows stay together); set "
                               "parallel.micro_batch_size or data.batch_size")
         engine = distributed.initialize(model, ds_config)
-        logger = open_logger(config, parent_run_id, tags) if env.is_main else None
+        logger = open_logger(config, parent_run_id, tags, run_id) if env.is_main else None
         try:
             steps = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
             distributed.export_hf(engine, tokenizer, model_dir)
@@ -202,7 +203,9 @@ class Meter:
         self.tick, self.tokens_at_tick, self.flops = time.time(), record["tokens"], 0.0
 
 
-def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | None) -> RunLogger:
+def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | None,
+                run_id: str | None = None) -> RunLogger:
+    """The run's logger; with ``run_id`` (the stage table opened the run), that run."""
     out = Path(config.out_dir)
     log, objective = config.logging, config.objective.name
     uri = log.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
@@ -210,7 +213,7 @@ def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | 
     name = log.run_name or run_name("pretrain", all_tags.get(TAG_CONDITION), config.seed, objective=objective)
     logger = RunLogger(
         uri, log.tracking.experiment, name, parent_run_id=parent_run_id or log.parent_run_id, tags=all_tags,
-        buffer_dir=log.tracking.buffer_dir or default_buffer_dir(out), enabled=log.tracking.enabled,
+        buffer_dir=log.tracking.buffer_dir or default_buffer_dir(out), enabled=log.tracking.enabled, run_id=run_id,
         system_metrics=log.tracking.system_metrics, system_metrics_interval=log.tracking.system_metrics_interval,
     )
     logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
@@ -270,7 +273,7 @@ def stage_inputs(config: PretrainConfig) -> dict[str, Any]:
     for name, source in (("model", config.model), ("tokenizer", config.tokenizer)):
         folder = Path(source) if source and not source.startswith("preset:") else None
         if folder and folder.is_dir():
-            for file in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
+            for file in ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "vocab.txt"):
                 if (folder / file).is_file():
                     inputs[f"{name}/{file}"] = folder / file
     return inputs

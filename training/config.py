@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from weam.config import StrictModel
+from weam.config import StrictModel, not_result, result_config
 from weam.languages import get_language
 from weam.tracking import TrackingConfig
 
@@ -77,11 +77,12 @@ class PairData(StrictModel):
     """Source language code (the pivot, usually ``en``)."""
     tgt: str
     """Target language code."""
-    src_file: Path
-    """Source side, one sentence per line, words separated by single spaces."""
-    tgt_file: Path
+    src_file: Path = not_result()
+    """Source side, one sentence per line, words separated by single spaces. (The three paths are
+    left out of the fingerprint: the files' contents are inputs, by hash.)"""
+    tgt_file: Path = not_result()
     """Target side, line-parallel with ``src_file``."""
-    alignment: Path | None = None
+    alignment: Path | None = not_result(None)
     """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``alignment.txt``). Needed
     by ``word_aligned`` and ``weam``; checked against the corpus (line count, indices in range)
     before training starts."""
@@ -333,8 +334,9 @@ class PretrainConfig(StrictModel):
     """HF tokenizer directory or id; None: the model's own."""
     seed: int = 0
     """Seeds initialisation (presets), pair sampling, masking and dropout."""
-    out_dir: Path = Path("pretrain-out")
-    """Output: ``model/`` (HF export), ``checkpoints/``, ``train_log.jsonl``, ``manifest.json``."""
+    out_dir: Path = not_result(Path("pretrain-out"))
+    """Output: ``model/`` (HF export), ``checkpoints/``, ``train_log.jsonl``, ``manifest.json``. Not part
+    of the fingerprint: where a result goes does not change it."""
     data: DataConfig = DataConfig()
     """Pairs, batches, budget."""
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -388,28 +390,21 @@ class PretrainConfig(StrictModel):
 
     def fingerprint_config(self) -> dict[str, Any]:
         """What decides whether a finished run is still up to date: every field not marked
-        ``affects_result: False`` (logging, tracking, checkpoint cadence)."""
-        return result_affecting(self)
+        ``affects_result: False`` (logging, tracking, checkpoint cadence, paths of files whose content
+        is an input); a local model or tokenizer directory counts by its files' content
+        (training.api.stage_inputs), not by its path."""
+        data = result_affecting(self)
+        for name in ("model", "tokenizer"):
+            source = getattr(self, name)
+            if source and not source.startswith("preset:") and Path(source).is_dir():
+                data[name] = "local directory"
+        return data
 
 
 def result_affecting(model: BaseModel) -> dict[str, Any]:
-    """``model_dump(mode="json")`` without the fields marked ``affects_result: False``, at any depth."""
-    dumped = model.model_dump(mode="json")
-    return _drop_marked(type(model), dumped)
-
-
-def _drop_marked(model_cls: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    kept = {}
-    for name, value in data.items():
-        field = model_cls.model_fields[name]
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        if extra.get("affects_result") is False:
-            continue
-        inner = field.annotation
-        if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(value, dict):
-            value = _drop_marked(inner, value)
-        kept[name] = value
-    return kept
+    """``model_dump(mode="json")`` without the fields marked ``affects_result: False``, at any depth
+    (lists of models included): :func:`weam.config.result_config`, the one rule of every stage."""
+    return result_config(model)
 
 
 def free_port() -> int:

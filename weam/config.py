@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from weam.errors import ConfigError
 
@@ -30,6 +30,50 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", use_attribute_docstrings=True, validate_assignment=True
     )
+
+
+AFFECTS_RESULT = "affects_result"
+
+
+def not_result(default: Any = ..., **kwargs: Any) -> Any:
+    """A field that changes how or where a stage runs or logs, never what it computes (tracking,
+    log paths and cadence, progress, cluster addresses). :func:`result_config` leaves it out, so
+    changing it neither re-runs a finished stage nor anything downstream of it."""
+    return Field(default, json_schema_extra={AFFECTS_RESULT: False}, **kwargs)
+
+
+def affects_result(model_cls: type[BaseModel], name: str) -> bool:
+    extra = model_cls.model_fields[name].json_schema_extra
+    return not (isinstance(extra, dict) and extra.get(AFFECTS_RESULT) is False)
+
+
+def result_config(config: BaseModel) -> dict[str, Any]:
+    """The config as JSON without the fields marked :func:`not_result`, at any depth: what a stage's
+    fingerprint hashes (the one skip rule, :func:`weam.manifest.check_stage`)."""
+
+    def strip(model: BaseModel) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in type(model).model_fields:
+            if not affects_result(type(model), name):
+                continue
+            value = getattr(model, name)
+            out[name] = strip_value(value)
+        return out
+
+    def strip_value(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return strip(value)
+        if isinstance(value, (list, tuple)):
+            return [strip_value(item) for item in value]
+        if isinstance(value, dict):
+            return {str(key): strip_value(item) for key, item in value.items()}
+        return value
+
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.loads(json.dumps(to_jsonable_python(strip(config))))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -1,22 +1,27 @@
 """Where each stage reads and writes inside a study's work directory. Stages talk only through
-these files (each directory finished by a ``manifest.json``, see :mod:`weam.manifest`)::
+these files (each directory finished by a ``manifest.json``, see :mod:`weam.manifest`; the stage
+table, :mod:`weam.stages`, says which stage writes which folder)::
 
     <work>/
       data/<src>-<tgt>/train.<src>, train.<tgt>      Moses pair, words separated by single spaces
       data/<src>-<tgt>/manifest.json
       data/mono/<lang>.txt                            monolingual text (base-model pre-training)
-      data/tatoeba/tatoeba.<xxx>-eng.<xxx|eng>        held-out retrieval sets, XTREME's Tatoeba layout
+      data/tatoeba/<xx>-en.<xx|en>                    held-out retrieval sets, XTREME's download layout
+      data/labels/tatoeba/test-<xx>.tsv               their gold, in the leaderboard layout
       data/manifest.json                              the whole demo build
       tokenizer/                                      HF fast tokenizer (save_pretrained)
       align/<src>-<tgt>/alignment.txt                 Pharaoh i-j lines, one per training pair
       align/<src>-<tgt>/manifest.json
+      budget/manifest.json                            tokens available per condition (budget check)
       base/model/                                     the base encoder (HF save_pretrained)
       pretrain/<condition>/seed<k>/model/             HF export of the pre-trained encoder
       pretrain/<condition>/seed<k>/checkpoints/       DeepSpeed checkpoints (resume)
       pretrain/<condition>/seed<k>/manifest.json
       eval/<condition>/seed<k>/<task>/results.json    per-language scores and aggregates
       eval/<condition>/seed<k>/<task>/manifest.json
-      report/report.md, report/*.png
+      eval/<condition>/seed<k>/manifest.json          the eval stage: model weights and data by hash
+      report/report.md, report/*.png, report/manifest.json
+      <stage folder>/.fingerprint.json                inputs+config a started run had (resume or clear)
       mlflow.db                                       default tracking store
 """
 
@@ -46,6 +51,10 @@ def tatoeba_dir(work: Path) -> Path:
     return Path(work) / "data" / "tatoeba"
 
 
+def labels_dir(work: Path) -> Path:
+    return Path(work) / "data" / "labels"
+
+
 def tokenizer_dir(work: Path) -> Path:
     return Path(work) / "tokenizer"
 
@@ -64,6 +73,10 @@ def pretrain_dir(work: Path, condition: str, seed: int) -> Path:
 
 def eval_dir(work: Path, condition: str, seed: int, task: str) -> Path:
     return Path(work) / "eval" / condition / f"seed{seed}" / task
+
+
+def budget_dir(work: Path) -> Path:
+    return Path(work) / "budget"
 
 
 def report_dir(work: Path) -> Path:

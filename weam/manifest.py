@@ -132,10 +132,33 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_HASHES: dict[tuple[int, int, int, int], str] = {}
+"""Hashes computed in this process, by (device, inode, size, mtime): a status or a study reads the
+same corpus files for many stages."""
+
+
+def _stat_key(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def content_hash(path: str | Path, recorded: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 of a file's content. The size+mtime shortcut is taken only for a hash recorded for
+    this very file (same device and inode): a copy, a replaced file or a touched one is re-hashed."""
+    info = Path(path).stat()
+    key = _stat_key(info)
+    if recorded and [recorded.get(k) for k in ("device", "inode", "bytes", "mtime_ns")] == list(key):
+        return recorded["sha256"]
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path)
+    return _HASHES[key]
+
+
 def describe_file(path: str | Path, relative_to: Path | None = None) -> dict[str, Any]:
     path = Path(path)
     shown = path.relative_to(relative_to) if relative_to and path.is_relative_to(relative_to) else path
-    return {"path": str(shown), "sha256": file_sha256(path), "bytes": path.stat().st_size}
+    info = path.stat()
+    return {"path": str(shown), "sha256": content_hash(path), "bytes": info.st_size, "device": info.st_dev,
+            "inode": info.st_ino, "mtime_ns": info.st_mtime_ns}
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
@@ -223,30 +246,85 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def is_up_to_date(
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a stage's folder holds a finished run of these inputs and config, and if not, why."""
+
+    state: str
+    """``done``, ``missing`` (never finished) or ``stale`` (finished with other inputs or config)."""
+    reason: str = ""
+    """What differs: the config key with old → new value, or the input that changed."""
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+
+def check_stage(
     out_dir: str | Path,
     inputs: Mapping[str, str | Path],
     config: Mapping[str, Any],
     *,
     check_outputs: bool = True,
-) -> bool:
-    """True when ``out_dir`` holds a finished run of the same inputs (by hash) and config."""
+) -> Verdict:
+    """The one skip rule: done exactly when the manifest's fingerprint of input contents (content
+    hashes) and result-affecting config matches, and the recorded outputs are still there."""
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     if manifest is None:
-        return False
-    try:
-        current = {name: file_sha256(path) for name, path in inputs.items()}
-    except FileNotFoundError:
-        return False
+        return Verdict("missing", "not finished")
+    recorded = manifest.get("inputs", {})
+    current: dict[str, str] = {}
+    for name, path in sorted(inputs.items()):
+        try:
+            current[name] = content_hash(path, recorded.get(name))
+        except FileNotFoundError:
+            return Verdict("stale", f"input {name} is missing ({path})")
     normalised_config = json.loads(json.dumps(dict(config), default=str))
     if manifest.get("fingerprint") != fingerprint(current, normalised_config):
-        return False
+        return Verdict("stale", _difference(recorded, current, manifest.get("config", {}), normalised_config, inputs))
     if check_outputs:
-        for info in manifest.get("outputs", {}).values():
+        for name, info in manifest.get("outputs", {}).items():
             path = out_dir / info["path"]
-            if not path.is_file() or path.stat().st_size != info["bytes"]:
-                return False
-            if file_sha256(path) != info["sha256"]:
-                return False
-    return True
+            if not path.is_file() or content_hash(path, info) != info["sha256"]:
+                return Verdict("stale", f"output {name} is missing or changed ({path})")
+    return Verdict("done")
+
+
+def _difference(recorded: Mapping[str, Any], current: Mapping[str, str], old_config: Any, new_config: Any,
+                paths: Mapping[str, Any]) -> str:
+    for name in sorted(set(recorded) | set(current)):
+        if name not in current:
+            return f"input {name} is no longer used"
+        if name not in recorded:
+            return f"new input {name} ({paths[name]})"
+        if recorded[name].get("sha256") != current[name]:
+            return f"input {name} changed ({paths[name]})"
+    changes = config_changes(old_config, new_config)
+    if changes:
+        shown = "; ".join(changes[:3]) + (f" (+{len(changes) - 3} more)" if len(changes) > 3 else "")
+        return f"config {shown}"
+    return "fingerprint differs (written by another version of weam)"
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old → new`` for every leaf that differs between two JSON configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}{key}"
+            if key not in old:
+                out.append(f"{name}: added ({new[key]!r})")
+            elif key not in new:
+                out.append(f"{name}: removed")
+            else:
+                out.extend(config_changes(old[key], new[key], f"{name}."))
+        return out
+    if old != new:
+        return [f"{prefix.rstrip('.')}: {old!r} → {new!r}"]
+    return []
+
+
+def is_up_to_date(out_dir: str | Path, inputs: Mapping[str, str | Path], config: Mapping[str, Any], **options) -> bool:
+    """True when ``out_dir`` holds a finished run of the same inputs (by hash) and config."""
+    return check_stage(out_dir, inputs, config, **options).done

@@ -29,7 +29,7 @@ def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("study")
     runs = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_id != parent.run_id]
-    seen = sorted((r.data.tags["weam.task"], r.data.tags["weam.seed"]) for r in runs)
+    seen = sorted((r.data.tags["weam.task"], r.data.tags["weam.finetune_seed"]) for r in runs)
     assert seen == [("tatoeba", "1"), ("xnli", "1"), ("xnli", "2")]  # Tatoeba has no fine-tuning: one seed
     for run in runs:
         tags = run.data.tags

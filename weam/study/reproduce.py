@@ -1,45 +1,51 @@
-"""Re-run a logged stage run from what it logged: its resolved config (artifact ``config/``),
-the config class named by its ``weam.stage_config`` tag, and the same seed and inputs."""
+"""Re-run any logged stage run from what its stage logged (:func:`weam.stages.open_run`): the
+resolved config (artifact ``config/<stage>.yaml``), the step (``config/step.json``: inputs beside
+the config, such as the model an evaluation scored), the stage named by its ``weam.stage`` tag and
+the config class named by its ``weam.stage_config`` tag. Works for every row of the stage table."""
 
 from __future__ import annotations
 
-import importlib
+import json
 import tempfile
 from pathlib import Path
 
 from weam.config import load_config
 from weam.errors import WeamError
-
-RUNNERS = {
-    "training.config.PretrainConfig": ("training.api", "pretrain"),
-    "eval.config.EvalConfig": ("eval.api", "evaluate"),
-}
+from weam.stages import STAGES, Step, Tracking, execute
+from weam.tracking import TAG_GIT_COMMIT, TAG_REPRODUCES, TAG_STAGE, TAG_STAGE_CONFIG
 
 
 def reproduce(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> Path:
+    """Run the stage again into ``out_dir`` (default: beside the original, ``-reproduce-<id>``)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)
-    class_path = run.data.tags.get("weam.stage_config")
-    if class_path not in RUNNERS:
-        raise WeamError(f"run {run_id} has no reproducible stage config (tag weam.stage_config={class_path!r})")
-    module_name, class_name = class_path.rsplit(".", 1)
-    config_cls = getattr(importlib.import_module(module_name), class_name)
+    stage = STAGES.get(run.data.tags.get(TAG_STAGE, ""))
+    if stage is None or run.data.tags.get(TAG_STAGE_CONFIG) != stage.config:
+        raise WeamError(f"run {run_id} was not logged by a stage of the stage table (tags {TAG_STAGE}="
+                        f"{run.data.tags.get(TAG_STAGE)!r}, {TAG_STAGE_CONFIG}={run.data.tags.get(TAG_STAGE_CONFIG)!r})")
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(client.download_artifacts(run_id, "config", tmp))
-        files = sorted(local.glob("*.yaml")) if local.is_dir() else [local]
-        if not files:
-            raise WeamError(f"run {run_id} logged no config YAML under artifacts/config")
-        config = load_config(config_cls, files[0])
-    target = out_dir or Path(config.out_dir).with_name(Path(config.out_dir).name + f"-reproduce-{run_id[:8]}")
-    config = config.model_copy(update={"out_dir": Path(target)})
-    module_name, function_name = RUNNERS[class_path]
-    runner = getattr(importlib.import_module(module_name), function_name)
-    tags = {k: v for k, v in run.data.tags.items() if k.startswith("weam.") and k != "weam.stage_config"}
-    tags["weam.reproduces"] = run_id
-    if class_path.endswith("EvalConfig"):
-        runner(tags.get("weam.model"), config, tags=tags)
-    else:
-        runner(config, tags=tags)
-    return Path(target)
+        try:
+            local = Path(client.download_artifacts(run_id, "config", tmp))
+        except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+            raise WeamError(f"run {run_id} logged no config under artifacts/config ({exc})") from None
+        config_file, step_file = local / f"{stage.name}.yaml", local / "step.json"
+        if not config_file.is_file() or not step_file.is_file():
+            raise WeamError(f"run {run_id} lacks artifacts config/{stage.name}.yaml and config/step.json")
+        config = load_config(stage.config_class(), config_file)
+        described = json.loads(step_file.read_text(encoding="utf-8"))
+    original = Path(described["out_dir"])
+    target = Path(out_dir) if out_dir else original.with_name(f"{original.name}-reproduce-{run_id[:8]}")
+    if "out_dir" in type(config).model_fields:
+        config = config.model_copy(update={"out_dir": target})
+    step = Step(described["key"], stage.name, target, config, described.get("condition"), described.get("seed"),
+                extra=dict(described.get("extra", {})), language_set=described.get("language_set"))
+    # The original's study, condition, seed and role; not its provenance (this run has its own).
+    dropped = (TAG_STAGE, TAG_STAGE_CONFIG, TAG_GIT_COMMIT, "weam.input_sha256")
+    tags = {k: v for k, v in run.data.tags.items()
+            if k.startswith("weam.") and k not in dropped and not k.startswith("weam.version.")}
+    tags[TAG_REPRODUCES] = run_id
+    experiment = client.get_experiment(run.info.experiment_id).name
+    execute(step, Tracking(tracking_uri, experiment, tags=tags))
+    return target

@@ -1,0 +1,173 @@
+"""The command-line edge, shared by every ``weam <stage>`` command.
+
+One shape for every stage: ``weam <stage> run --config FILE [--set key=value]…`` and
+``weam <stage> config`` (every key with its default and description, from the stage table's
+config class). Environment variables are read here and nowhere else (:class:`Environment`):
+MLFLOW_TRACKING_URI, FAST_ALIGN_BIN / ATOOLS_BIN, RAY_ADDRESS, the rendezvous variables of
+torchrun / the deepspeed launcher / a Kubernetes pod, and WEAM_PARENT_RUN_ID (a cluster job
+nesting its run under a study's condition run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+RENDEZVOUS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="The stage's config YAML (see configs/).")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a config key: --set key=value (repeatable; value is YAML, dotted keys nest)."),
+]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the process environment says, read once."""
+
+    tracking_uri: str | None = None
+    fast_align_bin: str | None = None
+    atools_bin: str | None = None
+    ray_address: str | None = None
+    parent_run_id: str | None = None
+    rendezvous: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        environ = os.environ if environ is None else environ
+        return cls(
+            tracking_uri=environ.get("MLFLOW_TRACKING_URI") or None,
+            fast_align_bin=environ.get("FAST_ALIGN_BIN") or None,
+            atools_bin=environ.get("ATOOLS_BIN") or None,
+            # Inside `ray job submit` RAY_ADDRESS is set: join the cluster that runs the job.
+            ray_address="auto" if environ.get("RAY_ADDRESS") else None,
+            parent_run_id=environ.get("WEAM_PARENT_RUN_ID") or None,
+            rendezvous={k: environ[k] for k in RENDEZVOUS if k in environ},
+        )
+
+    def with_tracking(self, overrides: list[str] | None, key: str = "tracking.uri") -> list[str]:
+        """MLFLOW_TRACKING_URI fills ``tracking.uri`` unless the command line names one."""
+        overrides = list(overrides or [])
+        if self.tracking_uri and not any(item.startswith(f"{key}=") for item in overrides):
+            overrides.append(f"{key}={self.tracking_uri}")
+        return overrides
+
+    def distributed(self):
+        from training.config import DistributedEnv
+        from weam.errors import ConfigError
+
+        try:
+            return DistributedEnv.from_environ(self.rendezvous)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def environment() -> Environment:
+    return Environment.read()
+
+
+def load_stage_config(stage: str, config: Path | None, overrides: list[str] | None, env: Environment | None = None):
+    """The stage's config from file + ``--set`` (+ the tracking URI of the environment)."""
+    from weam.config import load_config
+    from weam.stages import STAGES
+
+    cls = STAGES[stage].config_class()
+    env = env or environment()
+    path = tracking_path(cls)
+    extra = env.with_tracking(overrides, f"{path}.uri") if path else list(overrides or [])
+    return load_config(cls, config, extra)
+
+
+def tracking_path(model_cls) -> str | None:
+    """Dotted key of the stage config's TrackingConfig (``tracking``, ``logging.tracking``), if any."""
+    from pydantic import BaseModel
+
+    from weam.tracking import TrackingConfig
+
+    for name, info in model_cls.model_fields.items():
+        inner = info.annotation
+        if inner is TrackingConfig:
+            return name
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            found = tracking_path(inner)
+            if found:
+                return f"{name}.{found}"
+    return None
+
+
+def tracking_of(config) -> Any | None:
+    path = tracking_path(type(config))
+    for part in (path.split(".") if path else []):
+        config = getattr(config, part)
+    return config if path else None
+
+
+def run_stage(stage: str, config: Any, *, out_dir: Path | None = None, extra: dict[str, Any] | None = None,
+              env: Environment | None = None, is_main: bool = True, key: str | None = None):
+    """Run one stage from the command line through the stage table: same skip rule, manifest and
+    MLflow run as in a study. Returns the step (its ``out_dir`` holds the result)."""
+    from weam.stages import Step, Tracking, execute
+
+    env = env or environment()
+    out = Path(out_dir if out_dir is not None else config.out_dir)
+    step = Step(key or stage, stage, out, config, extra=dict(extra or {}))
+    tracking_cfg = tracking_of(config)
+    if tracking_cfg is not None:
+        tracking = Tracking(tracking_cfg.uri or env.tracking_uri, tracking_cfg.experiment, tracking_cfg.enabled,
+                            env.parent_run_id)
+    else:
+        # A stage without tracking settings (data, align, …) logs where a store is named or already
+        # exists (a study's work dir), and creates none of its own.
+        uri = env.tracking_uri or _existing_store(out)
+        tracking = Tracking(uri, "weam", uri is not None, env.parent_run_id)
+    skipped = execute(step, tracking, is_main=is_main)
+    if skipped and is_main:
+        typer.echo(f"{step.key}: up to date in {out}, skipping", err=True)
+    return step
+
+
+def print_fields(model_cls) -> None:
+    from weam.config import describe_fields
+
+    for key, default, text in describe_fields(model_cls):
+        typer.echo(f"{key} = {default}\n    {' '.join(text.split())}")
+
+
+def _existing_store(out_dir: Path) -> str | None:
+    for folder in [out_dir.resolve(), *out_dir.resolve().parents]:
+        if (folder / "mlflow.db").is_file():
+            return f"sqlite:///{folder / 'mlflow.db'}"
+    return None
+
+
+def add_config_command(app: typer.Typer, stage: str) -> None:
+    """``weam <stage> config``: every key of the stage's config class, default and description."""
+
+    def config_command() -> None:
+        from weam.stages import STAGES
+
+        print_fields(STAGES[stage].config_class())
+
+    config_command.__doc__ = f"List every key of the {stage} stage's config with its default and description."
+    app.command("config")(config_command)
+
+
+def stage_app(stage: str, help: str) -> typer.Typer:
+    """``weam <stage> run/config`` for a stage whose config says everything (tokenizer, budget, …)."""
+    app = typer.Typer(no_args_is_help=True, help=help)
+
+    def run_command(config: ConfigOpt = None, overrides: SetOpt = None) -> None:
+        cfg = load_stage_config(stage, config, overrides)
+        step = run_stage(stage, cfg)
+        typer.echo(f"{stage}: {step.out_dir}")
+
+    run_command.__doc__ = f"Run the {stage} stage (skips when its manifest matches inputs and config)."
+    app.command("run")(run_command)
+    add_config_command(app, stage)
+    return app

