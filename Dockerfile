@@ -85,7 +85,7 @@ COPY alignment ./alignment
 COPY training ./training
 COPY eval ./eval
 RUN uv pip install . \
-    && python -c "import torch, deepspeed, weam.cli; print(torch.__version__, deepspeed.__version__)"
+    && python -c "import torch, deepspeed, weam.cli, weam.training.config, weam.eval.tasks, weam.alignment.config; print(torch.__version__, deepspeed.__version__)"
 
 # ---------------------------------------------------------------------------------------------
 # The CUDA user-space libraries torch needs ship inside its CUDA wheels (nvidia-* packages); the

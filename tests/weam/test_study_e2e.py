@@ -193,7 +193,7 @@ def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, 
 def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_study, tmp_path):
     folder, _ = finished_study
     run = reproduce_the_one_run(folder, tmp_path / "again",
-                                "tags.`weam.stage_config` = 'eval.config.EvalConfig' and tags.`weam.condition` = 'diverse'")
+                                "tags.`weam.stage_config` = 'weam.eval.config.EvalConfig' and tags.`weam.condition` = 'diverse'")
     assert run.info.run_name == "eval/tatoeba/diverse.s1/seed0" and run.data.tags["weam.seed"] == "0"
     original = json.loads((folder / "work/eval/diverse/s1/seed0/tatoeba/results.json").read_text())
     again = json.loads((tmp_path / "again/tatoeba/results.json").read_text())
@@ -204,7 +204,7 @@ def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_stud
 
 
 def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):
-    from weam.errors import WeamError
+    from weam.core.errors import WeamError
     from weam.stages import check_budgets
     from weam.study.plan import load_study
 
