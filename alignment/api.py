@@ -15,13 +15,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from alignment.config import AlignConfig
-from alignment.engines import make_engine
-from alignment.sharded import run_shards, shard_path
-from weam.errors import InputError, WeamError
-from weam.config import result_config
-from weam.lock import lock_output
-from weam.manifest import (MANIFEST_NAME, atomic_write, describe_inputs, fingerprint, is_up_to_date,
+from weam.alignment.config import AlignConfig
+from weam.alignment.engines import make_engine
+from weam.alignment.sharded import run_shards, shard_path
+from weam.core.errors import InputError, WeamError
+from weam.core.config import result_config
+from weam.core.lock import lock_output
+from weam.core.manifest import (MANIFEST_NAME, atomic_write, describe_inputs, fingerprint, is_up_to_date,
                            write_manifest)
 
 ALIGNMENT_NAME = "alignment.txt"
@@ -34,9 +34,9 @@ def align_corpus(src: Path, tgt: Path, out_dir: Path, config: AlignConfig,
     """Align a Moses pair (one sentence per line, space-separated tokens); return alignment.txt.
 
     Skips when ``out_dir`` already holds a finished run of the same inputs (by content hash) and
-    config. Raises :class:`~weam.errors.WeamError` (InputError for bad data) and then leaves no
+    config. Raises :class:`~weam.core.errors.WeamError` (InputError for bad data) and then leaves no
     manifest, so nothing unfinished looks finished; a re-run of the same inputs and config resumes
-    from the shards already done. One process at a time may write ``out_dir`` (weam.lock).
+    from the shards already done. One process at a time may write ``out_dir`` (weam.core.lock).
     """
     src, tgt, out_dir = Path(src).resolve(), Path(tgt).resolve(), Path(out_dir).resolve()
     inputs = {"src": src, "tgt": tgt}

@@ -60,7 +60,7 @@ def score(
     gold: Path = typer.Option(..., help="Gold file: i-j sure, i?j or ipj possible, 0-based."),
 ) -> None:
     """Print precision, recall and alignment error rate (Och & Ney 2003)."""
-    from alignment.scoring import score_alignments
+    from weam.alignment.scoring import score_alignments
 
     result = score_alignments(pred, gold)
     for name in ("precision", "recall", "aer"):

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from alignment.ray_runtime import RayLocalConfig
-from weam.config import StrictModel, not_result
+from weam.alignment.ray_runtime import RayLocalConfig
+from weam.core.config import StrictModel, not_result
 
 
 class FastAlignConfig(StrictModel):

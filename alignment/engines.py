@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignment.config import AlignConfig, EflomalConfig, FastAlignConfig
-from alignment.pharaoh import format_links, parse_links
-from alignment.symmetrize import symmetrize
-from weam.errors import WeamError
-from weam.lock import LockedError, exclusive
+from weam.alignment.config import AlignConfig, EflomalConfig, FastAlignConfig
+from weam.alignment.pharaoh import format_links, parse_links
+from weam.alignment.symmetrize import symmetrize
+from weam.core.errors import WeamError
+from weam.core.lock import LockedError, exclusive
 
 FAST_ALIGN_HELP = (
     "fast_align is not installed. Either use `--engine eflomal` (pip package, installed with weam), "

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from weam.corpus import iter_lines
-from weam.errors import InputError
+from weam.core.corpus import iter_lines
+from weam.core.errors import InputError
 
 Link = tuple[int, int]
 _LINK = re.compile(r"([0-9]+)-([0-9]+)")  # ASCII digits only: str.isdigit() also accepts '²', which int() rejects

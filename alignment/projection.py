@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from alignment.pharaoh import Link
+from weam.alignment.pharaoh import Link
 
 
 def tokens_by_word(word_ids: Sequence[int | None]) -> dict[int, list[int]]:

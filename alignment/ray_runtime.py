@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 from pydantic import Field
 
-from weam.config import StrictModel
-from weam.errors import WeamError
+from weam.core.config import StrictModel
+from weam.core.errors import WeamError
 
 MiB = 1024**2
 CONNECT_TIMEOUT_SECONDS = 10.0

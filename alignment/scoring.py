@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from alignment.pharaoh import Link, read_alignments
-from weam.corpus import iter_lines
-from weam.errors import InputError
+from weam.alignment.pharaoh import Link, read_alignments
+from weam.core.corpus import iter_lines
+from weam.core.errors import InputError
 
 _GOLD_LINK = re.compile(r"^([0-9]+)([-?p])([0-9]+)$")  # ASCII digits: \d also matches other scripts' digits
 

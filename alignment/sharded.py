@@ -5,7 +5,7 @@ to a Ray task (so workers need no shared filesystem and no paths). Each finished
 atomically to ``<work>/shard-NNNNN.txt``; a re-run after a killed worker or driver skips shards
 whose file exists and redoes the rest. The global model (when used) is cached the same way, as
 JSON (never a pickle: the work folder may sit on a shared volume, and loading a pickle runs code).
-The work folder's name is a content hash of the inputs and config (see ``alignment.api``), so
+The work folder's name is a content hash of the inputs and config (see ``weam.alignment.api``), so
 nothing cached there outlives a change of either.
 """
 
@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignment.config import AlignConfig
-from weam.corpus import SentencePair, read_parallel
-from weam.errors import InputError, WeamError
-from weam.manifest import atomic_write
+from weam.alignment.config import AlignConfig
+from weam.core.corpus import SentencePair, read_parallel
+from weam.core.errors import InputError, WeamError
+from weam.core.manifest import atomic_write
 
 
 @dataclass
@@ -177,7 +177,7 @@ def run_shards(engine, config: AlignConfig, src: Path, tgt: Path, work: Path,
             lines = engine.align([p.src for p in pairs], [p.tgt for p in pairs], None)
             _save(work, 0, lines, len(pairs), stats, progress)
     else:
-        from alignment.ray_runtime import ray_session
+        from weam.alignment.ray_runtime import ray_session
 
         n_pairs = count_pairs(src, tgt, separator)
         bounds = shard_bounds(n_pairs, config.shards)

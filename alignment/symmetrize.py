@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from alignment.pharaoh import Link
+from weam.alignment.pharaoh import Link
 
 Heuristic = Literal["grow-diag-final-and", "intersection", "union"]
 _NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))

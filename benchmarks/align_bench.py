@@ -25,11 +25,11 @@ from pathlib import Path
 
 import psutil
 
-from alignment.config import FastAlignConfig
-from alignment.django_corpus import django_pairs, write_corpus
-from alignment.engines import find_fast_align
-from alignment.pharaoh import parse_links
-from alignment.scoring import score_alignments
+from weam.alignment.config import FastAlignConfig
+from weam.alignment.django_corpus import django_pairs, write_corpus
+from weam.alignment.engines import find_fast_align
+from weam.alignment.pharaoh import parse_links
+from weam.alignment.scoring import score_alignments
 
 EFLOMAL_ALIGN = str(Path(sys.executable).with_name("eflomal-align"))
 
@@ -98,7 +98,7 @@ def symmetrize_by_hand(tools, fwd: Path, rev: Path, out: Path) -> str:
     """atools when present (the upstream way), else weam's symmetrizer, as one shell command."""
     if tools:
         return shell_step([tools.atools, "-i", fwd, "-j", rev, "-c", "grow-diag-final-and"], out)
-    code = ("import sys; from alignment.symmetrize import symmetrize; from alignment.pharaoh import *; "
+    code = ("import sys; from weam.alignment.symmetrize import symmetrize; from weam.alignment.pharaoh import *; "
             "[print(format_links(symmetrize(parse_links(a), parse_links(b), 'grow-diag-final-and'))) "
             "for a, b in zip(open(sys.argv[1]), open(sys.argv[2]))]")
     return shell_step([sys.executable, "-c", code, fwd, rev], out)

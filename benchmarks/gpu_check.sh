@@ -3,7 +3,7 @@
 #   1. the GPU-marked tests (pytest -m gpu);
 #   2. a bf16 ZeRO-2 and a bf16 ZeRO-3 run of each objective (mlm, tlm, word_aligned, weam) on an
 #      mBERT-size model built from config (12 x 768, vocabulary 119,547; nothing downloaded) at
-#      seq 128, batch 32, through training.api.pretrain, and the same model, batch and precision
+#      seq 128, batch 32, through weam.training.api.pretrain, and the same model, batch and precision
 #      under the Hugging Face Trainer + DeepSpeed: benchmarks/pretrain_bench.py prints tokens/s,
 #      TFLOP/s, MFU (against the bf16 peak table in training/metrics.py) and peak memory per GPU.
 #

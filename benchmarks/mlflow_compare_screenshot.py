@@ -4,7 +4,7 @@ in headless Chromium, and print a table of what each page shows and how long it 
 
 Not a test: a check by eye (tests/weam/test_mlflow_ui.py asserts the same pages' text). Starts
 ``mlflow server`` on loopback over a SQLite store: a new one holding an example study logged the
-way ``weam study run`` logs (weam.mlflow_local.log_example_study), or ``--store``/``--study`` of a
+way ``weam study run`` logs (weam.core.mlflow_local.log_example_study), or ``--store``/``--study`` of a
 real one (e.g. after ``make demo``).
 
     python benchmarks/mlflow_compare_screenshot.py --out /tmp/mlflow-ui
@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from weam.mlflow_local import browse, chromium, log_example_study, mlflow_server  # noqa: E402
+from weam.core.mlflow_local import browse, chromium, log_example_study, mlflow_server  # noqa: E402
 from weam.study.report import compare_url, write_report  # noqa: E402
-from weam.tracking import TAG_STAGE  # noqa: E402
+from weam.core.tracking import TAG_STAGE  # noqa: E402
 
 CHECKS = ("condition/diverse", "condition/single", "eval/tatoeba/diverse/seed0", "tatoeba/accuracy/avg",
           "Group: diverse", "RUNNING")

@@ -100,8 +100,8 @@ def print_rows(title: str, rows: list[dict]) -> None:
 
 def warmup(init: Path, data: Path, langs: list[str], out: Path, steps: int, freeze: int) -> float:
     """A few MLM steps through the study's own pre-training stage; returns seconds per step."""
-    from training.api import pretrain
-    from training.config import PretrainConfig
+    from weam.training.api import pretrain
+    from weam.training.config import PretrainConfig
 
     pairs = [{"src": "en", "tgt": c, "src_file": data / f"en-{c}" / "train.en",
               "tgt_file": data / f"en-{c}" / f"train.{c}"} for c in langs]

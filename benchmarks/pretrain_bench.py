@@ -1,5 +1,5 @@
 """Pre-training throughput: tokens/s, TFLOP/s, MFU and peak memory per objective and ZeRO stage,
-through the real ``training.api.pretrain`` path, and the same model and batch trained by the
+through the real ``weam.training.api.pretrain`` path, and the same model and batch trained by the
 Hugging Face Trainer with DeepSpeed for comparison. Each configuration runs in its own process
 (clean peak memory, no state carried over); the first ``--warmup`` steps are not timed.
 
@@ -76,7 +76,7 @@ def write_model(folder: Path, preset: str, vocab: int | None, tokenizer_dir: str
 
 
 def our_config(spec: dict):
-    from training.config import PretrainConfig
+    from weam.training.config import PretrainConfig
 
     return PretrainConfig.model_validate({
         "model": spec["model"], "tokenizer": spec["tokenizer"], "out_dir": spec["out"],
@@ -94,8 +94,8 @@ def our_config(spec: dict):
 
 
 def run_ours(spec: dict) -> dict:
-    from training.api import pretrain
-    from training.metrics import flops_per_step, peak_flops
+    from weam.training.api import pretrain
+    from weam.training.metrics import flops_per_step, peak_flops
 
     config = our_config(spec)
     started = time.time()
@@ -123,8 +123,8 @@ def run_hf_trainer(spec: dict) -> dict:
     from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainerCallback,
                               TrainingArguments)
 
-    from training.config import DistributedEnv
-    from training.metrics import flops_per_step, peak_flops
+    from weam.training.config import DistributedEnv
+    from weam.training.metrics import flops_per_step, peak_flops
     from weam.modeling import build_masked_lm
 
     env = DistributedEnv().resolved()
@@ -236,7 +236,7 @@ def main() -> None:
 
 def dry_run(spec: dict) -> str:
     """Validate one run's config and its DeepSpeed config without training."""
-    from training.distributed import deepspeed_config
+    from weam.training.distributed import deepspeed_config
 
     if spec["objective"] == "hf-trainer":
         return f"hf-trainer ZeRO-{spec['zero']} {spec['precision']} batch {spec['batch']} seq {spec['seq']}"

@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval import formats, metrics
-from eval.config import EvalConfig
-from eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
-from weam.languages import get_language
-from weam.manifest import atomic_write_json, write_manifest
+from weam.eval import formats, metrics
+from weam.eval.config import EvalConfig
+from weam.eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
+from weam.core.languages import get_language
+from weam.core.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
-from weam.tracking import (TAG_CONDITION, TAG_FINETUNE_SEED, TAG_LANGUAGE_SET, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
+from weam.core.tracking import (TAG_CONDITION, TAG_FINETUNE_SEED, TAG_LANGUAGE_SET, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
                            exit_status, resolve_tracking_uri, run_name)
 
 
@@ -72,7 +72,7 @@ def evaluate_task(model, spec: TaskSpec, config: EvalConfig, parent_run_id=None,
 
 
 def _uses_hf(config: EvalConfig, spec: TaskSpec, split: str) -> bool:
-    from eval.data import hf_source
+    from weam.eval.data import hf_source
 
     return any(hf_source(config, spec, name) is not None for name in (split, "test", "dev"))
 
@@ -130,7 +130,7 @@ def run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) -> di
 
 def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) -> None:
     """Fine-tune once for this seed, then predict, score and store each pending language."""
-    from eval.runners import RUNNERS
+    from weam.eval.runners import RUNNERS
 
     started = time.perf_counter()
     if split not in spec.splits:  # e.g. split=dev for XQuAD, TyDiQA, LAReQA, Tatoeba: nothing to train for
@@ -159,8 +159,8 @@ def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) 
 def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, seed_dir: Path, lang: str) -> dict:
     """Predict one language; score it against the download's gold, else a labels_dir file (test
     split), else record why it has no score. Predictions go to the leaderboard layout either way."""
-    from eval.data import split_path
-    from eval.score import score_language
+    from weam.eval.data import split_path
+    from weam.eval.score import score_language
 
     cell = {"task": spec.name, "lang": lang, "seed": seed, "split": split, "metrics": None, "labels": None,
             "reason": None, "count": 0, "settings": settings_key(spec, config)}
@@ -221,7 +221,7 @@ def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogg
 
 
 def _progress(items, label):
-    from weam.progress import track
+    from weam.core.progress import track
 
     return track(items, label, unit="languages")
 

@@ -1,4 +1,4 @@
-"""A tiny-model end-to-end run and a Tatoeba speed table (``python -m eval.bench [--device cpu]``).
+"""A tiny-model end-to-end run and a Tatoeba speed table (``python -m weam.eval.bench [--device cpu]``).
 
 Writes synthetic data in XTREME's real formats (Tatoeba, Mewsli-X, LAReQA/XQuAD-R, SQuAD, XNLI),
 builds a tiny BERT with weam.modeling, evaluates it on the retrieval tasks and XNLI with MLflow in a
@@ -32,7 +32,7 @@ def build_data(root: Path, sentences: int, seed: int = 0) -> None:
     import csv
     import json
 
-    from eval.formats import write_tatoeba
+    from weam.eval.formats import write_tatoeba
 
     rng = random.Random(seed)
     eng = [_sentence(rng) for _ in range(sentences)]
@@ -117,9 +117,9 @@ def main() -> None:
 
     from transformers.utils import logging as hf_logging
 
-    from eval.api import evaluate
-    from eval.config import EvalConfig
-    from weam.tracking import RunLogger
+    from weam.eval.api import evaluate
+    from weam.eval.config import EvalConfig
+    from weam.core.tracking import RunLogger
 
     hf_logging.set_verbosity_error()
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,10 +166,10 @@ def main() -> None:
 
 def _print(results: dict, timings: dict, total: float) -> None:
     print(f"{'task':8} {'lang':5} {'family':15} {'low':4} {'score':>7}")
-    from weam.languages import get_language
+    from weam.core.languages import get_language
 
     for task, result in results.items():
-        from eval.tasks import get_task
+        from weam.eval.tasks import get_task
 
         spec = get_task(task)
         for lang, values in result["per_language"].items():

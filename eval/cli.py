@@ -84,8 +84,8 @@ def score_command(
     output: Optional[Path] = typer.Option(None, "--output", help="Also write the scores as JSON here."),
 ) -> None:
     """Score a leaderboard-layout prediction folder per task, language, family and group."""
-    from eval.score import score_folder
-    from weam.manifest import atomic_write_json
+    from weam.eval.score import score_folder
+    from weam.core.manifest import atomic_write_json
 
     result = score_folder(predictions, labels, _split(tasks))
     if output:
@@ -121,7 +121,7 @@ def _print_results(results: dict) -> None:
 
 
 def result_score(result: dict, lang: str) -> float:
-    from eval.tasks import get_task
+    from weam.eval.tasks import get_task
 
     return get_task(result["task"]).score_of(result["per_language"][lang])
 
@@ -150,8 +150,8 @@ def print_task_table() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from eval.tasks import all_tasks
-    from weam.languages import get_language, xtreme_r_languages
+    from weam.eval.tasks import all_tasks
+    from weam.core.languages import get_language, xtreme_r_languages
 
     tasks = all_tasks()
     table = Table(title=f"XTREME-R: {len(tasks)} tasks × {len(xtreme_r_languages())} languages")
@@ -180,7 +180,7 @@ def print_task_table() -> None:
     missing = sorted({code for spec in tasks.values() for code in spec.languages} -
                      {get_language(code).code for code in (lang.code for lang in xtreme_r_languages())})
     if missing:
-        console.print(f"not marked xtreme_r in weam/languages.tsv: {', '.join(missing)}")
+        console.print(f"not marked xtreme_r in weam/core/languages.tsv: {', '.join(missing)}")
 
 
 add_config_command(app, "eval")

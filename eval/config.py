@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from weam.config import StrictModel, not_result
-from weam.tracking import TrackingConfig
+from weam.core.config import StrictModel, not_result
+from weam.core.tracking import TrackingConfig
 
 
 class HyperParams(StrictModel):
@@ -91,7 +91,7 @@ class EvalConfig(StrictModel):
     def require_labelled(self, langs: list[str]) -> str:
         """The split the primary task (the first of ``tasks``) is scored on for ``langs``; a WeamError
         naming task, split and languages when the data carry no gold labels for some of them."""
-        from eval.tasks import get_task, labelled_split
+        from weam.eval.tasks import get_task, labelled_split
 
         primary = get_task(self.tasks[0])
         hf = any(f"{primary.name}{suffix}" in self.hf_datasets for suffix in ("", ".test", ".dev"))
@@ -100,8 +100,8 @@ class EvalConfig(StrictModel):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
-        from eval.tasks import get_task
-        from weam.errors import WeamError
+        from weam.eval.tasks import get_task
+        from weam.core.errors import WeamError
 
         try:
             return [get_task(t).name for t in tasks]

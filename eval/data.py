@@ -1,13 +1,13 @@
 """Load a task's data for one language, from XTREME's download layout or a Hugging Face dataset.
 
-Records are the dicts of :mod:`eval.formats`. Two entry points:
+Records are the dicts of :mod:`weam.eval.formats`. Two entry points:
 
 - :func:`load_english` reads the English training / model-selection files (``TaskSpec.files``);
 - :func:`load_split` reads a target-language split (``TaskSpec.splits``) and removes whatever the
   split carries in place of gold labels when the registry says it has none (XCOPA's test labels 0,
   TyDiQA's empty answers …), so nothing downstream can score them.
 
-A Hugging Face source (``hf_datasets``) is ``hf`` (the registry's :class:`~eval.tasks.HFSource`), a hub
+A Hugging Face source (``hf_datasets``) is ``hf`` (the registry's :class:`~weam.eval.tasks.HFSource`), a hub
 ``id[:config]`` or a local file pattern with ``{lang}``/``{split}`` ending in .json/.jsonl/.parquet/.csv
 (read by ``datasets``' own builders: the same code path, exercised offline). The dataset's columns are
 mapped to ours by ``hf_columns`` or, by default, by the registry's schema of the task's dataset; integer
@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval import formats
-from eval.config import EvalConfig
-from eval.tasks import TaskSpec, unlabelled
-from weam.errors import InputError, WeamError
+from weam.eval import formats
+from weam.eval.config import EvalConfig
+from weam.eval.tasks import TaskSpec, unlabelled
+from weam.core.errors import InputError, WeamError
 
 HF_COLUMNS = {
     "classification": ("sentence1", "sentence2", "label"),
@@ -129,7 +129,7 @@ def _open_hf(source: str, spec: TaskSpec, split: str, lang: str):
         dataset_id, _, name = source.partition(":")
         hf_split = {"dev": "validation"}.get(split, split)
         name = name or "{lang}"
-    from eval.tasks.xtreme_r import TYDIQA_NAMES
+    from weam.eval.tasks.xtreme_r import TYDIQA_NAMES
 
     config_name = name.format(lang=lang, code=spec.file_code(lang), name=TYDIQA_NAMES.get(lang, lang))
     return datasets.load_dataset(dataset_id, config_name, split=hf_split)
@@ -154,7 +154,7 @@ def _load_hf(config: EvalConfig, source: str, spec: TaskSpec, split: str, lang: 
         raise InputError(source, f"dataset lacks column(s) {', '.join(theirs[c] for c in missing)} "
                                  f"(has {dataset.column_names}; map ours to theirs with hf_columns)")
     if spec.name == "tydiqa" and "id" in dataset.column_names:
-        from eval.tasks.xtreme_r import TYDIQA_NAMES  # secondary_task mixes languages: id = <name>-<n>
+        from weam.eval.tasks.xtreme_r import TYDIQA_NAMES  # secondary_task mixes languages: id = <name>-<n>
 
         prefix = TYDIQA_NAMES.get(lang, lang) + "-"
         dataset = dataset.filter(lambda row: str(row["id"]).startswith(prefix))

@@ -2,7 +2,7 @@
 pairs), the Tatoeba writer the study uses for its own held-out sets, and the leaderboard layout
 (``<task>/test-<lang>.<ext>``) of predictions and labels.
 
-Every reader names the file and 1-based line of bad input (:class:`weam.errors.InputError`).
+Every reader names the file and 1-based line of bad input (:class:`weam.core.errors.InputError`).
 Records are plain dicts with the field names of the original formats.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from weam.errors import InputError
-from weam.manifest import atomic_write, atomic_write_json
+from weam.core.errors import InputError
+from weam.core.manifest import atomic_write, atomic_write_json
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -279,7 +279,7 @@ def write_tatoeba(folder: Path, lang: str, lang_sentences: list[str], eng_senten
     and its gold in the leaderboard layout, ``<labels_dir>/tatoeba/test-<xx>.tsv`` (default labels_dir:
     ``<folder>/../labels``), where ``weam eval`` (labels_dir) and ``weam eval score`` find it.
     Whitespace inside a sentence is collapsed (a line is a sentence). Returns the label file."""
-    from weam.languages import get_language
+    from weam.core.languages import get_language
 
     if len(lang_sentences) != len(eng_sentences):
         raise ValueError(f"{len(lang_sentences)} {lang} sentences but {len(eng_sentences)} English ones")

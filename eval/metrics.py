@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from weam.languages import get_language
+from weam.core.languages import get_language
 
 
 def accuracy(gold: Sequence, predicted: Sequence) -> dict[str, float]:

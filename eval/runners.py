@@ -1,7 +1,7 @@
 """One runner per task kind: build the model head, fine-tune on English, predict a language.
 
 A runner's ``predict(lang)`` returns ``(predictions, metrics)``: predictions in the leaderboard
-layout's shape (see :func:`eval.formats.write_predictions`), metrics None when the split is unlabeled.
+layout's shape (see :func:`weam.eval.formats.write_predictions`), metrics None when the split is unlabeled.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval import data, formats, metrics
-from eval.config import EvalConfig
-from eval.tasks import TaskSpec
-from eval.training import fine_tune, resolve_device, settings_for
-from weam.errors import InputError, WeamError
+from weam.eval import data, formats, metrics
+from weam.eval.config import EvalConfig
+from weam.eval.tasks import TaskSpec
+from weam.eval.training import fine_tune, resolve_device, settings_for
+from weam.core.errors import InputError, WeamError
 
 
 class Runner:
@@ -37,7 +37,7 @@ class Runner:
         self.progress = progress or (lambda message: None)
         self.model = None
         self.split = "test" if config.split == "labelled" else config.split
-        """The target-language split predicted (eval.api sets the one resolved for the task)."""
+        """The target-language split predicted (weam.eval.api sets the one resolved for the task)."""
 
     head = "AutoModel"
     """The transformers auto class of the task's model (``from_pretrained`` adds the task head)."""
@@ -458,7 +458,7 @@ class MewsliXRunner(DualEncoderRunner):
         return formats.read_mewslix_mentions(path)
 
     def predict(self, lang):
-        from eval.tasks import unlabelled
+        from weam.eval.tasks import unlabelled
 
         mentions = self.mentions(lang)
         ids, vectors = self.candidates()
@@ -584,7 +584,7 @@ class TatoebaRunner(Runner):
     (en → xx: one prediction per English sentence, the index of the xx sentence it retrieves).
 
     With the gold at hand (LASER's aligned pair, the HF dataset, or the download layout with a
-    labels_dir file) a language scores XTREME's accuracy and :func:`eval.metrics.retrieval_scores`'
+    labels_dir file) a language scores XTREME's accuracy and :func:`weam.eval.metrics.retrieval_scores`'
     MRR, chance levels and no-shared-word accuracy. Vectors are cached per sentence text for the
     runner's model: the held-out sets of different languages share most of their English side."""
 
@@ -596,7 +596,7 @@ class TatoebaRunner(Runner):
         self._vectors: dict[str, Any] = {}  # a new model: no cached vector is valid
         info: dict[str, float] = {}
         if self.config.tatoeba_encoder == "squad":
-            from eval.tasks import get_task
+            from weam.eval.tasks import get_task
 
             squad = QARunner(get_task("xquad"), self.config, self.model_path, self.progress)
             info = {f"squad_{k}": v for k, v in squad.train(seed).items()}
@@ -658,7 +658,7 @@ class TatoebaRunner(Runner):
     def labels_gold(self, lang: str, n_eng: int, n_src: int) -> list[int] | None:
         """The download layout's withheld gold from the labels_dir file (``<task>/test-<xx>.tsv``: per
         English line, the xx line it translates), which then names the cell's label source."""
-        from eval.tasks import label_file
+        from weam.eval.tasks import label_file
 
         path = label_file(self.config.labels_dir, self.spec, lang)
         if path is None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval import formats, metrics
-from eval.tasks import TaskSpec, all_tasks
-from weam.errors import InputError
+from weam.eval import formats, metrics
+from weam.eval.tasks import TaskSpec, all_tasks
+from weam.core.errors import InputError
 
 GROUPS = {  # evaluate.py XTREME_R_GROUP2TASK (LAReQA has no leaderboard files there; scored when present)
     "classification": ["xnli", "xcopa"],

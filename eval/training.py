@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eval.config import EvalConfig, HyperParams
-from eval.tasks import FineTune, TaskSpec
+from weam.eval.config import EvalConfig, HyperParams
+from weam.eval.tasks import FineTune, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def fine_tune(
             best_score, best_step = score, step
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
-    from weam.progress import Progress
+    from weam.core.progress import Progress
 
     bar = Progress("fine-tune", total=total_steps, unit="steps")
     while step < total_steps:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weam.config import load_config
+from weam.core.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -16,16 +16,16 @@ from typing import Any
 
 import torch
 
-from training import data as data_mod
-from training import distributed
-from training.config import DistributedEnv, PretrainConfig
-from training.metrics import flops_per_step, memory_metrics, peak_flops
-from training.objectives import PretrainingModel, mask_batch
-from weam.errors import ConfigError
-from weam.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
+from weam.training import data as data_mod
+from weam.training import distributed
+from weam.training.config import DistributedEnv, PretrainConfig
+from weam.training.metrics import flops_per_step, memory_metrics, peak_flops
+from weam.training.objectives import PretrainingModel, mask_batch
+from weam.core.errors import ConfigError
+from weam.core.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.modelcard import write_model_card
-from weam.progress import Progress
-from weam.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_STAGE, RunLogger, default_buffer_dir, drop_rows_after,
+from weam.core.progress import Progress
+from weam.core.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_STAGE, RunLogger, default_buffer_dir, drop_rows_after,
                            exit_status, resolve_tracking_uri, run_name)
 
 

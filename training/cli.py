@@ -35,8 +35,8 @@ def run_command(
 
     ``--local_rank`` is accepted for the deepspeed launcher, which appends it; LOCAL_RANK (which it
     also sets) is what counts."""
-    from weam.lock import lock_output
-    from weam.tracking import sigterm_as_exception
+    from weam.core.lock import lock_output
+    from weam.core.tracking import sigterm_as_exception
 
     env = environment()
     cfg = load_stage_config("pretrain", config, overrides, env)

@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from weam.config import StrictModel, not_result, result_config
-from weam.languages import get_language
-from weam.tracking import TrackingConfig
+from weam.core.config import StrictModel, not_result, result_config
+from weam.core.languages import get_language
+from weam.core.tracking import TrackingConfig
 
 Objective = Literal["mlm", "tlm", "word_aligned", "weam"]
 
@@ -83,7 +83,7 @@ class PairData(StrictModel):
     tgt_file: Path = not_result()
     """Target side, line-parallel with ``src_file``."""
     alignment: Path | None = not_result(None)
-    """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``alignment.txt``). Needed
+    """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``weam.alignment.txt``). Needed
     by ``word_aligned`` and ``weam``; checked against the corpus (line count, indices in range)
     before training starts."""
 
@@ -174,7 +174,7 @@ class MaskingConfig(StrictModel):
 
 class WeamOptions(StrictModel):
     """WEAM's cross-lingual prediction (the spec, with what is the paper's and what is chosen
-    here, is the docstring of training.objectives.weam_cross_loss)."""
+    here, is the docstring of weam.training.objectives.weam_cross_loss)."""
 
     cross_weight: float = Field(1.0, ge=0)
     """λ in L_mlm + λ·L_cross (WEAM: 1)."""
@@ -392,7 +392,7 @@ class PretrainConfig(StrictModel):
         """What decides whether a finished run is still up to date: every field not marked
         ``affects_result: False`` (logging, tracking, checkpoint cadence, paths of files whose content
         is an input); a local model or tokenizer directory counts by its files' content
-        (training.api.stage_inputs), not by its path."""
+        (weam.training.api.stage_inputs), not by its path."""
         data = result_affecting(self)
         for name in ("model", "tokenizer"):
             source = getattr(self, name)
@@ -403,7 +403,7 @@ class PretrainConfig(StrictModel):
 
 def result_affecting(model: BaseModel) -> dict[str, Any]:
     """``model_dump(mode="json")`` without the fields marked ``affects_result: False``, at any depth
-    (lists of models included): :func:`weam.config.result_config`, the one rule of every stage."""
+    (lists of models included): :func:`weam.core.config.result_config`, the one rule of every stage."""
     return result_config(model)
 
 

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alignment.pharaoh import check_links, parse_links, read_alignments
-from alignment.projection import project_links
-from training.config import DataConfig, PairData, PretrainConfig
-from weam.corpus import iter_lines, read_parallel
-from weam.errors import InputError
+from weam.alignment.pharaoh import check_links, parse_links, read_alignments
+from weam.alignment.projection import project_links
+from weam.training.config import DataConfig, PairData, PretrainConfig
+from weam.core.corpus import iter_lines, read_parallel
+from weam.core.errors import InputError
 
 SAMPLER_BLOCK = 4096
 TOKENIZE_CHUNK = 256

@@ -1,6 +1,6 @@
 """Everything that touches DeepSpeed or torch.distributed, in one place.
 
-The rendezvous arrives as a :class:`~training.config.DistributedEnv` (filled by the CLI from
+The rendezvous arrives as a :class:`~weam.training.config.DistributedEnv` (filled by the CLI from
 torchrun's, the deepspeed launcher's or a pod's variables). DeepSpeed reads the rendezvous from
 the process environment, so :func:`session` writes the dataclass's values there and
 initialises the process group (gloo on CPU, NCCL on CUDA); on exit it destroys the group, so
@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from training.config import DistributedEnv, OptimConfig, ParallelConfig
-from weam.config import deep_merge
-from weam.errors import ConfigError, WeamError
-from weam.manifest import atomic_directory, atomic_write_text, file_sha256
+from weam.training.config import DistributedEnv, OptimConfig, ParallelConfig
+from weam.core.config import deep_merge
+from weam.core.errors import ConfigError, WeamError
+from weam.core.manifest import atomic_directory, atomic_write_text, file_sha256
 
 LATEST = "latest"
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.config import MaskingConfig, ObjectiveConfig, WeamOptions
+from weam.training.config import MaskingConfig, ObjectiveConfig, WeamOptions
 
 IGNORE = -100
 

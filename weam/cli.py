@@ -11,13 +11,13 @@ import sys
 
 import typer
 
-from alignment.cli import app as align_app
-from eval.cli import app as eval_app
-from training.cli import app as pretrain_app
+from weam.alignment.cli import app as align_app
+from weam.eval.cli import app as eval_app
+from weam.training.cli import app as pretrain_app
 from weam.data.cli import app as data_app
 from weam.edge import stage_app
-from weam.errors import WeamError
-from weam.progress import quiet_library_noise
+from weam.core.errors import WeamError
+from weam.core.progress import quiet_library_noise
 from weam.study.cli import app as study_app
 from weam.tracking_cli import app as tracking_app
 
@@ -61,7 +61,7 @@ def stages_command() -> None:
 
 
 def main() -> None:
-    quiet_library_noise()  # the one place library noise is filtered (list in weam/progress.py)
+    quiet_library_noise()  # the one place library noise is filtered (list in weam/core/progress.py)
     try:
         app()
     except WeamError as exc:

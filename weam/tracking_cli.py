@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,7 +27,7 @@ UriOpt = Annotated[
 
 
 def _journal(buffer: Path):
-    from weam.tracking import Journal, find_buffer
+    from weam.core.tracking import Journal, find_buffer
 
     folder = find_buffer(buffer)
     journal = Journal(folder)
@@ -40,7 +40,7 @@ def _journal(buffer: Path):
 def sync_command(buffer: BufferOpt = Path("."), uri: UriOpt = None) -> None:
     """Replay the buffer to the server: runs (names, tags, parents), params, metrics, artifacts and
     end status. Safe to repeat: what was sent before is not sent again."""
-    from weam.tracking import probe, replay
+    from weam.core.tracking import probe, replay
 
     journal = _journal(buffer)
     pending = journal.pending()

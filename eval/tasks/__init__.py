@@ -12,7 +12,7 @@ Where the facts come from (google-research/xtreme at commit 838c13b, and Ruder e
 - Tatoeba's layer: ``scripts/run_tatoeba.sh`` (``--specific_layer 7`` of the last 12 hidden states,
   i.e. ``hidden_states[8]`` of a 12-layer model) and ``third_party/evaluate_retrieval.py``.
 
-The tasks themselves live in :mod:`eval.tasks.xtreme_r`.
+The tasks themselves live in :mod:`weam.eval.tasks.xtreme_r`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,14 @@ class HFSource:
     splits: dict[str, str]
     """Our split → the dataset's split."""
     columns: dict[str, str]
-    """Our column → the dataset's column (see eval.data.HF_COLUMNS)."""
+    """Our column → the dataset's column (see weam.eval.data.HF_COLUMNS)."""
     labelled: tuple[str, ...]
     """Our splits whose rows carry gold labels in this dataset."""
     notes: str = ""
 
 
 def all_tasks() -> dict[str, TaskSpec]:
-    from eval.tasks.xtreme_r import TASKS
+    from weam.eval.tasks.xtreme_r import TASKS
 
     return TASKS
 

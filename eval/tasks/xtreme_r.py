@@ -1,4 +1,4 @@
-"""XTREME-R's ten tasks, one declarative entry each (sources: see :mod:`eval.tasks`).
+"""XTREME-R's ten tasks, one declarative entry each (sources: see :mod:`weam.eval.tasks`).
 
 Language lists are ``evaluate.py``'s ``XTREME_R_TASK2LANGS`` in its order; LAReQA's is XQuAD-R's.
 Hyper-parameters are the mBERT settings of ``scripts/train_*.sh`` (effective batch = per-GPU batch
@@ -8,8 +8,8 @@ Mewsli-X, 4 × 4 = 16 for LAReQA).
 
 from __future__ import annotations
 
-from eval.metrics import REFERENCE_METRICS
-from eval.tasks import FineTune, HFSource, Split, TaskSpec
+from weam.eval.metrics import REFERENCE_METRICS
+from weam.eval.tasks import FineTune, HFSource, Split, TaskSpec
 
 XNLI_LABELS = ("contradiction", "entailment", "neutral")
 PANX_LABELS = ("B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from alignment.config import FastAlignConfig
-from alignment.django_corpus import django_pairs, write_corpus
-from alignment.engines import find_fast_align
-from alignment.ray_runtime import RayLocalConfig, init_kwargs
+from weam.alignment.config import FastAlignConfig
+from weam.alignment.django_corpus import django_pairs, write_corpus
+from weam.alignment.engines import find_fast_align
+from weam.alignment.ray_runtime import RayLocalConfig, init_kwargs
 
 TEST_RAY = RayLocalConfig(num_cpus=2, object_store_memory_mb=128, include_dashboard=False)
 

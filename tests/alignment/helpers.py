@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from alignment.pharaoh import format_links, parse_links
-from alignment.symmetrize import symmetrize
+from weam.alignment.pharaoh import format_links, parse_links
+from weam.alignment.symmetrize import symmetrize
 
 
 def eflomal_by_hand(src: Path, tgt: Path, folder: Path, extra: tuple[str, ...] = ()) -> tuple[Path, Path]:

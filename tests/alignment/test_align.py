@@ -14,12 +14,12 @@ import sys
 
 import pytest
 
-from alignment.api import align_corpus
-from alignment.config import AlignConfig
-from alignment.django_corpus import write_corpus
-from alignment.engines import find_fast_align
-from alignment.pharaoh import check_links, read_alignments
-from alignment.scoring import score_alignments
+from weam.alignment.api import align_corpus
+from weam.alignment.config import AlignConfig
+from weam.alignment.django_corpus import write_corpus
+from weam.alignment.engines import find_fast_align
+from weam.alignment.pharaoh import check_links, read_alignments
+from weam.alignment.scoring import score_alignments
 from tests.alignment.conftest import TEST_RAY
 from tests.alignment.helpers import (WorkerKiller, eflomal_by_hand, fast_align_by_hand, silver_gold,
                                      symmetrize_files)
@@ -71,7 +71,7 @@ def assert_valid(alignment, src, tgt) -> int:
 def test_cli_run_writes_alignment_and_manifest_then_skips(corpus, tmp_path):
     from typer.testing import CliRunner
 
-    from alignment.cli import app
+    from weam.alignment.cli import app
 
     out = tmp_path / "out"
     args = ["run", "--src", str(corpus[0]), "--tgt", str(corpus[1]), "--engine", "eflomal", "--out", str(out),
@@ -159,7 +159,7 @@ def test_killed_worker_then_rerun_redoes_only_unfinished_shards_eflomal(corpus, 
     # eflomal is not seedable, so the redone shards differ from any other run; the finished ones
     # must be kept verbatim and stitched in corpus order.
     lines = rerun.read_text().splitlines()
-    from alignment.sharded import shard_bounds
+    from weam.alignment.sharded import shard_bounds
 
     for index, (start, end) in enumerate(shard_bounds(len(lines), 4)):
         name = f"shard-{index:05d}.txt"
@@ -187,8 +187,8 @@ def test_killed_driver_then_rerun_resumes(fast_align_config, pairs, tmp_path):
     fa = fast_align_config.model_dump_json()
     out = tmp_path / "out"
     script = (
-        "import sys; from pathlib import Path; from alignment.api import align_corpus; "
-        "from alignment.config import AlignConfig, FastAlignConfig; "
+        "import sys; from pathlib import Path; from weam.alignment.api import align_corpus; "
+        "from weam.alignment.config import AlignConfig, FastAlignConfig; "
         f"align_corpus(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), AlignConfig(engine='fast_align', "
         f"shards=12, ray_address=sys.argv[4], fast_align=FastAlignConfig.model_validate_json({fa!r})))"
     )

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from alignment.api import align_corpus
-from alignment.config import AlignConfig, FastAlignConfig
+from weam.alignment.api import align_corpus
+from weam.alignment.config import AlignConfig, FastAlignConfig
 from tests.alignment.conftest import TEST_RAY
-from weam.errors import InputError, WeamError
+from weam.core.errors import InputError, WeamError
 
 
 def write(path, lines):
@@ -53,7 +53,7 @@ def test_missing_binary_says_how_to_get_it(tmp_path, good):
 
 
 def test_auto_engine_falls_back_to_eflomal_without_fast_align(tmp_path, monkeypatch):
-    from alignment.engines import resolve_engine
+    from weam.alignment.engines import resolve_engine
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no fast_align on PATH, none configured
     assert resolve_engine(AlignConfig()) == "eflomal"
@@ -99,7 +99,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, good):
 
 
 def test_cli_config_file_and_overrides(tmp_path):
-    from alignment.cli import build_config
+    from weam.alignment.cli import build_config
 
     path = tmp_path / "align.yaml"
     path.write_text("engine: eflomal\nshards: 3\neflomal:\n  n_samplers: 2\n")
@@ -107,7 +107,7 @@ def test_cli_config_file_and_overrides(tmp_path):
                        environ={"FAST_ALIGN_BIN": "/opt/fa", "RAY_ADDRESS": "http://head:8265"})
     assert (cfg.engine, cfg.shards, cfg.eflomal.n_samplers, cfg.eflomal.model) == ("eflomal", 5, 2, 2)
     assert cfg.fast_align.binary == "/opt/fa" and cfg.ray_address == "auto"
-    from weam.errors import ConfigError
+    from weam.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="shard"):
         build_config(None, ["shardz=2"], None, None, None, environ={})

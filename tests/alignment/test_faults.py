@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from alignment import api
-from alignment.api import align_corpus
-from alignment.config import AlignConfig, FastAlignConfig
-from alignment.django_corpus import write_corpus
+from weam.alignment import api
+from weam.alignment.api import align_corpus
+from weam.alignment.config import AlignConfig, FastAlignConfig
+from weam.alignment.django_corpus import write_corpus
 from tests.alignment.conftest import TEST_RAY
-from weam.errors import InputError, WeamError
-from weam.lock import LockedError, lock_output
+from weam.core.errors import InputError, WeamError
+from weam.core.lock import LockedError, lock_output
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,7 @@ def test_failed_runs_leave_no_work_folders_after_a_successful_rerun(tmp_path):
 def test_a_second_writer_of_one_output_is_refused(tmp_path):
     src = write(tmp_path / "a.en", ["the cat"])
     tgt = write(tmp_path / "a.de", ["die Katze"])
-    hold = ("import sys, time; from weam.lock import lock_output\n"
+    hold = ("import sys, time; from weam.core.lock import lock_output\n"
             "with lock_output(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "out")], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -118,8 +118,8 @@ def test_a_second_writer_of_one_output_is_refused(tmp_path):
 
 
 def test_overlong_line_is_refused_like_data_check_and_pretrain(tmp_path):
-    from training.config import PairData
-    from training.data import check_pair
+    from weam.training.config import PairData
+    from weam.training.data import check_pair
 
     long_line = " ".join(["word"] * 10_000)
     src = write(tmp_path / "a.en", ["the cat", long_line])
@@ -186,8 +186,8 @@ def test_killed_fast_align_run_leaves_no_corpus_copy_in_the_temp_dir(tmp_path, p
     temp = tmp_path / "tmp"
     temp.mkdir()
     fa = fast_align_config.model_dump_json()
-    script = ("import sys; from pathlib import Path; from alignment.api import align_corpus; "
-              "from alignment.config import AlignConfig, FastAlignConfig; "
+    script = ("import sys; from pathlib import Path; from weam.alignment.api import align_corpus; "
+              "from weam.alignment.config import AlignConfig, FastAlignConfig; "
               "align_corpus(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), AlignConfig(engine='fast_align', "
               f"fast_align=FastAlignConfig.model_validate_json({fa!r})))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
@@ -206,7 +206,7 @@ def test_killed_fast_align_run_leaves_no_corpus_copy_in_the_temp_dir(tmp_path, p
 
 
 def test_scratch_folder_of_a_live_process_is_left_alone(tmp_path, monkeypatch):
-    from alignment.engines import scratch_dir
+    from weam.alignment.engines import scratch_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with scratch_dir("weam-fa-") as mine:
@@ -239,7 +239,7 @@ def test_global_model_cache_is_not_unpickled(monkeypatch, tmp_path, pairs, ray_c
 
 
 def test_bom_is_not_part_of_the_first_word(tmp_path):
-    from weam.corpus import read_parallel
+    from weam.core.corpus import read_parallel
 
     (tmp_path / "a.en").write_bytes("\ufeffthe cat\n".encode())
     write(tmp_path / "a.de", ["die Katze"])
@@ -267,7 +267,7 @@ def test_alignment_changed_link_is_an_error_line(tmp_path):
 
 def test_missing_shared_tool_is_a_weam_error(tmp_path):
     cfg = AlignConfig(engine="auto", fast_align=FastAlignConfig(binary=str(tmp_path / "nope")))
-    from alignment.engines import resolve_engine
+    from weam.alignment.engines import resolve_engine
 
     with pytest.raises(WeamError, match="nope"):
         resolve_engine(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from alignment.projection import tokenize_and_project
+from weam.alignment.projection import tokenize_and_project
 
 TEXTS = [
     "the cat sat on the mat .",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from alignment.scoring import parse_gold, score_alignments
-from alignment.symmetrize import symmetrize
-from weam.errors import InputError
+from weam.alignment.scoring import parse_gold, score_alignments
+from weam.alignment.symmetrize import symmetrize
+from weam.core.errors import InputError
 
 
 def test_both_possible_markers_and_sure_counts_as_possible():
@@ -38,7 +38,7 @@ def test_line_count_mismatch(tmp_path):
 def test_cli_score_prints_the_three_figures(tmp_path):
     from typer.testing import CliRunner
 
-    from alignment.cli import app
+    from weam.alignment.cli import app
 
     (tmp_path / "pred").write_text("0-0 1-1\n")
     (tmp_path / "gold").write_text("0-0 1p1\n")

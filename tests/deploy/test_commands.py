@@ -22,14 +22,14 @@ from tests.deploy.manifests import (
     resource_id,
     weam_commands,
 )
-from weam.config import load_config
+from weam.core.config import load_config
 
 # Stage config models by subcommand: "module:Class". A stage missing here fails the test below,
 # so a new stage command in a manifest cannot slip through unchecked.
 CONFIG_MODELS = {
-    "pretrain": "training.config:PretrainConfig",
-    "align": "alignment.config:AlignConfig",
-    "eval": "eval.config:EvalConfig",
+    "pretrain": "weam.training.config:PretrainConfig",
+    "align": "weam.alignment.config:AlignConfig",
+    "eval": "weam.eval.config:EvalConfig",
     "study": "weam.study.config:StudyConfig",
 }
 COMMANDS = weam_commands()
@@ -71,7 +71,7 @@ def check_command(command: WeamCommand, tmp_path: Path) -> None:
     config = materialise(ctx.params.get("config"), command.files, tmp_path)
     overrides = list(ctx.params.get("overrides") or [])
     if stage == "align":
-        from alignment.cli import build_config
+        from weam.alignment.cli import build_config
 
         params = ctx.params
         build_config(config, overrides, params.get("engine"), params.get("shards"), params.get("ray_address"), environ={})
@@ -98,7 +98,7 @@ def test_misspelled_option_is_rejected(tmp_path):
 
 
 def test_invalid_config_is_rejected(tmp_path):
-    from weam.errors import ConfigError
+    from weam.core.errors import ConfigError
 
     good = next(c for c in COMMANDS if c.argv[:2] == ["pretrain", "run"])
     files = {k: v.replace("objective:\n", "objectiv:\n") for k, v in good.files.items()}
@@ -136,8 +136,8 @@ def test_gpu_pods_need_no_compiled_deepspeed_op(tmp_path, monkeypatch):
     The batch must also split over every documented world size."""
     import torch
 
-    from training.config import PretrainConfig
-    from training.distributed import deepspeed_config
+    from weam.training.config import PretrainConfig
+    from weam.training.distributed import deepspeed_config
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     pretrain = [c for c in COMMANDS if c.argv[:2] == ["pretrain", "run"]]

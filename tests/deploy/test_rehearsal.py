@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import ROOT, expand_vars, literal_env, load_documents
-from weam.config import deep_merge
+from weam.core.config import deep_merge
 
 NODES = 2
 MAX_STEPS = 6
@@ -138,9 +138,9 @@ def trainer_ready() -> str | None:
     import importlib
 
     try:
-        importlib.import_module("training.cli")
-        if not hasattr(importlib.import_module("training.config"), "DistributedEnv"):
-            return "training.config has no DistributedEnv (the rendezvous from RANK/WORLD_SIZE/...) yet"
+        importlib.import_module("weam.training.cli")
+        if not hasattr(importlib.import_module("weam.training.config"), "DistributedEnv"):
+            return "weam.training.config has no DistributedEnv (the rendezvous from RANK/WORLD_SIZE/...) yet"
     except ImportError as exc:
         return f"the trainer (training/) is not importable yet: {exc}"
     return None

@@ -9,10 +9,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from eval.tasks import all_tasks, get_task, labelled_split
+from weam.eval.tasks import all_tasks, get_task, labelled_split
 from tests.eval.conftest import FIXTURE_LANGS
 from weam.cli import app
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 # What split=labelled scores on this tree: task → (split, {lang: scored?}).
 EXPECTED = {
@@ -62,8 +62,8 @@ def test_weam_eval_over_the_download_layout(tiny_model_dir, xtreme_dir, tmp_path
 
 def test_split_test_scores_nothing_the_download_withholds(tiny_model_dir, xtreme_dir, tmp_path):
     """XCOPA test labels are all 0 in the download: predicted, never scored; a labels folder is scored."""
-    from eval.api import evaluate
-    from eval.config import EvalConfig
+    from weam.eval.api import evaluate
+    from weam.eval.config import EvalConfig
 
     labels = tmp_path / "labels" / "xcopa"
     labels.mkdir(parents=True)
@@ -94,8 +94,8 @@ def test_labelled_split_is_a_fact_of_the_registry(tmp_path):
 
 
 def test_a_split_the_task_lacks_is_stated_not_guessed(tiny_model_dir, xtreme_dir, tmp_path):
-    from eval.api import evaluate
-    from eval.config import EvalConfig
+    from weam.eval.api import evaluate
+    from weam.eval.config import EvalConfig
 
     config = EvalConfig(tasks=["tydiqa"], langs=["sw"], split="dev", data_dir=xtreme_dir, out_dir=tmp_path / "out",
                         tracking={"enabled": False})

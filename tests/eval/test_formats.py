@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from eval import formats
-from eval.api import evaluate
-from eval.config import EvalConfig
-from eval.data import load_english, load_split
-from eval.tasks import get_task
-from weam.errors import ConfigError, InputError
-from weam.config import load_config
+from weam.eval import formats
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
+from weam.eval.data import load_english, load_split
+from weam.eval.tasks import get_task
+from weam.core.errors import ConfigError, InputError
+from weam.core.config import load_config
 
 
 def test_loaders_read_the_download_layout(xtreme_dir):
@@ -90,7 +90,7 @@ def test_malformed_json_lines(tmp_path):
 
 
 def test_dev_split_only_where_xtreme_has_one(xtreme_dir):
-    from weam.errors import WeamError
+    from weam.core.errors import WeamError
 
     config = EvalConfig(data_dir=xtreme_dir, split="dev")
     with pytest.raises(WeamError, match="task xquad has no dev split in XTREME's download"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.api import evaluate
-from eval.config import EvalConfig
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
 from tests.eval.conftest import FIXTURE_LANGS
 
 

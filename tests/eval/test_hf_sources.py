@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from eval.api import evaluate
-from eval.config import EvalConfig
-from eval.data import load_split
-from eval.tasks import get_task
-from weam.errors import InputError
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
+from weam.eval.data import load_split
+from weam.eval.tasks import get_task
+from weam.core.errors import InputError
 
 CONTEXT = "The cat sat on the mat. Anna lives in New York."
 
@@ -115,7 +115,7 @@ def test_izhx_mewsli_x_contextual_mentions(tmp_path):
     record = mewslix_context("de", text, 0, 4, "de-0", "Q1")
     _parquet(tmp_path, "mewslix/dev-de.parquet", [record])
     rows = load_split(_config(tmp_path, "mewslix"), get_task("mewslix"), "dev", "de")
-    from eval import formats
+    from weam.eval import formats
 
     mentions = formats.mentions_of(rows[0], "x", 1)
     assert mentions == [{"example_id": "de-0", "query": "Anna: { Anna } wohnt in New York.", "entity_id": "Q1"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval import metrics
+from weam.eval import metrics
 
 
 def test_ner_partial_entity_counts_as_wrong():

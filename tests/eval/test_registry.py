@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eval.runners import default_layer
-from eval.tasks import all_tasks, get_task
-from weam.languages import get_language, xtreme_r_languages
+from weam.eval.runners import default_layer
+from weam.eval.tasks import all_tasks, get_task
+from weam.core.languages import get_language, xtreme_r_languages
 
 # evaluate.py XTREME_R_TASK2LANGS, verbatim (LAReQA's entry there is empty: XQuAD-R's 11 languages).
 EVALUATE_PY = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval import metrics
+from weam.eval import metrics
 
 # Query 0: gold 0 is the most similar (rank 1). Query 1: gold 2, candidates 0 and 1 strictly more
 # similar (rank 3). Query 2: gold 1 ties candidate 0 at the top: rank 1 (ties do not push the gold
@@ -63,7 +63,7 @@ def test_retrieval_scores_of_a_tiny_pool():
 def test_accuracy_matches_xtremes_argmax_and_accepts_torch():
     import torch
 
-    from eval.runners import retrieve_en_to_xx
+    from weam.eval.runners import retrieve_en_to_xx
 
     rng = np.random.default_rng(0)
     src = torch.nn.functional.normalize(torch.tensor(rng.normal(size=(7, 4)), dtype=torch.float32), dim=-1)

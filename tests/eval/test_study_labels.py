@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 from weam.study.run import load_study
 
 STUDY = """

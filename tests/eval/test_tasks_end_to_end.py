@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from eval.api import evaluate
-from eval.config import EvalConfig
-from eval.runners import RUNNERS, QARunner
-from eval.tasks import get_task
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
+from weam.eval.runners import RUNNERS, QARunner
+from weam.eval.tasks import get_task
 
 
 def tiny_config(tmp_path, xtreme_dir, tasks, langs=None, **extra) -> EvalConfig:
@@ -61,7 +61,7 @@ def test_dual_encoder_uses_pooler_and_a_learnable_scale(tiny_model_dir, xtreme_d
     assert (lareqa.query_len, lareqa.answer_len) == (96, 256)
     before = model.logit_scale.item()
     runner.settings = runner.settings.__class__(**{**vars(runner.settings), "learning_rate": 1e-2})
-    from eval.training import fine_tune
+    from weam.eval.training import fine_tune
 
     fine_tune(model, runner.pairs("train"), runner.loss, runner.settings, seed=1)
     assert model.logit_scale.item() != before  # trained with the encoder

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eval import formats, metrics
-from eval.api import evaluate, metric_names
-from eval.config import EvalConfig
-from eval.runners import TatoebaRunner
-from eval.score import score_language
-from eval.tasks import get_task
-from weam.errors import InputError
+from weam.eval import formats, metrics
+from weam.eval.api import evaluate, metric_names
+from weam.eval.config import EvalConfig
+from weam.eval.runners import TatoebaRunner
+from weam.eval.score import score_language
+from weam.eval.tasks import get_task
+from weam.core.errors import InputError
 
 ENGLISH = ["the cat sat on the mat .", "a dog ran home .", "birds sing in the tree .", "rain falls .",
            "save the file before closing .", "open the window ."]

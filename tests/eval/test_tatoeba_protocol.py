@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from eval import formats
-from eval.api import evaluate
-from eval.config import EvalConfig
-from eval.runners import TatoebaRunner, retrieve_en_to_xx
+from weam.eval import formats
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
+from weam.eval.runners import TatoebaRunner, retrieve_en_to_xx
 
 # A hub: x0 is nearest to both English sentences (xx → en answers [0, 0]); en → xx answers [0, 1].
 VECTORS = {"x0": (1.0, 0.0), "x1": (0.6, 0.8), "e0": (0.9, 0.44), "e1": (0.0, 1.0)}

@@ -8,11 +8,11 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from eval.api import evaluate
-from eval.config import EvalConfig
+from weam.eval.api import evaluate
+from weam.eval.config import EvalConfig
 from weam.cli import app
-from weam.errors import InputError
-from weam.tracking import RunLogger
+from weam.core.errors import InputError
+from weam.core.tracking import RunLogger
 
 
 def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
@@ -124,7 +124,7 @@ def test_cli_score_leaderboard_layout(tmp_path):
 
 
 def test_score_names_a_missing_prediction_file(tmp_path):
-    from eval.score import score_folder
+    from weam.eval.score import score_folder
 
     labels, preds = tmp_path / "labels", tmp_path / "preds"
     _leaderboard(labels, "xnli", "sw", "tsv", "neutral\n")
@@ -139,7 +139,7 @@ def test_score_names_a_missing_prediction_file(tmp_path):
 
 def test_own_predictions_score_like_the_run(tiny_model_dir, xtreme_dir, tmp_path):
     """The predictions a run writes, scored against labels in the leaderboard layout, give the run's numbers."""
-    from eval.score import score_folder
+    from weam.eval.score import score_folder
 
     config = EvalConfig(tasks=["panx"], langs=["yo"], data_dir=xtreme_dir, out_dir=tmp_path / "out",
                         hyperparams={"panx": {"max_steps": 2, "batch_size": 4}}, tracking={"enabled": False})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from eval.config import EvalConfig
-from eval.tasks import get_task
-from eval.training import Settings, fine_tune, settings_for
+from weam.eval.config import EvalConfig
+from weam.eval.tasks import get_task
+from weam.eval.training import Settings, fine_tune, settings_for
 
 
 def _settings(**kw) -> Settings:

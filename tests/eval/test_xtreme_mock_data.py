@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.score import score_folder
+from weam.eval.score import score_folder
 
 MOCK = os.environ.get("XTREME_MOCK_DATA")
 

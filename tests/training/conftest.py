@@ -52,8 +52,8 @@ TORCH_ADAM = {"optimizer": {"params": {"torch_adam": True}}}
 def tiny_config(corpus: dict, out_dir: Path, **overrides):
     """A tiny-preset config; keyword overrides use the old flat names (``zero_stage=3``,
     ``objective="tlm"``) or dotted paths as ``section__key`` (``objective__weam__input="pair"``)."""
-    from training.config import MOVED, PretrainConfig
-    from weam.config import deep_merge
+    from weam.training.config import MOVED, PretrainConfig
+    from weam.core.config import deep_merge
 
     flat = {
         "model": "preset:tiny", "tokenizer": str(corpus["tokenizer"]), "objective": "weam",

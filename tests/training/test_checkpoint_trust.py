@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.training.conftest import tiny_config
-from training import distributed
-from training.api import pretrain
-from weam.errors import WeamError
+from weam.training import distributed
+from weam.training.api import pretrain
+from weam.core.errors import WeamError
 
 
 class Exploit:

@@ -8,10 +8,10 @@ import torch
 from transformers import AutoTokenizer
 
 from tests.training.conftest import tiny_config
-from training.api import pretrain
-from training.data import PackedStream, check_pair, count_lines_checked
-from training.config import PairData
-from weam.errors import InputError
+from weam.training.api import pretrain
+from weam.training.data import PackedStream, check_pair, count_lines_checked
+from weam.training.config import PairData
+from weam.core.errors import InputError
 
 
 def stream_for(corpus, tmp_path, **overrides):
@@ -100,7 +100,7 @@ def test_uniform_sampling_balances_pairs_of_different_size(corpus, tmp_path):
 
 
 def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
-    from training.api import planned_steps
+    from weam.training.api import planned_steps
 
     config = tiny_config(corpus, tmp_path / "out", token_budget=6000, max_steps=None)
     stream, tokenizer = stream_for(corpus, tmp_path, token_budget=6000, max_steps=None)

@@ -33,7 +33,7 @@ def test_gpu_check_dry_run_passes_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_word_aligned_zero3_frozen_copy_on_device_in_bf16(corpus, tmp_path, monkeypatch):
-    from training import api, distributed
+    from weam.training import api, distributed
 
     engines = []
     monkeypatch.setattr(distributed, "teardown_engine", lambda engine: engines.append(engine))

@@ -13,10 +13,10 @@ from transformers import AutoTokenizer
 
 from tests.training.conftest import tiny_config
 from tests.training.handmade import HIGH, ID, LOW, SCALE, ToyMaskedLM, tokenizer, write_corpus
-from training.api import to_model_inputs
-from training.config import DataConfig, MaskingConfig, ObjectiveConfig, PairData
-from training.data import PackedStream, count_lines_checked
-from training.objectives import IGNORE, PretrainingModel, alignment_groups, cross_targets, mask_batch, mask_tokens
+from weam.training.api import to_model_inputs
+from weam.training.config import DataConfig, MaskingConfig, ObjectiveConfig, PairData
+from weam.training.data import PackedStream, count_lines_checked
+from weam.training.objectives import IGNORE, PretrainingModel, alignment_groups, cross_targets, mask_batch, mask_tokens
 
 PAD, CLS, SEP, MASK = ID["[PAD]"], ID["[CLS]"], ID["[SEP]"], ID["[MASK]"]
 A, B, C, X, Y, Z, W = (ID[t] for t in ("a", "b", "c", "x", "y", "z", "##w"))

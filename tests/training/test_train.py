@@ -17,10 +17,10 @@ import torch
 import yaml
 
 from tests.training.conftest import TORCH_ADAM, tiny_config
-from training import distributed
-from training.api import pretrain
-from training.config import DistributedEnv, PretrainConfig, free_port
-from weam.config import load_config
+from weam.training import distributed
+from weam.training.api import pretrain
+from weam.training.config import DistributedEnv, PretrainConfig, free_port
+from weam.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
@@ -154,7 +154,7 @@ def test_deepspeed_config_is_generated_and_overridable(corpus, tmp_path):
 
 
 def test_flat_keys_of_the_old_config_fail_naming_their_new_place(tmp_path):
-    from weam.errors import ConfigError
+    from weam.core.errors import ConfigError
 
     path = tmp_path / "old.yaml"
     path.write_text("objective: weam\nlr: 1.0e-4\nmax_steps: 3\n")
@@ -172,7 +172,7 @@ def test_fingerprint_leaves_out_fields_that_do_not_affect_results(corpus, tmp_pa
 
 
 def test_objective_table_decides_alignment_needs_and_input_mode(corpus, tmp_path):
-    from training.config import OBJECTIVES
+    from weam.training.config import OBJECTIVES
 
     bare = [{k: v for k, v in pair.items() if k != "alignment"} for pair in corpus["pairs"]]
     for name, spec in OBJECTIVES.items():
@@ -190,7 +190,7 @@ def test_word_aligned_frozen_copy_stays_while_the_model_trains(corpus, tmp_path,
     checkpoint or export."""
     from transformers import AutoModelForMaskedLM
 
-    from training import api
+    from weam.training import api
 
     seen = {}
     make_copy = api.frozen_copy

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from weam.config import StrictModel, load_config
-from weam.errors import ConfigError
+from weam.core.config import StrictModel, load_config
+from weam.core.errors import ConfigError
 
 
 class Inner(StrictModel):

@@ -2,8 +2,8 @@ import gzip
 
 import pytest
 
-from weam.corpus import read_parallel
-from weam.errors import InputError
+from weam.core.corpus import read_parallel
+from weam.core.errors import InputError
 
 
 def write_bytes(path, data: bytes):

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from weam.cli import app
-from weam.config import load_config
+from weam.core.config import load_config
 from weam.data.catalogs import _read_po
 from weam.data.config import DemoDataConfig
 from weam.data.demo import PLACEHOLDER, build_demo, clean, has_words, is_heldout
-from weam.errors import ConfigError, InputError, WeamError
+from weam.core.errors import ConfigError, InputError, WeamError
 
 LANGS = ["de", "fi", "sw"]
 REPO = Path(__file__).resolve().parents[2]

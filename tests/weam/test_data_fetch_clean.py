@@ -13,7 +13,7 @@ from tests.weam import opus_fixtures as fx
 from weam.data.clean import FILTERS, clean, normal_form
 from weam.data.config import CleanConfig, FetchConfig, HFSource, OpusSource
 from weam.data.fetch import fetch
-from weam.errors import ConfigError, WeamError
+from weam.core.errors import ConfigError, WeamError
 
 FI_HF = [
     ("The cat sits on the windowsill and watches the birds.", "Kissa istuu ikkunalaudalla\nja katselee lintuja."),
@@ -174,7 +174,7 @@ def test_cli_fetch_and_clean_print_counts(sources, tmp_path):
 
 def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path):
     """Every release configs/fetch/opus.yaml names exists in opustools' own OPUS index (offline)."""
-    from weam.config import load_config
+    from weam.core.config import load_config
     from weam.data.fetch import check_releases
 
     config = load_config(FetchConfig, Path(__file__).parents[2] / "configs" / "fetch" / "opus.yaml")

@@ -1,6 +1,6 @@
 import pytest
 
-from weam.languages import (
+from weam.core.languages import (
     all_languages,
     UnknownLanguageError,
     families_of,

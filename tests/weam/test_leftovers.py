@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from weam.manifest import atomic_directory, atomic_write_text
+from weam.core.manifest import atomic_directory, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT = (
-    "import sys, time; from pathlib import Path; from weam.manifest import atomic_directory\n"
+    "import sys, time; from pathlib import Path; from weam.core.manifest import atomic_directory\n"
     "with atomic_directory(Path(sys.argv[1])) as tmp:\n"
     "    (tmp / 'model.safetensors').write_bytes(b'x' * 1000)\n"
     "    print('writing', flush=True); time.sleep(120)\n"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from weam.lock import LockedError, exclusive, lock_output, lock_work_dir, read_holder
+from weam.core.lock import LockedError, exclusive, lock_output, lock_work_dir, read_holder
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = (
-    "import sys, time; from weam.lock import lock_work_dir\n"
+    "import sys, time; from weam.core.lock import lock_work_dir\n"
     "with lock_work_dir(sys.argv[1]):\n"
     "    print('held', flush=True); time.sleep(120)\n"
 )
@@ -65,7 +65,7 @@ def test_reentrant_in_one_process_and_released_after(tmp_path):
             pass
         assert (tmp_path / ".out.lock").is_file()
     # released: another process can take it at once
-    code = "import sys; from weam.lock import exclusive\nwith exclusive(sys.argv[1], 'x'): print('ok')"
+    code = "import sys; from weam.core.lock import exclusive\nwith exclusive(sys.argv[1], 'x'): print('ok')"
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / ".out.lock")], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr

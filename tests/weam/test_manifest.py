@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from weam.manifest import atomic_directory, atomic_write, is_up_to_date, read_manifest, write_manifest
+from weam.core.manifest import atomic_directory, atomic_write, is_up_to_date, read_manifest, write_manifest
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

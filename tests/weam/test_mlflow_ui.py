@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.weam.test_report import HELD_OUT, STUDY, log_synthetic_study
-from weam.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
+from weam.core.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
 from weam.study.report import compare_url, write_report
-from weam.tracking import chart_view, chart_view_url
+from weam.core.tracking import chart_view, chart_view_url
 
 
 def _report_link(report_text: str) -> str:

@@ -20,7 +20,7 @@ def pairs(tmp_path):
 
 
 def card_config(pairs, tmp_path, **overrides):
-    from training.config import PretrainConfig
+    from weam.training.config import PretrainConfig
 
     data = {"model": "bert-base-multilingual-cased", "seed": 2, "out_dir": tmp_path / "run",
             "data": {"pairs": pairs, "token_budget": 123456}, "objective": {"name": "weam"},
@@ -55,7 +55,7 @@ def test_card_loads_and_names_objective_languages_budget(pairs, tmp_path):
 def test_eval_results_fill_the_model_index(pairs, tmp_path):
     from huggingface_hub import ModelCard
 
-    from eval.tasks import get_task
+    from weam.eval.tasks import get_task
     from weam.modelcard import record_eval_results, write_model_card
 
     model_dir = tmp_path / "model"
@@ -84,7 +84,7 @@ def test_exported_model_has_a_card(tmp_path):
     from huggingface_hub import ModelCard
 
     from tests.training.conftest import tiny_config
-    from training.api import pretrain
+    from weam.training.api import pretrain
     from weam.modeling import train_wordpiece_tokenizer
 
     made = [write_pair(tmp_path / "en-fi", "en", "fi", 40, 1, "ko")]

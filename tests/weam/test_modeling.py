@@ -33,8 +33,8 @@ def test_pretrain_with_frozen_lower_layers_moves_only_the_upper_ones(tmp_path):
     import torch
 
     from tests.training.conftest import write_pair
-    from training.api import pretrain
-    from training.config import PretrainConfig
+    from weam.training.api import pretrain
+    from weam.training.config import PretrainConfig
     from weam.modeling import build_masked_lm, train_wordpiece_tokenizer
 
     pair = write_pair(tmp_path / "en-de", "en", "de", 60, 1, "en")

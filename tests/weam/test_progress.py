@@ -1,4 +1,4 @@
-"""weam.progress: periodic plain lines when not on a terminal; uninformative library warnings filtered."""
+"""weam.core.progress: periodic plain lines when not on a terminal; uninformative library warnings filtered."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from weam.progress import Progress, quiet_library_noise, track
+from weam.core.progress import Progress, quiet_library_noise, track
 
 
 def test_plain_progress_prints_one_line_per_ten_percent_with_rate_and_eta():
@@ -71,7 +71,7 @@ def test_deepspeed_scheduler_and_accelerator_warnings_are_filtered(tmp_path):
         import torch
         from deepspeed.accelerator import real_accelerator
         from deepspeed.runtime.lr_schedules import WarmupLR
-        from weam.progress import quiet_library_noise
+        from weam.core.progress import quiet_library_noise
 
         def noisy():
             real_accelerator.ds_accelerator = None

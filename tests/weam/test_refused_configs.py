@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weam.config import load_config
-from weam.errors import ConfigError, InputError
+from weam.core.config import load_config
+from weam.core.errors import ConfigError, InputError
 from weam.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_demo_study_still_loads():
 def run_pretrain(tmp_path, corpus, **fields):
     from tests.training.conftest import tiny_config
 
-    from weam.config import deep_merge
+    from weam.core.config import deep_merge
 
     config = deep_merge(tiny_config(corpus, tmp_path / "out").model_dump(mode="json"), fields)
     path = tmp_path / "pretrain.yaml"
@@ -87,8 +87,8 @@ def test_batch_and_deepspeed_mistakes_are_refused_before_training(tmp_path, corp
 
 
 def test_non_ascii_digit_link_is_a_file_line_error(tmp_path, corpus):
-    from training.config import PairData
-    from training.data import check_pair
+    from weam.training.config import PairData
+    from weam.training.data import check_pair
 
     alignment = tmp_path / "alignment.txt"
     lines = Path(corpus["pairs"][0]["alignment"]).read_text().splitlines()

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from weam.config import load_config
-from weam.errors import WeamError
-from weam.languages import get_language
+from weam.core.config import load_config
+from weam.core.errors import WeamError
+from weam.core.languages import get_language
 from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, AnalysisConfig, StudyConfig
 from weam.study.report import Design, analyse, write_report
-from weam.tracking import TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
+from weam.core.tracking import TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
 
 STUDY = "synthetic-study"
 TARGETS = ["sw", "yo", "wo", "ta", "te"]  # low-resource: sw yo wo te; Atlantic-Congo 3, Dravidian 2
@@ -66,7 +66,7 @@ def _eval(uri, study, name, parent, common, scores, language_set=None, languages
     tags = {TAG_STAGE: "eval", TAG_TASK: "tatoeba", "weam.eval_seed": 1, **common}
     with RunLogger(uri, study, f"eval-{name}", parent_run_id=parent, tags=tags) as evaluation:
         low = [v for code, v in scores.items() if code in TARGETS and code != "ta"]
-        # eval.api logs aggregates beside the per-language scores; the report ignores them.
+        # weam.eval.api logs aggregates beside the per-language scores; the report ignores them.
         evaluation.log_metrics({**{f"tatoeba/accuracy/{code}": v for code, v in scores.items()},
                                 "tatoeba/accuracy/avg": float(np.mean(list(scores.values()))),
                                 "tatoeba/accuracy/low_resource": float(np.mean(low))})
@@ -75,7 +75,7 @@ def _eval(uri, study, name, parent, common, scores, language_set=None, languages
 
 def log_synthetic_study(uri: str, study: str = STUDY, sets: dict | None = None, drop: tuple | None = None,
                         tokens: dict | None = None, base: bool = False) -> dict[str, list[str]]:
-    """Log the synthetic study as weam.study.run and eval.api do; returns run ids by stage (with
+    """Log the synthetic study as weam.study.run and weam.eval.api do; returns run ids by stage (with
     ``base``, the base model's eval run comes first in ids["eval"]).
     ``drop=(condition, set, seed, lang)`` leaves one language out of one eval run."""
     sets, tokens = sets or SETS, tokens or TOKENS

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.weam.test_report import BASE, OWN_BASE, OWN_GAIN, SCORES, SEEDS, SETS, STUDY, TARGETS, row, study_config
-from weam.manifest import write_manifest
+from weam.core.manifest import write_manifest
 from weam.study.report import write_report
 
 POOL = {"sw": 400, "yo": 300, "wo": 200, "ta": 480, "te": 350}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from weam.manifest import write_manifest
+from weam.core.manifest import write_manifest
 
 
 def _eval_folder(work: Path, folder: str, scores: dict[str, float]) -> None:
@@ -75,7 +75,7 @@ def budget_config(tmp_path):
 
 
 def test_budget_is_checked_per_set_and_per_pair_under_uniform_sampling(budget_config):
-    from weam.errors import WeamError
+    from weam.core.errors import WeamError
     from weam.stages import check_budgets
 
     proportional = check_budgets(budget_config(1000, "proportional"))

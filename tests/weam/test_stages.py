@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from weam.config import load_config, not_result, result_config, StrictModel
-from weam.manifest import check_stage, read_manifest, write_manifest
+from weam.core.config import load_config, not_result, result_config, StrictModel
+from weam.core.manifest import check_stage, read_manifest, write_manifest
 from weam.stages import STAGES, Step, plan_status, table_rows, upstream
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -30,7 +30,7 @@ def test_result_config_leaves_out_marked_fields_at_any_depth():
 
 
 def test_pretrain_fingerprint_ignores_tracking_logging_and_paths_but_not_lr():
-    from training.config import PretrainConfig
+    from weam.training.config import PretrainConfig
 
     def config(**sections):
         data = {"model": "preset:tiny", "tokenizer": "tok", "objective": {"name": "mlm"}, "optim": {"max_steps": 3},
@@ -98,7 +98,7 @@ def test_the_size_and_mtime_shortcut_holds_only_for_the_recorded_inode(finished)
 def test_the_recorded_hash_is_reused_for_the_same_inode_size_and_mtime(finished, monkeypatch):
     """The shortcut exists (a multi-GB corpus is not re-hashed on every status), for the recorded
     inode only: a copy of the file is hashed."""
-    from weam import manifest as manifest_module
+    from weam.core import manifest as manifest_module
 
     data, out = finished
     hashed = []

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 from weam.study.power import simulate_coverage, simulate_scores
 from weam.study.stats import (
     check_tidy,
@@ -153,7 +153,7 @@ def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
 def test_power_reads_a_pilots_variance_components(tmp_path):
     import json
 
-    from weam.config import load_config
+    from weam.core.config import load_config
     from weam.study.config import StudyConfig
     from weam.study.power import components_from, power_statement
 

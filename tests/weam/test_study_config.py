@@ -1,7 +1,7 @@
 import pytest
 
-from weam.config import load_config
-from weam.errors import ConfigError
+from weam.core.config import load_config
+from weam.core.errors import ConfigError
 from weam.study.config import StudyConfig, diversity
 
 VALID = """
@@ -99,7 +99,7 @@ def test_drawn_sets_follow_their_rule_are_distinct_and_reproducible(tmp_path):
 def test_draw_constraints_and_impossible_draws_fail_clearly(tmp_path):
     text = DRAWN.replace("rule: distinct_families, n_sets: 4}", "rule: distinct_families, n_sets: 2, scripts: [Latn], resource: [high]}")
     study = load_config(StudyConfig, write(tmp_path, text))
-    from weam.languages import get_language
+    from weam.core.languages import get_language
     for item in study.language_sets("diverse"):
         assert all(get_language(c).script == "Latn" and get_language(c).resource_level == "high" for c in item.languages)
     too_many = DRAWN.replace("n_sets: 4}", "n_sets: 400}")

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = (
     "import sys\n"
-    "from alignment.django_corpus import django_pairs\n"
+    "from weam.alignment.django_corpus import django_pairs\n"
     "from weam.modeling import train_wordpiece_tokenizer\n"
     "texts = (side for lang in ('de', 'fi', 'tr') for pair in django_pairs(lang) for side in pair)\n"
     "train_wordpiece_tokenizer(texts, vocab_size=1500).save_pretrained(sys.argv[1])\n"

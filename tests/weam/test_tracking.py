@@ -18,10 +18,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from weam import tracking
+from weam.core import tracking
 from weam.cli import app
-from weam.mlflow_local import closed_port_uri
-from weam.tracking import (
+from weam.core.mlflow_local import closed_port_uri
+from weam.core.tracking import (
     PARENT_TAG,
     TAG_STAGE,
     Journal,
@@ -114,7 +114,7 @@ def _wait_ready(process: subprocess.Popen) -> str:
 def test_sigterm_ends_a_run_killed_and_its_parent_too(store):
     process = _python(f"""
         import time
-        from weam.tracking import ParentRuns, RunLogger
+        from weam.core.tracking import ParentRuns, RunLogger
         parents = ParentRuns()
         with parents:
             parent = parents.get("c", lambda: RunLogger({store!r}, "sigterm", "condition/c", system_metrics=False))
@@ -137,7 +137,7 @@ def test_a_run_killed_with_9_is_marked_killed_by_the_next_run_of_that_name(tmp_p
     buffer = tmp_path / "buffer"
     process = _python(f"""
         import time
-        from weam.tracking import RunLogger
+        from weam.core.tracking import RunLogger
         run = RunLogger({uri!r}, {experiment!r}, "pretrain/weam/single/seed0", buffer_dir={str(buffer)!r},
                         system_metrics=False)
         run.log_metrics({{"train/loss": 2.0}}, step=1)
@@ -314,7 +314,7 @@ def test_drop_rows_after_cuts_a_log_back_to_its_checkpoint(tmp_path):
 
 
 def test_a_server_dying_mid_run_loses_nothing(tmp_path, capsys):
-    from weam.mlflow_local import free_port, mlflow_server
+    from weam.core.mlflow_local import free_port, mlflow_server
 
     store, artifacts, port, buffer = tmp_path / "mlflow.db", tmp_path / "artifacts", free_port(), tmp_path / "buf"
     with mlflow_server(store, artifacts, port=port) as url:
@@ -378,7 +378,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
     from collections import Counter
 
     from tests.weam.test_study_e2e import step_lines, write_study
-    from weam.mlflow_local import free_port, mlflow_server
+    from weam.core.mlflow_local import free_port, mlflow_server
 
     port = free_port()  # nothing listens here until the last phase: the server is down, then back
     study, down = write_study(tmp_path), f"http://127.0.0.1:{port}"

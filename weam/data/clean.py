@@ -43,10 +43,10 @@ from typing import Any
 
 from weam.data.config import FETCH_PIVOT, CleanConfig
 from weam.data.fetch import pair_name, read_fetch_manifest
-from weam.errors import ConfigError, InputError
-from weam.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, atomic_write_text,
+from weam.core.errors import ConfigError, InputError
+from weam.core.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, atomic_write_text,
                            file_sha256, fingerprint, package_versions, read_manifest)
-from weam.progress import Progress
+from weam.core.progress import Progress
 
 STAGE = "data.clean"
 FILTERS = ("empty", "contamination", "length", "length_ratio", "copy", "langid", "duplicate")
@@ -117,7 +117,7 @@ def _split_sentences(text: str) -> list[str]:
 
 def _sentences_of(kind: str, split: str, path: Path) -> list[str]:
     """The text units of one evaluation file, read with eval's own readers."""
-    from eval import formats
+    from weam.eval import formats
 
     if kind == "sentence_retrieval":
         return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -147,7 +147,7 @@ def _sentences_of(kind: str, split: str, path: Path) -> list[str]:
 
 def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
     """Files whose sentences an en-``lang`` pair must not contain: English ones, and ``lang``'s."""
-    from eval.tasks import get_task
+    from weam.eval.tasks import get_task
 
     root = Path(config.xtreme_data_dir)
     files: list[EvalFile] = []
@@ -178,7 +178,7 @@ def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
 
 def build_index(config: CleanConfig, langs: list[str]) -> EvalIndex:
     """One index for all pairs: the English files once, and each pair language's files."""
-    from eval.tasks import get_task
+    from weam.eval.tasks import get_task
 
     index = EvalIndex()
     seen: set[Path] = set()
@@ -393,7 +393,7 @@ def clean_pair(config: CleanConfig, lang: str, fetched_pair: dict[str, Any],
 
 
 def _fetched_pairs(config: CleanConfig, lang: str, fetched_pair: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    from weam.corpus import read_parallel
+    from weam.core.corpus import read_parallel
 
     folder = Path(config.in_dir) / pair_name(lang)
     for name in fetched_pair["sources"]:

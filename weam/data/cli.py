@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from weam.config import load_config
-from weam.corpus import CorpusFormat, read_parallel
+from weam.core.config import load_config
+from weam.core.corpus import CorpusFormat, read_parallel
 from weam.data.config import DemoDataConfig
 from weam.edge import ConfigOpt, SetOpt, add_config_command, load_stage_config, run_stage
-from weam.languages import get_language
+from weam.core.languages import get_language
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def demo(
 
 
 def _build(settings: DemoDataConfig) -> None:
-    from weam.manifest import read_manifest
+    from weam.core.manifest import read_manifest
 
     console = _console()
     with console.status("building demo corpora"):
@@ -114,8 +114,8 @@ ShowOption = Annotated[bool, typer.Option(
 
 def _show(model_cls, config: Optional[Path], overrides: list[str]) -> None:
     """The resolved config (or why it does not validate yet), then every key's default and meaning."""
-    from weam.config import describe_fields, dump_config
-    from weam.errors import ConfigError
+    from weam.core.config import describe_fields, dump_config
+    from weam.core.errors import ConfigError
 
     try:
         typer.echo(dump_config(load_config(model_cls, config, overrides)))

@@ -7,8 +7,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from weam.config import StrictModel
-from weam.languages import normalize_code
+from weam.core.config import StrictModel
+from weam.core.languages import normalize_code
 
 DemoSource = Literal["django", "pycountry", "babel"]
 PycountryDomain = Literal["iso3166-1", "iso3166-3", "iso4217", "iso15924", "iso639-3", "iso639-5"]

@@ -15,7 +15,7 @@ pre-tokenized and split:
   ``heldout_fraction``, the same strings for every language, so no training split of any language
   contains a held-out English sentence and the held-out sets form multi-way parallel retrieval sets.
 
-Layout (:mod:`weam.layout`): ``<out>/en-<xx>/{train,heldout}.{en,xx}`` with a ``manifest.json``
+Layout (:mod:`weam.core.layout`): ``<out>/en-<xx>/{train,heldout}.{en,xx}`` with a ``manifest.json``
 per pair directory, and ``<out>/manifest.json`` (written last) summarising every language.
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 
 from weam.data.catalogs import find_catalogs, read_catalog
 from weam.data.config import PIVOT, DemoDataConfig
-from weam.errors import WeamError
-from weam.languages import all_languages, get_language
-from weam.layout import pair_name
-from weam.manifest import (
+from weam.core.errors import WeamError
+from weam.core.languages import all_languages, get_language
+from weam.core.layout import pair_name
+from weam.core.manifest import (
     MANIFEST_NAME,
     atomic_directory,
     is_up_to_date,
@@ -193,7 +193,7 @@ def build_demo(config: DemoDataConfig, progress: Callable[[str], None] | None = 
     """Build (or skip, when finished with the same config and catalogs) the demo corpora.
 
     Returns the summary manifest: ``counts`` maps each language to its pair and word counts,
-    name, family and genus. Raises :class:`~weam.errors.WeamError` when a language has fewer than
+    name, family and genus. Raises :class:`~weam.core.errors.WeamError` when a language has fewer than
     ``min_pairs`` training pairs; nothing is written then.
     """
     out = Path(config.out_dir)

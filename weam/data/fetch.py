@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from weam.data.config import FETCH_PIVOT, FetchConfig, HFSource, OpusSource
-from weam.errors import InputError, WeamError
-from weam.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, describe_file,
+from weam.core.errors import InputError, WeamError
+from weam.core.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, describe_file,
                            fingerprint, package_versions, read_manifest)
-from weam.progress import Progress
+from weam.core.progress import Progress
 
 STAGE = "data.fetch"
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]+")
@@ -171,7 +171,7 @@ def _hub_revision(source: HFSource) -> str:
     """The commit the hub resolves the requested revision to; a local folder: its data files' hash."""
     local = Path(source.dataset)
     if local.is_dir():
-        from weam.manifest import file_sha256
+        from weam.core.manifest import file_sha256
 
         files = sorted(p for p in local.rglob("*") if p.is_file())
         digest = fingerprint({str(p.relative_to(local)): file_sha256(p) for p in files}, {})

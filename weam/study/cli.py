@@ -48,7 +48,7 @@ def run_command(
     """Run every stage of the study locally, skipping finished work, then print the held-out scores."""
     from weam.study.run import StudyRunner
 
-    from weam.lock import lock_work_dir
+    from weam.core.lock import lock_work_dir
 
     config = _config_file(config, config_file)
     study, steps = _load(config, overrides)
@@ -82,7 +82,7 @@ def status_command(config: ConfigArg = None, overrides: SetOpt = None, config_fi
 @app.command("plan")
 def plan_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
     """Validate the study; show its language sets, power and cost, then its steps with resolved stage configs."""
-    from weam.config import dump_config
+    from weam.core.config import dump_config
     from weam.study.power import print_design
 
     study, steps = _load(_config_file(config, config_file), overrides)
@@ -114,10 +114,10 @@ def power_command(
 @app.command("report")
 def report_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
     """Write the Markdown report with plots and confidence intervals (scores from the stage files)."""
-    from weam import layout
+    from weam.core import layout
     from weam.study.report import write_report
-    from weam.errors import WeamError
-    from weam.tracking import probe, resolve_tracking_uri
+    from weam.core.errors import WeamError
+    from weam.core.tracking import probe, resolve_tracking_uri
 
     study, _ = _load(_config_file(config, config_file), overrides)
     work = study.work_dir.resolve()
@@ -161,7 +161,7 @@ def reproduce_command(
 def print_summary(study) -> None:
     """Per condition: held-out retrieval accuracy per language, mean ± std over seeds (the same
     reader as the report: weam.study.results.read_results)."""
-    from weam.languages import get_language
+    from weam.core.languages import get_language
     from weam.study.results import read_results
 
     frame = read_results(study.work_dir.resolve(), "tatoeba")

@@ -11,8 +11,8 @@ reproducibly from ``design_seed`` and the condition name, and every (condition, 
 pre-training run.
 
 Stage blocks (``data``, ``align``, ``pretrain``, ``eval``) hold the keys of each stage's own config
-(:class:`~weam.data.config.DemoDataConfig`, :class:`~alignment.config.AlignConfig`,
-:class:`~training.config.PretrainConfig`, :class:`~eval.config.EvalConfig`); the study fills in what
+(:class:`~weam.data.config.DemoDataConfig`, :class:`~weam.alignment.config.AlignConfig`,
+:class:`~weam.training.config.PretrainConfig`, :class:`~weam.eval.config.EvalConfig`); the study fills in what
 it decides itself (languages, pairs, seeds, budgets, output directories). Loading a study builds
 and validates every stage config of the plan at once, so a bad key anywhere fails at load time
 with the key named.
@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from weam.config import StrictModel
-from weam.languages import get_language
-from weam.tracking import TAG_LANGUAGE_SET, TAG_LANGUAGES, TrackingConfig  # noqa: F401 - tags re-exported
+from weam.core.config import StrictModel
+from weam.core.languages import get_language
+from weam.core.tracking import TAG_LANGUAGE_SET, TAG_LANGUAGES, TrackingConfig  # noqa: F401 - tags re-exported
 
 MAX_DRAW_ATTEMPTS = 2000
 """Random draws tried per condition before concluding the pool cannot give n_sets distinct sets."""
@@ -176,7 +176,7 @@ class BaseModelConfig(StrictModel):
     freeze_layers: int = Field(0, ge=0)
     """Base MLM training (preset or converted): freeze the embeddings and the lowest N layers."""
     pretrain: dict[str, Any] = {}
-    """With a preset: keys of training.config.PretrainConfig for the base model's MLM training (model,
+    """With a preset: keys of weam.training.config.PretrainConfig for the base model's MLM training (model,
     tokenizer, pairs, objective, seed, budget, out_dir are set by the study). Separate from the
     study's ``pretrain`` block, so changing the conditions' settings does not re-train the base."""
 
@@ -308,7 +308,7 @@ class StudyConfig(StrictModel):
     name: str
     """Study name: the MLflow experiment and the work directory's name."""
     work_dir: Path = Path("runs/demo")
-    """Where every stage writes (layout in weam/layout.py)."""
+    """Where every stage writes (layout in weam/core/layout.py)."""
     pivot: str = "en"
     """The language every pair shares."""
     conditions: list[Condition]
@@ -345,13 +345,13 @@ class StudyConfig(StrictModel):
     data: dict[str, Any] = {}
     """Keys of weam.data.config.DemoDataConfig (languages and out_dir are set by the study)."""
     align: dict[str, Any] = {}
-    """Keys of alignment.config.AlignConfig."""
+    """Keys of weam.alignment.config.AlignConfig."""
     pretrain: dict[str, Any] = {}
-    """Keys of training.config.PretrainConfig (model, tokenizer, data.pairs, data.token_budget,
+    """Keys of weam.training.config.PretrainConfig (model, tokenizer, data.pairs, data.token_budget,
     data.budget_unit, seed, out_dir, logging.tracking and, for the base model, objective.name are set
     by the study; ``data.sampling`` defaults to ``uniform`` so a set's realised mix is the declared one)."""
     eval: dict[str, Any] = {}
-    """Keys of eval.config.EvalConfig (langs, data_dir, seeds, out_dir set by the study)."""
+    """Keys of weam.eval.config.EvalConfig (langs, data_dir, seeds, out_dir set by the study)."""
     tracking: TrackingConfig = TrackingConfig()
     """MLflow; the experiment is the study name."""
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from weam.errors import WeamError
-from weam.languages import get_language
+from weam.core.errors import WeamError
+from weam.core.languages import get_language
 
 URIEL_ALIASES = {"nb": "nor", "nn": "nor", "qu": "quy"}
 """Registry codes whose ISO 639-3 code has no URIEL family features: the URIEL entry used instead
@@ -163,7 +163,7 @@ def _overlap(seen: set[int], target: list[int], target_file: Path) -> float:
 def study_subword_overlap(study, tokenizer, max_lines: int = 100_000) -> dict[tuple[str, str, str], float]:
     """Subword overlap of every (set, target) from the study's corpus files, where they exist
     (each language's token ids are read once)."""
-    from weam import layout
+    from weam.core import layout
 
     work = Path(study.work_dir).resolve()
 

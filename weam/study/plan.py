@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from weam import layout
-from weam.config import deep_merge, load_config, validate
+from weam.core import layout
+from weam.core.config import deep_merge, load_config, validate
 from weam.stages import (
     BaseInitConfig,
     REPORT_KEYS,
@@ -29,7 +29,7 @@ from weam.stages import (
 )
 from weam.study.config import StudyConfig
 from weam.base_models import base_init_dir, is_converted_source
-from weam.tracking import default_buffer_dir, resolve_tracking_uri
+from weam.core.tracking import default_buffer_dir, resolve_tracking_uri
 
 BASE_CONDITION = "base"
 
@@ -45,9 +45,9 @@ def _stage(model_cls: type[BaseModel], template: dict[str, Any], filled: dict[st
 
 
 def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
-    from alignment.config import AlignConfig
-    from eval.config import EvalConfig
-    from training.config import PretrainConfig
+    from weam.alignment.config import AlignConfig
+    from weam.eval.config import EvalConfig
+    from weam.training.config import PretrainConfig
     from weam.data.config import DemoDataConfig
 
     work = study.work_dir.resolve()

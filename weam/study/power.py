@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 MAX_SETS = 200
 """Search bound for the sets needed per condition."""
@@ -146,7 +146,7 @@ def primary_targets(study) -> list[str]:
     task = study.analysis.primary.task
     if task == "tatoeba":
         return list(study.held_out)
-    from eval.tasks import get_task
+    from weam.eval.tasks import get_task
 
     try:
         languages = set(get_task(task).languages)

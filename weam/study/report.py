@@ -31,14 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from eval.metrics import REFERENCE_METRICS
-from weam.errors import WeamError
-from weam.languages import get_language
-from weam.manifest import atomic_write_text
+from weam.eval.metrics import REFERENCE_METRICS
+from weam.core.errors import WeamError
+from weam.core.languages import get_language
+from weam.core.manifest import atomic_write_text
 from weam.study import plots
 from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, AnalysisConfig, diversity
 from weam.study.stats import Estimate, describe, hierarchical_bootstrap, holm, mixed_model, statement
-from weam.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
+from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, RunLogger
 
 TAG_ROLE = "weam.role"
 TAG_FAMILIES = "weam.families"
@@ -121,7 +121,7 @@ def load_study_runs(tracking_uri: str, study: str, task: str | None = None,
     from mlflow.tracking import MlflowClient
 
     if work_dir is not None and config is not None:
-        from weam.tracking import probe
+        from weam.core.tracking import probe
 
         conditions = _conditions_from_config(config)
         eid, client = "", None
@@ -841,10 +841,10 @@ def compare_url(base_url: str, experiment_id: str, run_ids: list[str]) -> str:
 
 def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> str:
     """A link to the UI's chart view of the eval runs, grouped by condition, plotting the primary
-    metric (weam.tracking.chart_view); empty when the view cannot be stored."""
+    metric (weam.core.tracking.chart_view); empty when the view cannot be stored."""
     from mlflow.tracking import MlflowClient
 
-    from weam.tracking import chart_view, chart_view_url, is_remote
+    from weam.core.tracking import chart_view, chart_view_url, is_remote
 
     try:
         key = chart_view(MlflowClient(tracking_uri), runs.experiment_id, f"{task}/{metric}/avg",
@@ -923,7 +923,7 @@ def _design_from(config, runs: StudyRuns) -> Design:
     """The config's design, with the covariates measured on the tokenizer the runs use."""
     if config is None:
         return Design(held_out=[])
-    from weam import layout
+    from weam.core import layout
     from weam.study.covariates import covariate_table, study_subword_overlap
 
     subword = None

@@ -9,10 +9,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from weam.config import load_config
-from weam.errors import WeamError
+from weam.core.config import load_config
+from weam.core.errors import WeamError
 from weam.stages import STAGES, Step, Tracking, execute
-from weam.tracking import TAG_GIT_COMMIT, TAG_REPRODUCES, TAG_STAGE, TAG_STAGE_CONFIG
+from weam.core.tracking import TAG_GIT_COMMIT, TAG_REPRODUCES, TAG_STAGE, TAG_STAGE_CONFIG
 
 
 def reproduce(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from weam.manifest import read_manifest
+from weam.core.manifest import read_manifest
 
 RESULT_COLUMNS = ["condition", "language_set", "languages", "seed", "model", "run_id", "task", "metric", "language",
                   "score"]

@@ -15,7 +15,7 @@ from typing import Any
 from weam.stages import Step, Tracking, execute, provenance_tags
 from weam.study.config import StudyConfig, diversity
 from weam.study.plan import BASE_CONDITION, build_plan, load_study  # noqa: F401 - the study's API
-from weam.tracking import (
+from weam.core.tracking import (
     TAG_CONDITION,
     TAG_FAMILIES,
     TAG_N_FAMILIES,

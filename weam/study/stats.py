@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 TIDY_COLUMNS = ["condition", "role", "language_set", "run", "seed", "target", "task", "metric", "score"]
 COVARIATES = ("genealogical", "typological", "script", "subword")

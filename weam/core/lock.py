@@ -11,7 +11,7 @@ one process (the study runner holds the work directory and calls stages that loc
 
 Where the file lives: :func:`lock_work_dir` puts ``.weam.lock`` inside the directory (a study's
 work dir is never replaced); :func:`lock_output` puts ``.<name>.lock`` beside the folder, because
-stages swap their output folders in whole (:func:`weam.manifest.atomic_directory`).
+stages swap their output folders in whole (:func:`weam.core.manifest.atomic_directory`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 WORK_LOCK_NAME = ".weam.lock"
 POLL_SECONDS = 0.2

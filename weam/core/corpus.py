@@ -1,7 +1,7 @@
 """Streaming readers for parallel corpora: Moses pairs, TSV, and fast_align's ``src ||| tgt``.
 
 Nothing here holds a corpus in memory. Every reader checks each line as it goes and raises
-:class:`~weam.errors.InputError` naming the file and the 1-based line: a line-count mismatch,
+:class:`~weam.core.errors.InputError` naming the file and the 1-based line: a line-count mismatch,
 invalid UTF-8, an empty side, a line longer than ``max_chars``, or no pairs at all. A UTF-8
 byte-order mark at the start of a file is dropped (it is not part of the first word).
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from weam.errors import InputError
+from weam.core.errors import InputError
 
 CorpusFormat = Literal["auto", "moses", "tsv", "fast_align"]
 FAST_ALIGN_SEPARATOR = " ||| "
@@ -169,8 +169,8 @@ def count_lines(path: str | Path) -> int:
 
 @contextlib.contextmanager
 def open_output(path: str | Path) -> Iterator[io.TextIOBase]:
-    """Write a text file atomically (see :func:`weam.manifest.atomic_write`)."""
-    from weam.manifest import atomic_write
+    """Write a text file atomically (see :func:`weam.core.manifest.atomic_write`)."""
+    from weam.core.manifest import atomic_write
 
     with atomic_write(path) as handle:
         yield handle

@@ -18,7 +18,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from weam.errors import WeamError
+from weam.core.errors import WeamError
 
 REGISTRY_FILE = Path(__file__).with_name("languages.tsv")
 LOW_RESOURCE_MAX_CLASS = 2

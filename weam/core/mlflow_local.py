@@ -107,8 +107,8 @@ def log_example_study(uri: str, study: str = "demo", seeds: tuple[int, ...] = (0
     """Log a study's run tree the way ``weam study run`` does (condition parents; base, pretrain and
     eval runs with their names, tags and metrics), with made-up scores: what the UI tests look at.
     Returns run ids by stage."""
-    from weam.languages import get_language
-    from weam.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, ParentRuns,
+    from weam.core.languages import get_language
+    from weam.core.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, ParentRuns,
                                RunLogger, run_name)
 
     conditions = {"diverse": ("treatment", ["fi", "tr", "id", "ar"], 0.08),

@@ -41,7 +41,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field
 
-from weam.config import StrictModel
+from weam.core.config import StrictModel
 
 TAG_STUDY = "weam.study"
 TAG_CONDITION = "weam.condition"

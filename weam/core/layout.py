@@ -1,5 +1,5 @@
 """Where each stage reads and writes inside a study's work directory. Stages talk only through
-these files (each directory finished by a ``manifest.json``, see :mod:`weam.manifest`; the stage
+these files (each directory finished by a ``manifest.json``, see :mod:`weam.core.manifest`; the stage
 table, :mod:`weam.stages`, says which stage writes which folder)::
 
     <work>/

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from weam.errors import ConfigError
+from weam.core.errors import ConfigError
 
 BASE_KEY = "_base_"
 
@@ -49,7 +49,7 @@ def affects_result(model_cls: type[BaseModel], name: str) -> bool:
 
 def result_config(config: BaseModel) -> dict[str, Any]:
     """The config as JSON without the fields marked :func:`not_result`, at any depth: what a stage's
-    fingerprint hashes (the one skip rule, :func:`weam.manifest.check_stage`)."""
+    fingerprint hashes (the one skip rule, :func:`weam.core.manifest.check_stage`)."""
 
     def strip(model: BaseModel) -> dict[str, Any]:
         out: dict[str, Any] = {}
