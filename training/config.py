@@ -83,7 +83,7 @@ class PairData(StrictModel):
     tgt_file: Path = not_result()
     """Target side, line-parallel with ``src_file``."""
     alignment: Path | None = not_result(None)
-    """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``weam.alignment.txt``). Needed
+    """Pharaoh ``i-j`` word links, one line per pair (the align stage's ``alignment.txt``). Needed
     by ``word_aligned`` and ``weam``; checked against the corpus (line count, indices in range)
     before training starts."""
 

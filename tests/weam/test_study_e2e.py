@@ -253,12 +253,12 @@ def test_changed_eval_setting_reruns_only_the_evaluations(finished_study):
     folder, _ = finished_study
     study = folder / "study.yaml"
     lr = "pretrain.optim.lr=0.002"  # the state the previous test left
-    rows = status_table(study, lr, "weam.eval.max_seq_len=77")
+    rows = status_table(study, lr, "eval.max_seq_len=77")
     stale = {key for key, (state, _) in rows.items() if state == "stale"}
     assert stale == ALL_EVALS | {"report"}, rows
     assert rows["eval/base/seed0"][1] == "config max_seq_len: None → 77"
     before = eval_scores(folder / "work")
-    output = run_to_end("study", "run", str(study), "--set", lr, "--set", "weam.eval.max_seq_len=77")
+    output = run_to_end("study", "run", str(study), "--set", lr, "--set", "eval.max_seq_len=77")
     ran = {key for key, status in step_lines(output).items() if status.startswith("done in")}
     # The report's inputs are the results' contents: when the re-run evaluations score exactly as
     # before (Tatoeba's short held-out sentences fit 77 tokens), it stays done.
@@ -271,7 +271,7 @@ def test_changed_eval_setting_reruns_only_the_evaluations(finished_study):
 
 def test_a_setting_that_does_not_affect_results_reruns_nothing(finished_study):
     folder, _ = finished_study
-    overrides = ["pretrain.optim.lr=0.002", "weam.eval.max_seq_len=77", "pretrain.logging.log_every=3", "align.max_retries=5"]
+    overrides = ["pretrain.optim.lr=0.002", "eval.max_seq_len=77", "pretrain.logging.log_every=3", "align.max_retries=5"]
     args = [item for override in overrides for item in ("--set", override)]
     output = run_to_end("study", "run", str(folder / "study.yaml"), *args)
     assert set(step_lines(output).values()) == {"skipped (finished)"}, output
