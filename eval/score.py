@@ -70,7 +70,7 @@ def score_folder(predictions: Path, labels: Path, tasks: list[str] | None = None
         scores = {lang: spec.score_of(m) for lang, m in per_language.items()}
         agg = metrics.aggregate(scores)
         detailed[name] = {"per_language": per_language,
-                          "avg_metrics": {m: metrics.mean([v[m] for v in per_language.values()]) for m in spec.metrics},
+                          "avg_metrics": metrics.average_metrics(per_language, spec.metrics, spec.reference_metrics),
                           "avg": agg["avg"], "families": agg["families"], "low_resource": agg["low_resource"]}
     groups = {group: metrics.mean([detailed[t]["avg"] for t in members])
               for group, members in GROUPS.items() if all(t in detailed for t in members)}

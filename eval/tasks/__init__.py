@@ -63,7 +63,9 @@ class TaskSpec:
     languages: tuple[str, ...]
     """Target languages as XTREME-R evaluates them (XTREME's 2-letter codes)."""
     metrics: tuple[str, ...]
-    """Metrics computed per language (percent, as XTREME's evaluate.py)."""
+    """Metrics computed per language (percent, as XTREME's evaluate.py). Beyond those the score is
+    formed from, a cell may lack one (Tatoeba's MRR needs the similarity matrix, which a prediction
+    file scored by ``weam eval score`` does not carry); averages then leave it out."""
     score: str
     """How the XTREME-R score of the task is formed from ``metrics`` ("mean(exact_match,f1)" for QA)."""
     train_data: str
@@ -85,6 +87,9 @@ class TaskSpec:
     """``--save_steps`` of the task's train script (optimizer steps between English-dev evaluations)."""
     labels: tuple[str, ...] = ()
     """Closed label set (classification and tagging)."""
+    reference_metrics: tuple[str, ...] = ()
+    """Figures of ``metrics`` reported per language and never averaged over languages (chance levels,
+    counts): they read a language's score, they are not scores."""
     lang_codes: dict[str, str] = field(default_factory=dict)
     """Per-task file codes that differ from ours (Tatoeba's 3-letter LASER codes)."""
     hf: "HFSource | None" = None

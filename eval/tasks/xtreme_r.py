@@ -8,6 +8,7 @@ Mewsli-X, 4 × 4 = 16 for LAReQA).
 
 from __future__ import annotations
 
+from weam.eval.metrics import REFERENCE_METRICS
 from weam.eval.tasks import FineTune, HFSource, Split, TaskSpec
 
 XNLI_LABELS = ("contradiction", "entailment", "neutral")
@@ -180,7 +181,10 @@ TASKS: dict[str, TaskSpec] = {
         name="tatoeba", title="Tatoeba", kind="sentence_retrieval", group="retrieval",
         languages=tuple(("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,"
                          "sw,zh,kk,tr,et,fi,hu,az,lt,pl,uk,ro").split(",")),
-        metrics=("accuracy",), score="accuracy",
+        # XTREME's accuracy is the score; the rest (eval.metrics.retrieval_scores) read it against
+        # chance and string overlap, wherever the gold and the similarity matrix are at hand.
+        metrics=("accuracy", "mrr", "accuracy_no_shared_word", *REFERENCE_METRICS), score="accuracy",
+        reference_metrics=REFERENCE_METRICS,
         train_data="SQuAD v1.1 (XTREME-R's run_tatoeba.sh embeds with the SQuAD-fine-tuned encoder); "
                    "tatoeba_encoder=pretrained: none (XTREME's zero-shot encoder)",
         files={"test_eng": "tatoeba/{lang}-en.en", "laser": "tatoeba/tatoeba.{code}-eng.{code}",

@@ -88,3 +88,16 @@ def test_budget_is_checked_per_set_and_per_pair_under_uniform_sampling(budget_co
     assert check_budgets(budget_config(budget, "proportional"))
     with pytest.raises(WeamError, match=r"set s1: under uniform sampling pair en-tr gets .* more than max_epochs=2"):
         check_budgets(budget_config(budget, "uniform"))
+
+
+def test_every_per_language_figure_of_a_cell_is_a_row(tmp_path):
+    """Tatoeba's MRR, chance levels and shared-word figures reach the tidy frame beside accuracy."""
+    from weam.study.results import read_results
+
+    out = tmp_path / "eval" / "base" / "seed0"
+    (out / "tatoeba").mkdir(parents=True)
+    cell = {"accuracy": 12.5, "mrr": 20.0, "chance_accuracy": 0.25, "chance_mrr": 1.7, "n_shared_word": 8.0}
+    (out / "tatoeba" / "results.json").write_text(json.dumps({"task": "tatoeba", "per_language": {"sw": cell}}))
+    write_manifest(out, "eval", {}, {}, {"tatoeba": "tatoeba/results.json"}, {"model": "/m/base"})
+    frame = read_results(tmp_path, "tatoeba")
+    assert dict(zip(frame["metric"], frame["score"])) == cell and set(frame["language"]) == {"sw"}

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from weam.eval.metrics import REFERENCE_METRICS
 from weam.core.errors import WeamError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_text
@@ -45,6 +46,10 @@ TAG_N_FAMILIES = "weam.n_families"
 TAG_EVAL_SEED = "weam.eval_seed"
 """Fine-tuning seed of an eval run (weam.seed is the pre-training seed)."""
 AGGREGATES = {"avg", "low_resource"}
+DESCRIBED_METRICS = ("mrr", "accuracy_no_shared_word", *REFERENCE_METRICS)
+"""Tatoeba's figures beside XTREME's accuracy (eval.metrics.retrieval_scores): shown in the retrieval
+tables, never tested or averaged into a control (the tested comparisons stay the pre-declared
+family; chance levels and counts are no scores), unless the config declares one primary."""
 IGNORED_STATUSES = {"FAILED", "KILLED"}
 BASE_CONDITION = "base"
 
@@ -378,6 +383,8 @@ class Analysis:
     controls: dict[str, pd.DataFrame]
     budgets: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    retrieval: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """The primary task's retrieval figures per language (:func:`retrieval_tables`): held-out, own."""
 
 
 def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int = 0) -> Analysis:
@@ -385,7 +392,8 @@ def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int =
     from weam.study.stats import covariate_effects
 
     config = design.analysis
-    frame = with_covariates(tidy, design.covariates)
+    everything = with_covariates(tidy, design.covariates)
+    frame = everything[~everything["metric"].isin(described_metrics(design))]
     held = frame[(frame["kind"] == "held-out") & frame["role"].isin(["treatment", "control"])]
     covariates = [c for c in config.covariates if c in held.columns and held[c].notna().all()]
     notes = [f"covariate {c} is unavailable (not measured for every set and target) and left out"
@@ -435,7 +443,12 @@ def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int =
     fit = covariate_effects(held[(held["task"] == primary_key[0]) & (held["metric"] == primary_key[1])], covariates) \
         if primary is not None else pd.DataFrame()
     return Analysis(endpoints, primary, sensitivity, covariates, fit, control_tables(frame, design),
-                    budget_table(costs, design), notes)
+                    budget_table(costs, design), notes, retrieval_tables(everything, primary_key[0]))
+
+
+def described_metrics(design: Design) -> set[str]:
+    """The metrics shown only in the retrieval tables (the declared primary metric never is)."""
+    return set(DESCRIBED_METRICS) - {design.analysis.primary.metric}
 
 
 def _decide(endpoints: pd.DataFrame, alpha: float) -> None:
@@ -501,6 +514,50 @@ def control_tables(frame: pd.DataFrame, design: Design) -> dict[str, pd.DataFram
     if not high.empty:
         table = _run_means(high).pivot_table(index=["task", "metric", "target"], columns="condition", values="score")
         tables["high"] = table.reset_index()
+    return tables
+
+
+RETRIEVAL_COLUMNS = {"accuracy": "accuracy", "mrr": "MRR", "chance_accuracy": "chance accuracy",
+                     "chance_mrr": "chance MRR", "accuracy_no_shared_word": "accuracy, no shared word"}
+_ROLE_ORDER = {"baseline": 0, "control": 1, "treatment": 2}
+
+
+def retrieval_tables(frame: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
+    """Per language and condition, the mean over its language sets (each set: the mean over its
+    seeds) of accuracy, MRR, their chance levels, the no-shared-word accuracy and the shared pairs:
+    ``held-out`` (every condition and the base model on the zero-shot targets) and ``own`` (each
+    run on its own set's languages, beside the base model on the same language). Empty when the
+    task has no such figures (only accuracy was scored)."""
+    part = frame[(frame["task"] == task) & frame["metric"].isin(["accuracy", *DESCRIBED_METRICS])]
+    if not part["metric"].isin(DESCRIBED_METRICS).any():
+        return {}
+    own = part[(part["kind"] == "own") & part["role"].isin(["treatment", "control"])]
+    base = part[part["role"] == "baseline"]
+    selections = {"held-out": part[part["kind"] == "held-out"],
+                  "own": pd.concat([own, base[base["target"].isin(set(own["target"]))]])}
+    tables = {}
+    for name, rows in selections.items():
+        if rows.empty:
+            continue
+        keys = ["condition", "role", "target"]
+        set_means = rows.groupby([*keys, "language_set", "metric"], as_index=False)["score"].mean()
+        means = set_means.groupby([*keys, "metric"], as_index=False).agg(score=("score", "mean"),
+                                                                          sets=("language_set", "nunique"))
+        wide = means.pivot_table(index=keys, columns="metric", values="score").reset_index()
+        sets = means.groupby(keys)["sets"].max().reset_index()
+        wide = wide.merge(sets, on=keys)
+        wide = wide.assign(order=wide["role"].map(lambda r: _ROLE_ORDER.get(r, 3))).sort_values(
+            ["target", "order", "condition"])
+        table = pd.DataFrame({"language": wide["target"].map(language_label), "condition": wide["condition"],
+                              "sets": wide["sets"].where(wide["role"] != "baseline", "—")})
+        for metric, label in RETRIEVAL_COLUMNS.items():
+            table[label] = wide[metric] if metric in wide else math.nan
+        if "n_shared_word" in wide and "chance_accuracy" in wide:
+            pool = (100.0 / wide["chance_accuracy"]).round()
+            table["pairs sharing a word"] = [
+                "—" if math.isnan(n) or math.isnan(size) else f"{n:g} / {size:g}"
+                for n, size in zip(wide["n_shared_word"], pool)]
+        tables[name] = table.reset_index(drop=True)
     return tables
 
 
@@ -660,6 +717,26 @@ def _per_language_section(tidy: pd.DataFrame, task: str, metric: str) -> tuple[s
     return markdown_table(table), summary
 
 
+def _retrieval_section(analysis: Analysis, design: Design) -> list[str]:
+    held = analysis.retrieval.get("held-out")
+    if held is None:
+        return []
+    task = design.analysis.primary.task
+    return [
+        f"\n## {task} — retrieval per language, against chance\n",
+        "XTREME's direction: the xx sentences are indexed and each English sentence queries. **accuracy** "
+        "(XTREME's score, the primary metric's): share of queries whose most similar xx sentence is the gold one; "
+        "**MRR**: mean of 1 / rank of the gold sentence (rank = 1 + the candidates strictly more similar); "
+        "**chance**: a uniformly random ranking of the pool of n, accuracy 1/n and MRR H_n / n; **accuracy, no "
+        "shared word**: accuracy over the queries whose pair shares no word (two or more word characters, "
+        "case-folded), each still searching the whole pool; **pairs sharing a word**: of the n pairs — a score "
+        "carried by those can be string matching. Percent; per condition the mean over its language sets (each "
+        "set's figure: the mean over its seeds). Described here, not tested: the tested comparisons are the "
+        "pre-declared ones above.\n",
+        markdown_table(held, digits=2),
+    ]
+
+
 def _covariate_section(analysis: Analysis, design: Design) -> list[str]:
     if design.covariates is None or design.covariates.empty:
         return ["No covariates measured (the report ran without the study config)."]
@@ -693,6 +770,11 @@ def _controls_section(analysis: Analysis) -> list[str]:
                  "should help here):\n")
     lines.append(markdown_table(positive) if positive is not None else
                  "not available: no run was evaluated on its own languages")
+    own = analysis.retrieval.get("own")
+    if own is not None:
+        lines += ["\nPer language, retrieval figures (each condition: its runs on their own set's languages, the "
+                  "mean over the sets that train on the language; base: the base model on the same language; "
+                  "columns as in the retrieval table above):\n", markdown_table(own, digits=2)]
     high = analysis.controls.get("high")
     lines.append("\n**High-resource check** (high-resource languages and the pivot, in runs that did not train on "
                  "them; a collapse shows as a large drop from the base column):\n")
@@ -723,7 +805,10 @@ def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, desig
     ]
     plots.difference_plot(analysis.endpoints, out_dir / "endpoints.png", "treatment − control")
     parts.append("\n![endpoints](endpoints.png)\n")
+    described = described_metrics(design)
     for (task, metric), _ in tidy.groupby(["task", "metric"]):
+        if metric in described:
+            continue
         slug = f"{task}_{metric}".replace("/", "_")
         table, summary = _per_language_section(tidy, task, metric)
         plots.language_plot(summary[summary["kind"] == "held-out"], out_dir / f"{slug}_languages.png",
@@ -732,6 +817,7 @@ def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, desig
                   "Mean ± std over language sets (each set's score: the mean over its seeds). Low-resource "
                   "languages (Joshi class ≤ 2) are marked `*`.\n", table,
                   f"\n![{task} {metric} per language]({slug}_languages.png)\n"]
+    parts += _retrieval_section(analysis, design)
     parts += ["\n## Relatedness covariates\n", *_covariate_section(analysis, design),
               "\n## Controls\n", *_controls_section(analysis),
               "\n## Budgets and realised language mix\n",
