@@ -183,6 +183,10 @@ def test_controls_base_row_positive_control_and_high_resource(report):
     assert f"| tatoeba | accuracy | diverse | treatment | {np.mean([v for (c, _, _), s in SCORES.items() if c == 'diverse' for v in s.values()]):.4f} | {diverse_gain:.4f} |" in controls
     # Each run on its own three languages: 6 runs × 3 = 18 cells, +5.0 over the base model.
     assert "| tatoeba | accuracy | diverse | treatment | 18 | 55.0000 | 50.0000 | 5.0000 | the base model on the same languages |" in controls
+    # WEAM against the base model, per condition with an interval over its runs; own languages: +5 each.
+    assert "**WEAM against the base model**" in controls
+    assert "| held-out targets | diverse | 6 |" in controls and f"{diverse_gain:.4f}" in controls
+    assert "| own languages (positive control) | diverse | 6 | 55.0000 | 50.0000 | 5.0000 |" in controls
     # High-resource languages in runs that did not train on them: the other sets' +1.
     assert "High-resource check" in controls and "| tatoeba | accuracy | de | 50.0000 | 51.0000 | 51.0000 |" in controls
 
@@ -269,3 +273,41 @@ def test_analysis_on_a_tidy_table_without_mlflow():
     assert table.loc["all held-out", "low"] < 5.0 < table.loc["all held-out", "high"]
     assert table.loc["low-resource", "role"] == "secondary" and not math.isnan(table.loc["low-resource", "p (Holm)"])
     assert table.loc["family: Dravidian", "role"] == "described"
+
+
+def test_weam_against_the_base_model_per_run_with_t_intervals():
+    """Per run the mean gain over the base on the same languages; per condition and over all runs a
+    t interval over runs (the replicates), read as helps / hurts / no change."""
+    from scipy import stats as st
+
+    from weam.study.report import base_gains
+
+    base = {"sw": 50.0, "yo": 40.0, "fi": 60.0}
+    run_gains = {("diverse", "treatment", "d1"): 2.0, ("diverse", "treatment", "d2"): 4.0,
+                 ("diverse", "treatment", "d3"): 6.0, ("single", "control", "s1"): -5.0,
+                 ("single", "control", "s2"): -4.0, ("single", "control", "s3"): -6.0}
+    rows = [{"condition": "base", "role": "baseline", "run": "b", "target": t, "kind": "held-out" if t != "fi" else "own",
+             "score": v} for t, v in base.items()]
+    for (condition, role, run), gain in run_gains.items():
+        # Two held-out targets at gain ∓ 1 (their mean is the run's gain), one own language at gain + 10.
+        rows += [{"condition": condition, "role": role, "run": run, "target": "sw", "kind": "held-out",
+                  "score": base["sw"] + gain - 1}, {"condition": condition, "role": role, "run": run, "target": "yo",
+                  "kind": "held-out", "score": base["yo"] + gain + 1},
+                 {"condition": condition, "role": role, "run": run, "target": "fi", "kind": "own",
+                  "score": base["fi"] + gain + 10}]
+    frame = pd.DataFrame(rows).assign(task="tatoeba", metric="accuracy")
+    table = base_gains(frame, "tatoeba", "accuracy").set_index(["scope", "condition"])
+    t2 = st.t.ppf(0.975, 2)
+    diverse = table.loc[("held-out targets", "diverse")]
+    assert diverse["runs"] == 3 and diverse["gain"] == pytest.approx(4.0)
+    assert (diverse["low"], diverse["high"]) == pytest.approx((4 - t2 * 2 / math.sqrt(3), 4 + t2 * 2 / math.sqrt(3)))
+    assert diverse["reading"] == "no change detected"  # [-0.97, 8.97]
+    single = table.loc[("held-out targets", "single")]
+    assert single["gain"] == pytest.approx(-5.0) and single["high"] < 0 and single["reading"] == "WEAM hurts"
+    pooled = table.loc[("held-out targets", "all runs")]
+    gains = np.array(list(run_gains.values()))
+    half = st.t.ppf(0.975, 5) * gains.std(ddof=1) / math.sqrt(6)
+    assert pooled["runs"] == 6 and (pooled["low"], pooled["high"]) == pytest.approx((-0.5 - half, -0.5 + half))
+    own = table.loc[("own languages (positive control)", "diverse")]
+    assert own["gain"] == pytest.approx(14.0) and own["base"] == 60.0 and own["reading"] == "WEAM helps"
+    assert base_gains(frame[frame["role"] != "baseline"], "tatoeba", "accuracy").empty

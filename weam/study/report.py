@@ -385,6 +385,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     retrieval: dict[str, pd.DataFrame] = field(default_factory=dict)
     """The primary task's retrieval figures per language (:func:`retrieval_tables`): held-out, own."""
+    alpha: float = 0.05
+    """The study's error rate (intervals are 1 − alpha)."""
 
 
 def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int = 0) -> Analysis:
@@ -442,8 +444,11 @@ def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int =
         sensitivity = mixed_model(part[part["target"].isin(codes)], ())
     fit = covariate_effects(held[(held["task"] == primary_key[0]) & (held["metric"] == primary_key[1])], covariates) \
         if primary is not None else pd.DataFrame()
-    return Analysis(endpoints, primary, sensitivity, covariates, fit, control_tables(frame, design),
-                    budget_table(costs, design), notes, retrieval_tables(everything, primary_key[0]))
+    controls = control_tables(frame, design)
+    controls["gains"] = base_gains(frame, primary_key[0], primary_key[1], config.alpha)
+    return Analysis(endpoints, primary, sensitivity, covariates, fit, controls,
+                    budget_table(costs, design), notes, retrieval_tables(everything, primary_key[0]),
+                    alpha=config.alpha)
 
 
 def described_metrics(design: Design) -> set[str]:
@@ -759,8 +764,61 @@ def _covariate_section(analysis: Analysis, design: Design) -> list[str]:
     return lines
 
 
+def base_gains(frame: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Does WEAM help or hurt the base encoder? Per pre-training run, its mean gain over the base
+    model on the same languages (the held-out targets; its own set's languages, the positive
+    control), then per condition and over all runs: the mean gain with a t interval over runs.
+
+    The runs (one per language set and seed) are the replicates; the single base model is a fixed
+    reference, so the interval covers the spread between sets and seeds, not the base model's own
+    evaluation noise. Empty without a base model."""
+    from scipy import stats as st
+
+    part = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    base = part[part["role"] == "baseline"].groupby("target")["score"].mean().rename("base")
+    if base.empty:
+        return pd.DataFrame()
+    rows = []
+    for kind, scope in (("held-out", "held-out targets"), ("own", "own languages (positive control)")):
+        cells = part[(part["kind"] == kind) & part["role"].isin(["treatment", "control"])].join(base, on="target")
+        cells = cells.dropna(subset=["base"])
+        if cells.empty:
+            continue
+        runs = cells.assign(gain=cells["score"] - cells["base"]).groupby(
+            ["condition", "role", "run"], as_index=False).agg(gain=("gain", "mean"), score=("score", "mean"),
+                                                              base=("base", "mean"))
+        groups = [(name, group) for name, group in runs.groupby("condition", sort=False)]
+        groups.append(("all runs", runs))
+        for name, group in groups:
+            n, mean = len(group), float(group["gain"].mean())
+            half = (float(st.t.ppf(1 - alpha / 2, n - 1) * group["gain"].std(ddof=1) / math.sqrt(n))
+                    if n > 1 else math.nan)
+            rows.append({"scope": scope, "condition": name, "runs": n, "run mean": float(group["score"].mean()),
+                         "base": float(group["base"].mean()), "gain": mean,
+                         "low": mean - half, "high": mean + half,
+                         "reading": _gain_reading(mean - half, mean + half, n)})
+    return pd.DataFrame(rows)
+
+
+def _gain_reading(low: float, high: float, n: int) -> str:
+    if n < 2 or math.isnan(low):
+        return "one run: no interval"
+    if low > 0:
+        return "WEAM helps"
+    if high < 0:
+        return "WEAM hurts"
+    return "no change detected"
+
+
 def _controls_section(analysis: Analysis) -> list[str]:
     lines = []
+    gains = analysis.controls.get("gains")
+    if gains is not None and not gains.empty:
+        lines += ["**WEAM against the base model** (primary task and metric; per run, the mean over its "
+                  "languages of run − base on the same language; per condition and over all runs, the mean "
+                  f"gain with a {100 * (1 - analysis.alpha):g} % t interval over runs, which are the replicates: "
+                  "the interval covers the spread between language sets and seeds, not the base model's own "
+                  "evaluation noise):\n", markdown_table(gains), ""]
     base = analysis.controls.get("base")
     if base is not None:
         lines += ["**Base model row** (held-out targets; gain = condition − base on the same targets):\n",
