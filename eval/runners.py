@@ -591,8 +591,6 @@ class TatoebaRunner(Runner):
     needs_training = False
 
     def train(self, seed: int):
-        from transformers import AutoModel
-
         self._vectors: dict[str, Any] = {}  # a new model: no cached vector is valid
         info: dict[str, float] = {}
         if self.config.tatoeba_encoder == "squad":
@@ -602,7 +600,7 @@ class TatoebaRunner(Runner):
             info = {f"squad_{k}": v for k, v in squad.train(seed).items()}
             self.model = squad.model.base_model.eval()
         else:
-            self.model = AutoModel.from_pretrained(self.model_path).to(self.device).eval()
+            self.model = load_encoder(self.model_path).to(self.device).eval()
         layers = self.model.config.num_hidden_layers
         positions = getattr(self.model.config, "max_position_embeddings", 512)
         self.max_len = min(512, self.config.max_seq_len or 512, positions)
@@ -684,6 +682,27 @@ class TatoebaRunner(Runner):
 def similarity_en_to_xx(src_vectors, eng_vectors):
     """Cosine of every English vector (rows) with every xx vector (columns), L2-normalised vectors."""
     return eng_vectors @ src_vectors.T
+
+
+def load_encoder(model_path):
+    """The bare encoder of a checkpoint, for sentence vectors. A pre-training checkpoint holds an MLM
+    head (unused here) and no pooler (vectors are mean- or first-token-pooled hidden states), so
+    transformers' load report for exactly those is expected and kept quiet; any other missing
+    weight is an error, since the vectors would come from random weights."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModel.from_pretrained(model_path, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = [key for key in info.get("missing_keys", []) if not key.split(".")[0] == "pooler"]
+    if missing:
+        raise InputError(model_path, f"the encoder lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}: "
+                                     "retrieval vectors would come from random weights")
+    return model
 
 
 def retrieve_en_to_xx(src_vectors, eng_vectors) -> list[int]:

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
 
     env = env.resolved()
     owned = not torch_dist.is_initialized()
+    # init_process_group wraps sys.excepthook to prefix "[rank0]: "; a study runs many stages in one
+    # process, and without restoring it a traceback carries one prefix per pre-training run.
+    excepthook = sys.excepthook
     if owned:
         os.environ.update(
             RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
@@ -49,6 +53,8 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
     finally:
         if owned and torch_dist.is_initialized():
             deepspeed.comm.destroy_process_group()
+        if owned:
+            sys.excepthook = excepthook
         gc.collect()
 
 

@@ -117,3 +117,26 @@ def test_cached_vectors_are_dropped_when_the_model_changes(tiny_model_dir, tmp_p
     runner.train(2)  # a new model (the squad encoder trains one per seed): re-embed
     runner.predict("sw")
     assert calls["sentences"] == 24
+
+
+def test_the_retrieval_encoder_loads_quietly_but_refuses_missing_encoder_weights(tiny_model_dir, tmp_path, capfd):
+    """A pre-training checkpoint's MLM head and absent pooler are expected (no load report printed);
+    a checkpoint without some encoder weight is refused, not filled with random weights."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from weam.core.errors import InputError
+    from weam.eval.runners import load_encoder
+
+    model = load_encoder(tiny_model_dir)
+    assert model.config.num_hidden_layers >= 1
+    assert "MISSING" not in capfd.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    dropped = next(key for key in weights if "encoder.layer.0.attention.self.query.weight" in key)
+    save_file({k: v for k, v in weights.items() if k != dropped}, broken / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(InputError, match="lacks 1 weights"):
+        load_encoder(broken)

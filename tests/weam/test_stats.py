@@ -145,9 +145,11 @@ def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
 
     result = CliRunner().invoke(app, ["power", "configs/demo.yaml"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "4 language sets per condition × 1 seed(s) × 6 targets" in result.output
-    assert "minimum detectable effect (α = 0.05, power 80%): 5.257" in result.output
-    assert "runs needed for effect 2 at power 80%: 21 sets per condition × 1 seed(s) = 42 pre-training runs" in result.output
+    # SE = √(2 (1.6² + 0.5² + 2² / 6) / 6) = 1.077; MDE = (t.975 + t.80 on 10 df) × SE.
+    assert "6 language sets per condition × 1 seed(s) × 6 targets" in result.output
+    assert "contrast SE = 1.077, df = 10" in result.output
+    assert "minimum detectable effect (α = 0.05, power 80%): 3.345" in result.output
+    assert "runs needed for effect 2 at power 80%: 15 sets per condition × 1 seed(s) = 30 pre-training runs" in result.output
 
 
 def test_power_reads_a_pilots_variance_components(tmp_path):

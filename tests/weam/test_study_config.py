@@ -143,15 +143,15 @@ def test_plan_has_one_pretraining_run_per_set_and_seed_with_its_own_folder():
 
     study, steps = load_study("configs/demo.yaml")
     pretrain = [s for s in steps if s.kind == "pretrain"]
-    assert len(pretrain) == len(study.language_sets()) * len(study.seeds) == 8
-    assert len({s.out_dir for s in pretrain}) == 8
+    assert len(pretrain) == len(study.language_sets()) * len(study.seeds) == 12
+    assert len({s.out_dir for s in pretrain}) == 12
     for step in pretrain:
         item = next(i for i in study.language_sets(step.condition) if i.set_id == step.language_set)
         assert [p.tgt for p in step.config.data.pairs] == list(item.languages)
         assert step.out_dir.parts[-4:] == ("pretrain", step.condition, step.language_set, f"seed{step.seed}")
         assert step.config.data.sampling.rule == "uniform" and step.config.data.budget_unit == "content"
     evals = [s for s in steps if s.kind == "eval"]
-    assert [s.condition for s in evals].count("base") == 1 and len(evals) == 9
+    assert [s.condition for s in evals].count("base") == 1 and len(evals) == 13
     # Every model: held-out targets and the high-resource check; a run also its own set's languages
     # (positive control), the base model every set's (their reference).
     common = set(study.held_out) | {"ja", "zh"}
