@@ -142,6 +142,18 @@ def test_rerun_skips_finished_work(finished_study):
     assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
 
 
+def test_study_report_writes_the_report_again_as_the_study_step(finished_study):
+    """`weam study report` re-writes the report from the stage files through the study's report step,
+    so its manifest follows and `status` still calls it done (not "output changed")."""
+    folder, _ = finished_study
+    study, report = folder / "study.yaml", folder / "work" / "report" / "report.md"
+    before = report.stat().st_mtime_ns
+    output = run_to_end("study", "report", str(study))
+    assert f"report: {report}" in output
+    assert report.stat().st_mtime_ns > before and "## Primary endpoint" in report.read_text(encoding="utf-8")
+    assert status_table(study)["report"] == ("done", "")
+
+
 def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     reference_folder, _ = finished_study
     study = write_study(tmp_path)

@@ -113,20 +113,22 @@ def power_command(
 
 @app.command("report")
 def report_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
-    """Write the Markdown report with plots and confidence intervals (scores from the stage files)."""
-    from weam.core import layout
-    from weam.study.report import write_report
+    """Write the Markdown report with plots and confidence intervals (scores from the stage files),
+    again even when it is done: the study's report step, so its manifest and MLflow run follow."""
     from weam.core.errors import WeamError
-    from weam.core.tracking import probe, resolve_tracking_uri
+    from weam.core.lock import lock_work_dir
+    from weam.stages import execute
+    from weam.study.run import StudyRunner
 
-    study, _ = _load(_config_file(config, config_file), overrides)
-    work = study.work_dir.resolve()
-    uri = resolve_tracking_uri(study.tracking.uri, work)
-    ok, reason = probe(uri)  # one bounded request, not MLflow's minutes of retries
-    if not ok:
-        raise WeamError(f"{reason}; the report reads the runs from it (buffered runs: `weam tracking sync`)")
-    path = write_report(uri, study.name, layout.report_dir(work), config=study, work_dir=work)
-    console.print(f"report: {path}")
+    config = _config_file(config, config_file)
+    study, steps = _load(config, overrides)
+    report = next((step for step in steps if step.stage == "report"), None)
+    if report is None:
+        raise WeamError(f"{config}: the study's plan has no report step")
+    with lock_work_dir(study.work_dir):  # not while a study run writes the same folders
+        runner = StudyRunner(study, steps, study_file=config, echo=console.print)
+        execute(report, runner.tracking(report), force=True)
+    console.print(f"report: {report.out_dir / 'report.md'}")
 
 
 @app.command("config")

@@ -195,8 +195,9 @@ def _scores_from_files(work_dir: Path, study: str, task: str | None, conditions:
 
     frame = read_results(work_dir, task)
     if frame.empty:
-        what = f"for task {task}" if task else ""
-        raise WeamError(f"study '{study}' has no finished evaluations {what} under {Path(work_dir) / 'eval'}")
+        what = f" for task {task}" if task else ""
+        raise WeamError(f"study '{study}' has no finished evaluations{what} under {Path(work_dir) / 'eval'}: "
+                        "run the study first (`weam study run`)")
     # The base model's folder has no set; as in MLflow's reader, a run without one reads as s1.
     raw = pd.DataFrame({"condition": frame["condition"], "language_set": frame["language_set"].replace("", "s1"),
                         "seed": frame["seed"].astype(str), "languages": frame["languages"], "eval_seed": "",
