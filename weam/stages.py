@@ -185,6 +185,9 @@ class Step:
     """Arguments beside the config: ``src``/``tgt`` (align), ``model`` (eval), ``languages`` (a set's)."""
     language_set: str | None = None
     """The condition's language set (``s1``, …); None for the base model and shared steps."""
+    work_dir: Path | None = None
+    """The study's work directory (set by the plan): paths under it enter a fingerprint relative to
+    it, so a moved or copied work directory is still done. None for a stage run on its own."""
 
     @property
     def kind(self) -> str:
@@ -212,6 +215,34 @@ class Stage:
     def config_class(self) -> type[BaseModel]:
         module, name = self.config.rsplit(".", 1)
         return getattr(importlib.import_module(module), name)
+
+
+WORK = "<work>"
+
+
+def work_relative(identity):
+    """An identity whose config holds paths under the study's work directory with that prefix as
+    ``<work>`` (input files count by content anyway), so moving the folder changes no fingerprint."""
+
+    @functools.wraps(identity)
+    def relative(step: Step):
+        inputs, config = identity(step)
+        if step.work_dir is None:
+            return inputs, config
+        root = str(Path(step.work_dir).resolve())
+
+        def rewrite(value):
+            if isinstance(value, dict):
+                return {key: rewrite(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [rewrite(item) for item in value]
+            if isinstance(value, str) and (value == root or value.startswith(root + os.sep)):
+                return WORK + value[len(root):]
+            return value
+
+        return inputs, rewrite(config)
+
+    return relative
 
 
 def verdict(step: Step) -> Verdict:
@@ -518,6 +549,7 @@ def run_base_init(step: Step, logger: RunLogger | None, tags: dict[str, Any]) ->
     prepare_base(cfg.source, cfg.work_dir, cfg.files, seed=cfg.seed)
 
 
+@work_relative
 def budget_identity(step: Step):
     cfg = step.config
     inputs = {f"{c.key}/{i}": Path(f) for c in cfg.conditions for i, f in enumerate(c.files)}
@@ -665,6 +697,7 @@ def _model_files(name: str, source: str | Path | None) -> dict[str, Path]:
     return {f"{name}/{f}": folder / f for f in WEIGHT_FILES if (folder / f).is_file()}
 
 
+@work_relative
 def eval_identity(step: Step):
     cfg = step.config
     model = str(step.extra["model"])
@@ -693,6 +726,7 @@ def run_eval(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None
                    {"tasks": len(step.config.tasks), "model": str(step.extra["model"])})
 
 
+@work_relative
 def report_identity(step: Step):
     cfg = step.config
     work = Path(cfg.work_dir)

@@ -172,6 +172,8 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
                                    tracking_uri=resolve_tracking_uri(study.tracking.uri, work),
                                    config=(resolved := {**study.model_dump(mode="json"), "work_dir": str(work)}),
                                    design={k: resolved[k] for k in REPORT_KEYS})))
+    for step in steps:  # fingerprints hold paths under it relative to it (a moved work dir stays done)
+        step.work_dir = work
     return steps
 
 
