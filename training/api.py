@@ -100,8 +100,7 @@ def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_bat
         while built < probe_batches and probe.next_batch() is not None:
             built += 1
         ended = built < probe_batches
-        spent = probe.content_tokens if config.data.budget_unit == "content" else probe.tokens
-        estimates.append(max(built, 1) if ended else -(-budget * built // spent))
+        estimates.append(max(built, 1) if ended else -(-budget * built // probe.budget_spent))
     return min(estimates)
 
 
@@ -144,8 +143,7 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
         if env.is_main:
             meter.record(step, dict(zip(names, losses.tolist())), engine.get_lr()[0], batch,
                          int((labels != -100).sum()), logger)
-            spent = stream.content_tokens if config.data.budget_unit == "content" else stream.tokens
-            bar.update(spent if by_tokens else step, info=f"step {step}, loss {losses[0].item():.3f}")
+            bar.update(stream.budget_spent if by_tokens else step, info=f"step {step}, loss {losses[0].item():.3f}")
         if step % config.checkpoint.every == 0:
             distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
     bar.close()

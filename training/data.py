@@ -234,6 +234,11 @@ class PackedStream:
     def content_tokens(self) -> int:
         return sum(self.content_seen.values())
 
+    @property
+    def budget_spent(self) -> int:
+        """Tokens taken so far, in the unit ``data.token_budget`` counts (``data.budget_unit``)."""
+        return self.content_tokens if self.data.budget_unit == "content" else self.tokens
+
     # --- examples -------------------------------------------------------------------------------
     def _peek(self) -> Example:
         if not self.queue:
@@ -305,9 +310,8 @@ class PackedStream:
         batch_counts: Counter = Counter()
         while True:
             example = self._peek()
-            content = self.data.budget_unit == "content"
-            spent, cost = (self.content_tokens, example.n_content) if content else (self.tokens, example.n_tokens)
-            if budget is not None and spent + cost > budget:
+            cost = example.n_content if self.data.budget_unit == "content" else example.n_tokens
+            if budget is not None and self.budget_spent + cost > budget:
                 break
             if not _place(example, rows, lengths, self.group, self.data.batch_size, self.data.max_seq_len,
                           self.data.packing):
