@@ -38,7 +38,7 @@ from weam.core.config import StrictModel, not_result, result_config
 from weam.core.languages import get_language
 from weam.core.tracking import TrackingConfig
 
-Objective = Literal["mlm", "tlm", "word_aligned", "weam"]
+Objective = Literal["mlm", "tlm", "word_aligned", "weam", "partner_id_prediction"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,12 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
     "tlm": ObjectiveSpec("tlm", "pair", False, "subwords", (), "Conneau & Lample 2019 (XLM TLM)"),
     "word_aligned": ObjectiveSpec("word_aligned", "single", True, "last_subword_one_to_one", ("align", "reg"),
                                   "Cao, Kitaev & Klein 2020 (ICLR), multilingual alignment of contextual vectors"),
-    "weam": ObjectiveSpec("weam", "option", True, "subwords", ("cross",), "Yang et al. 2021 (arXiv 2106.01732)"),
+    "weam": ObjectiveSpec("weam", "pair", True, "subwords", ("cross",),
+                          "Yang et al. 2021 (arXiv 2106.01732), Figure 1: L_mp + λ·L_cp on the word-exchanged pair"),
+    "partner_id_prediction": ObjectiveSpec(
+        "partner_id_prediction", "option", True, "subwords", ("cross",),
+        "ablation (this project's earlier reading of WEAM): each masked token's own state predicts its aligned "
+        "partner's ids"),
 }
 """The objectives, declared once; config validation, the data path, the loss and the meter read it."""
 
@@ -173,11 +178,13 @@ class MaskingConfig(StrictModel):
 
 
 class WeamOptions(StrictModel):
-    """WEAM's cross-lingual prediction (the spec, with what is the paper's and what is chosen
-    here, is the docstring of weam.training.objectives.weam_cross_loss)."""
+    """WEAM's cross-lingual term. ``cross_weight`` (λ) serves both ``weam`` (Figure 1, spec in
+    weam.training.objectives.weam_exchange_loss) and the ablation ``partner_id_prediction``; the
+    other four fields are options of the ablation alone (spec in
+    weam.training.objectives.partner_id_loss) and are refused with ``weam``."""
 
     cross_weight: float = Field(1.0, ge=0)
-    """λ in L_mlm + λ·L_cross (WEAM: 1)."""
+    """λ in L_mp + λ·L_cp (WEAM: 1)."""
     input: Literal["single", "pair"] = "single"
     """``single``: the model sees one side at a time and predicts, for each masked token, its own
     token and its aligned word in the other (unseen) language. ``pair``: both sides in one
@@ -216,7 +223,10 @@ class ObjectiveConfig(StrictModel):
     """``mlm``: masked LM on each side alone; ``tlm``: XLM's translation LM, one pair per sequence,
     target positions reset, language identity as token types (see data.language_input);
     ``word_aligned``: Cao et al. 2020, non-pivot word vectors pulled to a frozen copy's pivot
-    vectors, with a regulariser on the pivot side; ``weam``: L_mlm + λ·L_cross (Yang et al. 2021)."""
+    vectors, with a regulariser on the pivot side; ``weam``: Yang et al. 2021 as their Figure 1 draws
+    it, L_mp + λ·L_cp on the pair with aligned words' representations exchanged;
+    ``partner_id_prediction``: the ablation, L_mlm + λ·(each masked token's own state predicting its
+    aligned partner's ids)."""
     mask_prob: float = Field(0.3, gt=0, lt=1)
     """Share of (non-special) tokens masked (WEAM: 0.3; BERT and XLM use 0.15)."""
     masking: MaskingConfig = MaskingConfig()
@@ -239,8 +249,20 @@ class ObjectiveConfig(StrictModel):
         return self.name != "word_aligned" or self.word_aligned.mlm_weight > 0
 
     def co_masks(self) -> bool:
-        """WEAM with pair input masks whole alignment groups (no visible counterpart to copy)."""
-        return self.name == "weam" and self.input_mode() == "pair"
+        """The partner-id ablation with pair input masks whole alignment groups (no visible
+        counterpart to copy); Figure 1's WEAM masks the two sides independently."""
+        return self.name == "partner_id_prediction" and self.input_mode() == "pair"
+
+    @model_validator(mode="after")
+    def _weam_options(self) -> ObjectiveConfig:
+        defaults = WeamOptions()
+        ablation_only = [key for key in ("input", "multi_token", "unaligned", "normalise")
+                         if getattr(self.weam, key) != getattr(defaults, key)]
+        if self.name == "weam" and ablation_only:
+            keys = ", ".join(f"objective.weam.{key}" for key in ablation_only)
+            raise ValueError(f"{keys}: options of the ablation 'partner_id_prediction', not of 'weam' "
+                             "(Figure 1: pair input, independent masking, every masked token predicted)")
+        return self
 
 
 class OptimConfig(StrictModel):

@@ -129,7 +129,7 @@ CROSS_SUM = -(LOW + (HIGH + LOW) / 2 + HIGH)
 def test_weam_single_hand_computed(pair_data, options, cross):
     batch = batch_of(pair_data, "single")
     for weight in (1.0, 3.0):
-        objective = ObjectiveConfig(name="weam", weam={"cross_weight": weight, **options})
+        objective = ObjectiveConfig(name="partner_id_prediction", weam={"cross_weight": weight, **options})
         out = losses_for(batch, objective, WEAM_MASKED)
         assert out["mlm"] == pytest.approx(-LOW)
         assert out["cross"] == pytest.approx(cross)
@@ -154,7 +154,7 @@ def test_weam_pair_hand_computed(pair_data):
     z 1, ##w 2). Own ids: only z at position 1 scores HIGH. Cross: c → {z HIGH, ##w LOW}, every
     other target LOW."""
     masked = [(0, 1), (0, 5), (1, 1), (1, 2), (1, 5), (1, 6)]
-    out = losses_for(batch_of(pair_data, "pair"), ObjectiveConfig(name="weam", weam={"input": "pair"}), masked)
+    out = losses_for(batch_of(pair_data, "pair"), ObjectiveConfig(name="partner_id_prediction", weam={"input": "pair"}), masked)
     assert out["mlm"] == pytest.approx(-(5 * LOW + HIGH) / 6)
     assert out["cross"] == pytest.approx(-(5 * LOW + (HIGH + LOW) / 2) / 6)
 
@@ -207,7 +207,7 @@ def test_weam_pair_masks_whole_groups_of_the_hand_made_batch(pair_data):
     the seed, a group is masked whole and its tokens read [MASK]."""
     batch = batch_of(pair_data, "pair")
     groups = [[(0, 1), (0, 5)], [(0, 2), (0, 4)], [(1, 1), (1, 2), (1, 5), (1, 6)], [(1, 3), (1, 7)]]
-    objective = ObjectiveConfig(name="weam", weam={"input": "pair"})
+    objective = ObjectiveConfig(name="partner_id_prediction", weam={"input": "pair"})
     for seed in range(20):
         inputs, labels = mask_batch(batch, objective, MASK, 12, torch.Generator().manual_seed(seed))
         for group in groups:
@@ -221,7 +221,7 @@ def test_weam_pair_masks_whole_groups_of_the_hand_made_batch(pair_data):
 def test_weam_pair_input_cannot_see_the_counterpart_of_a_masked_token(corpus, tmp_path):
     """Over 40 maskings of real pair batches: every cross-lingual target of every masked token is
     [MASK] in the input. Under TLM's plain masking (the state before co-masking) many are visible."""
-    config = tiny_config(corpus, tmp_path, objective="weam", objective__weam__input="pair", batch_size=8,
+    config = tiny_config(corpus, tmp_path, objective="partner_id_prediction", objective__weam__input="pair", batch_size=8,
                          max_seq_len=48)
     tok = AutoTokenizer.from_pretrained(corpus["tokenizer"])
     stream = PackedStream.for_config(config, tok, count_lines_checked(config.data.pairs))

@@ -167,7 +167,7 @@ def test_fingerprint_leaves_out_fields_that_do_not_affect_results(corpus, tmp_pa
     quiet = tiny_config(corpus, tmp_path, log_every=1, checkpoint_every=1, run_name="x", tags={"a": "b"},
                         tracking={"enabled": True, "experiment": "other"}, cpu_peak_flops=5.0)
     assert base.fingerprint_config() == quiet.fingerprint_config()
-    for changed in ({"lr": 2e-3}, {"objective__weam__normalise": "targeted"}, {"data__packing": True}):
+    for changed in ({"lr": 2e-3}, {"objective__weam__cross_weight": 2.0}, {"data__packing": True}):
         assert tiny_config(corpus, tmp_path, **changed).fingerprint_config() != base.fingerprint_config(), changed
 
 
@@ -181,7 +181,9 @@ def test_objective_table_decides_alignment_needs_and_input_mode(corpus, tmp_path
                 tiny_config({**corpus, "pairs": bare}, tmp_path, objective=name)
         else:
             assert tiny_config({**corpus, "pairs": bare}, tmp_path, objective=name).input_mode() == spec.input
-    assert tiny_config(corpus, tmp_path, objective__weam__input="pair").input_mode() == "pair"
+    assert tiny_config(corpus, tmp_path, objective="partner_id_prediction",
+                       objective__weam__input="pair").input_mode() == "pair"
+    assert tiny_config(corpus, tmp_path, objective="weam").input_mode() == "pair"  # Figure 1: the pair
 
 
 def test_word_aligned_frozen_copy_stays_while_the_model_trains(corpus, tmp_path, monkeypatch):
