@@ -61,7 +61,7 @@ def pretrain(
         engine = distributed.initialize(model, ds_config)
         logger = open_logger(config, parent_run_id, tags, run_id) if env.is_main else None
         try:
-            steps = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
+            steps, stopped = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
             distributed.export_hf(engine, tokenizer, model_dir)
         except BaseException as exc:
             if logger:
@@ -71,7 +71,7 @@ def pretrain(
             distributed.teardown_engine(engine)
         if env.is_main:
             counts = {
-                "steps": steps, "tokens": stream.tokens, "tokens_per_pair": dict(stream.tokens_seen),
+                "steps": steps, "stopped": stopped, "tokens": stream.tokens, "tokens_per_pair": dict(stream.tokens_seen),
                 "content_tokens": stream.content_tokens, "content_tokens_per_pair": dict(stream.content_seen),
                 "links_per_pair": dict(stream.links_seen),
                 "passes_per_pair": {name: round(int(n) / size, 4) for name, n, size in
@@ -105,8 +105,9 @@ def planned_steps(config: PretrainConfig, tokenizer, sizes: list[int], probe_bat
 
 
 def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: DistributedEnv, tokenizer, logger,
-          run_hash: str) -> int:
-    """The loop: resume, then batch → mask → forward/backward per micro-batch → step → log/save."""
+          run_hash: str) -> tuple[int, str]:
+    """The loop: resume, then batch → mask → forward/backward per micro-batch → step → log/save.
+    Returns the steps taken and what ended the run: ``budget``, ``max_steps`` or ``plateau``."""
     ckpt_dir = Path(config.out_dir) / "checkpoints"
     state = distributed.load_latest(engine, ckpt_dir, run_hash, env.is_main)
     step = 0
@@ -115,6 +116,9 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
         step = state["step"]
     if env.is_main:  # rows a killed run logged after its last checkpoint are logged again below
         drop_rows_after(Path(config.out_dir) / "train_log.jsonl", step)
+    # Every step's mean loss, for the plateau rule; in the checkpoint, so every rank resumes it.
+    history: list[float] = list(state.get("losses", [])) if state is not None else []
+    stopped = "max_steps"
     micro = distributed.micro_batch_size(engine)
     rows_per_rank = config.data.batch_size // env.world_size
     meter = Meter(config, engine.module.mlm.config, peak_flops(config.logging.cpu_peak_flops) * env.world_size, stream)
@@ -125,8 +129,12 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
                    total=config.data.token_budget if by_tokens else config.optim.max_steps,
                    unit="tokens" if by_tokens else "steps", enabled=env.is_main)
     while config.optim.max_steps is None or step < config.optim.max_steps:
+        if on_plateau(history, config.optim.plateau_window, config.optim.plateau_min_delta):
+            stopped = "plateau"
+            break
         batch = stream.next_batch()
         if batch is None:
+            stopped = "budget"
             break
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         inputs, labels = mask_batch(batch, config.objective, tokenizer.mask_token_id, len(tokenizer), generator)
@@ -140,16 +148,29 @@ def train(engine, stream: data_mod.PackedStream, config: PretrainConfig, env: Di
             losses += torch.stack([out[name] for name in names]).detach().float().cpu()
         step += 1
         losses = distributed.all_reduce_mean(losses / (rows_per_rank // micro))
+        history.append(losses[0].item())  # every rank holds the same mean: they stop together
         if env.is_main:
             meter.record(step, dict(zip(names, losses.tolist())), engine.get_lr()[0], batch,
                          int((labels != -100).sum()), logger)
             bar.update(stream.budget_spent if by_tokens else step, info=f"step {step}, loss {losses[0].item():.3f}")
         if step % config.checkpoint.every == 0:
-            distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
+            distributed.save_checkpoint(engine, ckpt_dir, step,
+                                        {"data": stream.state(), "step": step, "losses": history}, keep)
     bar.close()
     if state is None or step != state["step"]:
-        distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step}, keep)
-    return step
+        distributed.save_checkpoint(engine, ckpt_dir, step, {"data": stream.state(), "step": step, "losses": history},
+                                    keep)
+    return step, stopped
+
+
+def on_plateau(history: list[float], window: int | None, min_delta: float) -> bool:
+    """Whether the mean of the last ``window`` losses improved on the window before by less than
+    ``min_delta`` of it (False until 2 × window losses exist, or with no window)."""
+    if not window or len(history) < 2 * window:
+        return False
+    before = sum(history[-2 * window:-window]) / window
+    last = sum(history[-window:]) / window
+    return before - last < min_delta * abs(before)
 
 
 def run_hash(inputs: dict[str, Any], config: PretrainConfig) -> str:

@@ -279,6 +279,14 @@ class OptimConfig(StrictModel):
     """Clip the global gradient norm (0: off)."""
     max_steps: int | None = Field(None, gt=0)
     """Stop after this many optimizer steps (whichever of data.token_budget and steps comes first)."""
+    plateau_window: int | None = Field(None, ge=2)
+    """Stop on a plateau (None: off): after each step, once 2 × window steps are logged, stop when
+    the mean loss of the last ``plateau_window`` steps is lower than that of the window before by
+    less than ``plateau_min_delta`` of it (relative). The token budget or max_steps still caps the
+    run; the manifest says which ended it (``stopped``). For warming up a new MLM head until it
+    stops improving."""
+    plateau_min_delta: float = Field(0.01, gt=0, lt=1)
+    """Smallest relative improvement between two consecutive windows that keeps training."""
     freeze_layers: int = Field(0, ge=0)
     """Freeze the embeddings and the lowest N transformer layers (0: train everything); e.g. to
     warm up a new MLM head on a converted encoder without moving its lower layers."""

@@ -186,6 +186,29 @@ def test_objective_table_decides_alignment_needs_and_input_mode(corpus, tmp_path
     assert tiny_config(corpus, tmp_path, objective="weam").input_mode() == "pair"  # Figure 1: the pair
 
 
+def test_plateau_rule_by_hand():
+    from weam.training.api import on_plateau
+
+    assert not on_plateau([5.0, 4.0, 3.0], 2, 0.01)  # fewer than 2 windows
+    assert not on_plateau([5.0, 5.0, 4.0, 4.0], 2, 0.1)  # 5 → 4: 20 % better, more than 10 %
+    assert on_plateau([5.0, 5.0, 4.8, 4.8], 2, 0.1)  # 4 % better: a plateau at 10 %
+    assert on_plateau([4.0, 4.0, 4.2, 4.2], 2, 0.01)  # worse is a plateau too
+    assert not on_plateau([5.0] * 10, None, 0.01)  # off
+
+
+def test_training_stops_on_a_plateau_and_says_so(corpus, tmp_path):
+    """A window of 2 steps that must improve by 90 %: the run stops at step 4 (the first step with two
+    windows), well before max_steps, and the manifest says the plateau ended it."""
+    config = tiny_config(corpus, tmp_path / "plateau", max_steps=30, optim__plateau_window=2,
+                         optim__plateau_min_delta=0.9, checkpoint_every=100)
+    pretrain(config)
+    counts = json.loads((config.out_dir / "manifest.json").read_text())["counts"]
+    assert counts["stopped"] == "plateau" and counts["steps"] == 4
+    capped = tiny_config(corpus, tmp_path / "capped", max_steps=3, checkpoint_every=100)
+    pretrain(capped)
+    assert json.loads((capped.out_dir / "manifest.json").read_text())["counts"]["stopped"] == "max_steps"
+
+
 def test_word_aligned_frozen_copy_stays_while_the_model_trains(corpus, tmp_path, monkeypatch):
     """10 steps of Cao et al.'s objective through pretrain(): the frozen copy's parameters equal the
     starting model's at the end, the trained encoder's differ, and the frozen copy is in no
