@@ -278,6 +278,72 @@ def plan_status(steps: list[Step]) -> dict[str, Verdict]:
     return states
 
 
+def _needs(step: Step, steps: list[Step]) -> list[Step]:
+    """The steps whose output ``step`` reads: :func:`upstream` (its input files), the steps whose
+    folders its config names (a tokenizer or model folder no step has written yet), and those
+    inside a folder it reads (``eval.data_dir`` holds the tatoeba step's sets). A ``work_dir``
+    names where a stage keeps its own state, not what it reads."""
+    named: list[Path] = []
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, name)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, key)
+        elif key not in ("work_dir", "out_dir") and isinstance(value, (str, Path)) and os.path.isabs(str(value)):
+            named.append(Path(value).resolve())
+
+    walk(step.config.model_dump())
+    walk({k: v for k, v in step.extra.items() if k in ("src", "tgt", "model")})
+    found = upstream(step, steps)
+    for other in steps:
+        if other is step or other in found or other.stage == step.stage:
+            continue
+        folder = other.out_dir.resolve()
+        if any(path.is_relative_to(folder) or folder.is_relative_to(path) for path in named):
+            found.append(other)
+    return found
+
+
+def check_only(steps: list[Step], only: set[str]) -> list[Step]:
+    """The steps of kinds ``only``, after checking that the selection can run: every kind is one of
+    this plan's, and every upstream step left out is done. Refuses (WeamError) before any work,
+    naming the kinds to add (``--only`` runs what it is told, it never falls back to other inputs)."""
+    import difflib
+
+    kinds = list(dict.fromkeys(step.stage for step in steps))
+    unknown = []
+    for kind in sorted(only - set(kinds)):
+        close = difflib.get_close_matches(kind, kinds, n=1)
+        unknown.append(f"'{kind}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    if unknown:
+        raise WeamError(f"--only: no step kind {', '.join(unknown)} in this study; its kinds: {','.join(kinds)}")
+    chosen = [step for step in steps if step.stage in only]
+    missing: dict[str, tuple[Step, Verdict]] = {}
+    to_check = list(chosen)
+    while to_check:  # what is missing, and what that needs in turn (the kinds to add)
+        for before in _needs(to_check.pop(), steps):
+            if before.stage in only or before.key in missing:
+                continue
+            state = verdict(before)
+            if not state.done:
+                missing[before.key] = (before, state)
+                to_check.append(before)
+    if missing:
+        order = {step.key: index for index, step in enumerate(steps)}
+        missing = dict(sorted(missing.items(), key=lambda item: order[item[0]]))
+        shown = "; ".join(f"{key} ({state.state}{': ' + state.reason if state.reason else ''})"
+                          for key, (_, state) in list(missing.items())[:6])
+        more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+        needed = {s.stage for s, _ in missing.values()} | set(only)
+        add = ",".join(kind for kind in kinds if kind in needed)
+        raise WeamError(f"--only {','.join(k for k in kinds if k in only)}: upstream steps are not done: "
+                        f"{shown}{more}; run them first or add their kinds: --only {add}")
+    return chosen
+
+
 # ---------------------------------------------------------------------------------------------
 # Running one stage: skip rule, MLflow run, manifest
 

@@ -55,7 +55,7 @@ def run_command(
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
         runner = StudyRunner(study, steps, study_file=config, echo=console.print)
-        runner.run(set(only.split(",")) if only else None)
+        runner.run({kind.strip() for kind in only.split(",") if kind.strip()} if only else None)
     print_summary(study)
     console.print(f"MLflow: mlflow ui --backend-store-uri {runner.uri}")
 

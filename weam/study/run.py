@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from weam.stages import Step, Tracking, execute, provenance_tags
+from weam.stages import Step, Tracking, check_only, execute, provenance_tags
 from weam.study.config import StudyConfig, diversity
 from weam.study.plan import BASE_CONDITION, build_plan, load_study  # noqa: F401 - the study's API
 from weam.core.tracking import (
@@ -48,10 +48,10 @@ class StudyRunner:
 
     def run(self, only: set[str] | None = None) -> None:
         started = time.time()
+        # --only: refused before any work when a kind is unknown or an upstream step left out is not done.
+        chosen = check_only(self.steps, only) if only else self.steps
         with self._parents:  # condition runs end FINISHED, FAILED or KILLED with the steps
-            for step in self.steps:
-                if only and step.stage not in only:
-                    continue
+            for step in chosen:
                 t0 = time.time()
                 skipped = execute(step, self.tracking(step))
                 status = "skipped (finished)" if skipped else f"done in {time.time() - t0:.1f} s"
