@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage
+from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage, with_tool_binaries
 
 app = typer.Typer(no_args_is_help=True, help="Word-align parallel corpora (fast_align or eflomal), sharded on Ray.")
 
@@ -30,10 +30,7 @@ def build_config(config: Path | None, overrides: list[str], engine: str | None, 
     if ray_address is not None:
         extra.append(f"ray_address={ray_address}")
     loaded = load_stage_config("align", config, extra, env)
-    for name, value in (("binary", env.fast_align_bin), ("atools", env.atools_bin)):
-        if getattr(loaded.fast_align, name) is None and value:
-            setattr(loaded.fast_align, name, value)
-    return loaded
+    return loaded.model_copy(update={"fast_align": with_tool_binaries(loaded.fast_align, env)})
 
 
 @app.command()

@@ -13,10 +13,12 @@ from weam.core.config import StrictModel, not_result
 class FastAlignConfig(StrictModel):
     """fast_align (upstream C++ binary, github.com/clab/fast_align) run as a subprocess."""
 
-    binary: str | None = None
-    """Path of the fast_align binary; None = $FAST_ALIGN_BIN (read by the CLI) or `fast_align` on PATH."""
-    atools: str | None = None
-    """Path of atools (symmetrization); None = $ATOOLS_BIN (read by the CLI), beside fast_align, or PATH."""
+    binary: str | None = not_result(None)
+    """Path of the fast_align binary; None = $FAST_ALIGN_BIN or `fast_align` on PATH (every command
+    resolves them the same way: weam.edge.with_tool_binaries). Where the tool lives is no setting
+    of the result (the engine used is: ``resolved_engine``), so setting FAST_ALIGN_BIN re-runs nothing."""
+    atools: str | None = not_result(None)
+    """Path of atools (symmetrization); None = $ATOOLS_BIN, beside fast_align, or PATH."""
     favor_diagonal: bool = True
     """-d: favour alignment points close to the diagonal."""
     optimize_tension: bool = True

@@ -72,6 +72,25 @@ def environment() -> Environment:
     return Environment.read()
 
 
+def with_tool_binaries(fast_align, env: Environment | None = None):
+    """The one place fast_align's binaries are chosen, for every command (``weam align run``,
+    ``weam study run|status|…``): the config's path, else FAST_ALIGN_BIN / ATOOLS_BIN, else PATH
+    (atools also beside fast_align; :func:`weam.alignment.engines.find_fast_align`)."""
+    env = env or environment()
+    chosen = {name: value for name, value in (("binary", env.fast_align_bin), ("atools", env.atools_bin))
+              if value and getattr(fast_align, name) is None}
+    return fast_align.model_copy(update=chosen) if chosen else fast_align
+
+
+def with_study_tools(steps: list, env: Environment | None = None) -> list:
+    """A study plan whose align steps resolve their binaries as ``weam align run`` does."""
+    env = env or environment()
+    for step in steps:
+        if step.stage == "align":
+            step.config = step.config.model_copy(update={"fast_align": with_tool_binaries(step.config.fast_align, env)})
+    return steps
+
+
 def load_stage_config(stage: str, config: Path | None, overrides: list[str] | None, env: Environment | None = None):
     """The stage's config from file + ``--set`` (+ the tracking URI of the environment)."""
     from weam.core.config import load_config

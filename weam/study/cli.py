@@ -29,11 +29,14 @@ def _config_file(config: Path | None, option: Path | None) -> Path:
 
 
 def _load(config: Path, overrides: list[str] | None):
-    from weam.edge import environment
+    from weam.edge import environment, with_study_tools
     from weam.study.plan import load_study
 
-    # MLFLOW_TRACKING_URI points the study at a server unless the config or --set names one.
-    return load_study(config, environment().with_tracking(overrides))
+    env = environment()
+    # MLFLOW_TRACKING_URI points the study at a server unless the config or --set names one;
+    # FAST_ALIGN_BIN / ATOOLS_BIN name fast_align's binaries unless the config does (as for `weam align run`).
+    study, steps = load_study(config, env.with_tracking(overrides))
+    return study, with_study_tools(steps, env)
 
 
 @app.command("run")
