@@ -55,13 +55,28 @@ def run(
 def score(
     pred: Path = typer.Option(..., help="Predicted Pharaoh file."),
     gold: Path = typer.Option(..., help="Gold file: i-j sure, i?j or ipj possible, 0-based."),
+    src: Annotated[Optional[Path], typer.Option(help="Source side of the corpus: every link is checked against its sentence's length.")] = None,
+    tgt: Annotated[Optional[Path], typer.Option(help="Target side of the corpus (with --src).")] = None,
 ) -> None:
-    """Print precision, recall and alignment error rate (Och & Ney 2003)."""
+    """Print precision, recall and alignment error rate (Och & Ney 2003). With --src/--tgt, a link
+    past the end of its sentence (in either file) is refused: it would lower recall silently."""
     from weam.alignment.scoring import score_alignments
 
-    result = score_alignments(pred, gold)
+    if src is None and tgt is None:  # the corpus `weam align run` recorded beside its output
+        src, tgt = _recorded_corpus(pred)
+    result = score_alignments(pred, gold, src, tgt)
     for name in ("precision", "recall", "aer"):
         typer.echo(f"{name}\t{result[name]:.4f}")
+
+
+def _recorded_corpus(pred: Path) -> tuple[Path | None, Path | None]:
+    """The src/tgt files named by the manifest beside ``pred`` (an align stage's output), if still there."""
+    from weam.core.manifest import read_manifest
+
+    inputs = (read_manifest(pred.parent) or {}).get("inputs", {})
+    paths = [Path(inputs[side]["path"]) if isinstance(inputs.get(side), dict) and inputs[side].get("path") else None
+             for side in ("src", "tgt")]
+    return (paths[0], paths[1]) if all(p is not None and p.is_file() for p in paths) else (None, None)
 
 
 add_config_command(app, "align")

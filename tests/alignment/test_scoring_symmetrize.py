@@ -67,3 +67,30 @@ def test_grow_requires_an_unaligned_word():
     fwd = {(0, 0), (0, 1), (1, 0)}
     rev = {(0, 0), (0, 1), (1, 0), (1, 1)}
     assert (1, 1) not in symmetrize(fwd, rev, "grow-diag-final-and")
+
+
+def test_gold_links_past_the_sentence_are_refused_with_the_corpus(tmp_path):
+    """Issue 26, item 8: a gold link past the end of its sentence used to count as a miss (recall
+    0.75 instead of 1.0); with the corpus (given, or recorded by `weam align run` beside the
+    prediction) it is an error naming the file and line, exit 2."""
+    from typer.testing import CliRunner
+
+    from weam.cli import app
+    from weam.core.manifest import write_manifest
+
+    out = tmp_path / "align"
+    out.mkdir()
+    (tmp_path / "src").write_text("a b\nc d\n")
+    (tmp_path / "tgt").write_text("x y\nz w\n")
+    (out / "alignment.txt").write_text("0-0 1-1\n0-0 1-1\n")
+    (tmp_path / "gold").write_text("0-0 1-1\n0-0 1-1 2-2\n")  # 2-2: past two-word sentences
+    assert score_alignments(out / "alignment.txt", tmp_path / "gold")["recall"] == pytest.approx(0.8)
+    with pytest.raises(InputError, match=r"gold:2: link 2-2 is out of range"):
+        score_alignments(out / "alignment.txt", tmp_path / "gold", tmp_path / "src", tmp_path / "tgt")
+    write_manifest(out, "align", {"src": tmp_path / "src", "tgt": tmp_path / "tgt"}, {}, {"alignment": "alignment.txt"})
+    runner = CliRunner()
+    refused = runner.invoke(app, ["align", "score", "--pred", str(out / "alignment.txt"), "--gold", str(tmp_path / "gold")])
+    assert refused.exit_code != 0 and "out of range" in str(refused.exception)
+    (tmp_path / "gold").write_text("0-0 1-1\n0-0 1-1\n")
+    fine = runner.invoke(app, ["align", "score", "--pred", str(out / "alignment.txt"), "--gold", str(tmp_path / "gold")])
+    assert fine.exit_code == 0 and "recall\t1.0000" in fine.output

@@ -11,7 +11,7 @@ FROZEN = {
     "weam align": [],
     "weam align config": [],
     "weam align run": ["--config/-c", "--engine", "--out", "--ray-address", "--set", "--shards", "--src", "--tgt"],
-    "weam align score": ["--gold", "--pred"],
+    "weam align score": ["--gold", "--pred", "--src", "--tgt"],
     "weam budget": [],
     "weam budget config": [],
     "weam budget run": ["--config/-c", "--set"],

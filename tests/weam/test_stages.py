@@ -112,6 +112,32 @@ def test_the_recorded_hash_is_reused_for_the_same_inode_size_and_mtime(finished,
     assert check_stage(out, {"data": copy}, config).done and hashed == ["copy.txt"]
 
 
+def test_an_in_place_edit_with_the_mtime_put_back_is_seen(finished, monkeypatch, tmp_path):
+    """Issue 26, item 8: `rsync --inplace -t` keeps inode, size and mtime; the sampled hash that
+    guards the shortcut sees the edit (small files whole; big ones by 64 spread blocks)."""
+    from weam.core import manifest as manifest_module
+
+    data, out = finished
+    config = {"lr": 0.1, "inner": {"kept": 1}}
+    for path, edit_at in ((data, 0), (tmp_path / "big.bin", None)):
+        if edit_at is None:  # a file of 6 MiB: sampled, not read whole
+            path.write_bytes(bytes(6 << 20))
+            write_manifest(out, "toy", {"data": path}, config, {"result": "result.txt"})
+            edit_at = (6 << 20) - 1  # the last byte is always in the sample
+        monkeypatch.setattr(manifest_module, "_HASHES", {})
+        info = path.stat()
+        assert check_stage(out, {"data": path}, config).done
+        with open(path, "r+b") as handle:
+            handle.seek(edit_at)
+            handle.write(b"H")
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+        assert (path.stat().st_ino, path.stat().st_size, path.stat().st_mtime_ns) == (
+            info.st_ino, info.st_size, info.st_mtime_ns)
+        monkeypatch.setattr(manifest_module, "_HASHES", {})  # a new process
+        verdict = check_stage(out, {"data": path}, config)
+        assert verdict.state == "stale" and "input data changed" in verdict.reason, path
+
+
 def test_a_changed_output_makes_the_stage_stale(finished):
     data, out = finished
     (out / "result.txt").write_text("41\n")

@@ -159,3 +159,14 @@ def test_plan_has_one_pretraining_run_per_set_and_seed_with_its_own_folder():
     for step in evals[1:]:
         item = next(i for i in study.language_sets(step.condition) if i.set_id == step.language_set)
         assert set(step.config.langs) == common | set(item.languages)
+
+
+def test_unknown_corpora_pair_and_eval_langs_are_refused_not_ignored(tmp_path):
+    """Issue 26, item 8: a typo in a corpora key fell back to demo data; eval.langs was overwritten."""
+    corpus = "corpora:\n  en-de: {src: a.en, tgt: a.de}\n"
+    assert "en-de" in load_config(StudyConfig, write(tmp_path, VALID + corpus)).corpora
+    with pytest.raises(ConfigError, match=r"corpora: 'en-dee' is no pair of this study \(did you mean 'en-de'\?\)"):
+        load_config(StudyConfig, write(tmp_path, VALID + corpus.replace("en-de:", "en-dee:")))
+    with pytest.raises(ConfigError, match=r"eval.langs is set by the study"):
+        load_config(StudyConfig, write(tmp_path, VALID), ["eval.langs=[sw, fi]"])
+    assert load_config(StudyConfig, write(tmp_path, VALID), ["eval.langs=null"]).eval == {"langs": None}

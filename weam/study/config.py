@@ -412,7 +412,30 @@ class StudyConfig(StrictModel):
                 f"{control.set_id}), the treatment {len(treatment.families)} ({', '.join(treatment.families)}; set "
                 f"{treatment.set_id}): the study compares a family-diverse treatment with a less diverse control"
             )
+        self._check_corpora()
         return self
+
+    def _check_corpora(self) -> None:
+        """Every ``corpora`` key names a pair of this study: a typo would fall back to demo data."""
+        import difflib
+
+        pools = [code for condition in self.conditions if condition.draw is not None for code in condition.draw.pool]
+        pairs = [f"{self.pivot}-{code}" for code in dict.fromkeys([*self.all_languages(), *pools])]
+        for name in self.corpora:
+            if name not in pairs:
+                close = difflib.get_close_matches(name, pairs, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"corpora: '{name}' is no pair of this study{hint}; its pairs: {', '.join(pairs)}")
+
+    @field_validator("eval")
+    @classmethod
+    def _study_sets_eval_languages(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The plan evaluates every model on held_out (+ the conditions' and high-resource languages);
+        # a langs given here would be overwritten, so it is refused rather than ignored.
+        if value.get("langs") is not None:
+            raise ValueError("eval.langs is set by the study (held_out, high_resource and the conditions' "
+                             "languages); remove it, or change held_out")
+        return value
 
     def _expand(self, condition: Condition) -> list[LanguageSet]:
         if condition.draw is not None:
