@@ -4,8 +4,11 @@ absolute paths or, as the aligner does, the data itself."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 from pydantic import Field
 
@@ -13,6 +16,7 @@ from weam.core.config import StrictModel
 from weam.core.errors import WeamError
 
 MiB = 1024**2
+LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
@@ -32,10 +36,37 @@ def init_kwargs(address: str | None, local: RayLocalConfig) -> dict:
     kwargs: dict = {"log_to_driver": False, "configure_logging": False}
     if address is not None:
         return {**kwargs, "address": address}
-    kwargs.update(address="local", num_cpus=local.num_cpus, include_dashboard=local.include_dashboard)
+    # A Ray started for one run serves this machine only: its node address is the loopback (no
+    # other node can join it) and its token is private (private_ray_token).
+    kwargs.update(address="local", num_cpus=local.num_cpus, include_dashboard=local.include_dashboard,
+                  _node_ip_address=LOOPBACK)
     if local.object_store_memory_mb is not None:
         kwargs["object_store_memory"] = local.object_store_memory_mb * MiB
     return kwargs
+
+
+def private_ray_token(environ: dict[str, str] | None = None) -> Path | None:
+    """The token a local Ray (2.5x: token authentication on by default) checks on every request,
+    readable by this user only (0600). Ray itself writes ``~/.ray/auth_token`` with the umask's mode
+    (0644: anyone on the machine could read it and run code in the cluster), so weam writes it
+    first, or tightens one already there. Its gcs_server and raylet still listen on every interface
+    (Ray offers no setting to bind them to the loopback); the token is what guards them."""
+    import secrets
+
+    environ = os.environ if environ is None else environ
+    if environ.get("RAY_AUTH_MODE", "").lower() == "disabled" or environ.get("RAY_AUTH_TOKEN"):
+        return None
+    path = Path(environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, 0o600)
+        return path
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))  # what `ray get-auth-token --generate` writes
+    return path
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
@@ -76,6 +107,8 @@ def ray_session(address: str | None, local: RayLocalConfig) -> Iterator[None]:
         return
     if address is not None:
         check_reachable(address)
+    else:
+        private_ray_token()
     try:
         ray.init(**init_kwargs(address, local))
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:

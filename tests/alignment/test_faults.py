@@ -285,3 +285,23 @@ def test_bench_pipelines_quote_paths(tmp_path, monkeypatch):
     bench.measure(bench.symmetrize_by_hand(None, fwd, rev, folder / "out"))
     assert (folder / "out").read_text().split() == ["0-0", "1-1"]
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_local_ray_keeps_its_token_private_and_its_node_on_the_loopback(tmp_path):
+    """Issue 26, item 6: Ray wrote ~/.ray/auth_token 0644; weam writes it 0600 first (or tightens
+    it) before a local Ray starts, whose node address is 127.0.0.1 unless an address is given."""
+    import stat
+
+    from weam.alignment.ray_runtime import RayLocalConfig, init_kwargs, private_ray_token
+
+    token = tmp_path / "ray" / "auth_token"
+    env = {"RAY_AUTH_TOKEN_PATH": str(token)}
+    assert private_ray_token(env) == token and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert len(token.read_text()) == 64
+    before = token.read_text()
+    token.chmod(0o644)
+    assert private_ray_token(env) == token and stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert token.read_text() == before  # an existing token is kept, only tightened
+    assert private_ray_token({**env, "RAY_AUTH_MODE": "disabled"}) is None
+    assert init_kwargs(None, RayLocalConfig())["_node_ip_address"] == "127.0.0.1"
+    assert "_node_ip_address" not in init_kwargs("10.0.0.5:6379", RayLocalConfig())

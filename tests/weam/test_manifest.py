@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -46,3 +47,28 @@ def test_up_to_date_follows_inputs_config_and_outputs(tmp_path):
     source.write_text("b\n")
     assert not is_up_to_date(out, {"src": source}, config)
     json.loads((out / "manifest.json").read_text())
+
+
+def test_weights_honour_the_umask(tmp_path, tiny_model_dir):
+    """Issue 26, item 6: safetensors writes model.safetensors 0600; every folder weam swaps in (and
+    every saved model) gets the umask's mode instead: 0644 under 022, 0640 under 027."""
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    from weam.core.manifest import atomic_directory
+
+    old = os.umask(0o027)
+    os.umask(old)
+    assert stat.S_IMODE((tiny_model_dir / "model.safetensors").stat().st_mode) == 0o666 & ~old  # save_model_and_tokenizer
+    old = os.umask(0o027)
+    try:
+        with atomic_directory(tmp_path / "model") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+            (tmp / "run.sh").write_text("#!/bin/sh\n")
+            (tmp / "run.sh").chmod(0o755)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model" / "model.safetensors").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "model" / "run.sh").stat().st_mode) == 0o750

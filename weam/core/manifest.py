@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs should be shareable like files
     try:
         yield tmp
+        honour_umask(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -90,6 +92,19 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def honour_umask(folder: str | Path) -> None:
+    """Give the files under ``folder`` the mode the umask gives a new file (0644 under umask 022):
+    safetensors (0.5 and later) writes ``model.safetensors`` 0600 through a private temporary file,
+    which the rest of a team on a shared filesystem could not read. Execute bits are kept."""
+    allowed = 0o666 & ~_current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            current = stat.S_IMODE(path.stat().st_mode)
+            wanted = allowed | (current & 0o111 & ~_current_umask())
+            if current != wanted:
+                os.chmod(path, wanted)
 
 
 def _tmp_prefix(path: Path) -> str:
