@@ -18,7 +18,7 @@ from pathlib import Path
 from weam.alignment.config import AlignConfig
 from weam.alignment.engines import make_engine
 from weam.alignment.sharded import run_shards, shard_path
-from weam.core.errors import InputError, WeamError
+from weam.core.errors import InputError, WeamError, writing_to
 from weam.core.config import result_config
 from weam.core.lock import lock_output
 from weam.core.manifest import (MANIFEST_NAME, atomic_write, describe_inputs, fingerprint, is_up_to_date,
@@ -60,12 +60,14 @@ def align_corpus(src: Path, tgt: Path, out_dir: Path, config: AlignConfig,
         described = describe_inputs(inputs)  # content hashes: what the resume folder and the manifest key on
         key = fingerprint({name: info["sha256"] for name, info in described.items()}, recorded)[:16]
         work = out_dir / f"{WORK_PREFIX}{key}"
-        work.mkdir(parents=True, exist_ok=True)
-        stats = run_shards(engine, config, src, tgt, work, report)
-        if describe_inputs(inputs) != described:
-            raise WeamError(f"{src} or {tgt} changed while it was being aligned; run again to align the new "
-                            "version (the shards already done are kept only for the old one)")
-        _concatenate([shard_path(work, index) for index in range(stats.shards)], output)
+        # The alignments take about as much as the source side (one link per word, "i-j ").
+        with writing_to(out_dir, src.stat().st_size, "the alignments"):
+            work.mkdir(parents=True, exist_ok=True)
+            stats = run_shards(engine, config, src, tgt, work, report)
+            if describe_inputs(inputs) != described:
+                raise WeamError(f"{src} or {tgt} changed while it was being aligned; run again to align the new "
+                                "version (the shards already done are kept only for the old one)")
+            _concatenate([shard_path(work, index) for index in range(stats.shards)], output)
         counts = {"pairs": stats.pairs, "shards": stats.shards, "shards_run": len(stats.shards_run),
                   "shards_reused": len(stats.shards_reused), "global_model": stats.global_model,
                   "seconds": round(stats.seconds, 3)}

@@ -29,6 +29,7 @@ from typing import Any
 from weam.eval import formats, metrics
 from weam.eval.config import EvalConfig
 from weam.eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
+from weam.core.errors import InputError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
@@ -40,7 +41,29 @@ def evaluate(
     model: str | Path, config: EvalConfig, parent_run_id: str | None = None, tags: dict | None = None
 ) -> dict:
     """Evaluate ``model`` (an HF directory or hub id) on ``config.tasks``; see the module docstring."""
+    check_weights(model)
     return {task: evaluate_task(model, get_task(task), config, parent_run_id, tags) for task in config.tasks}
+
+
+def check_weights(model: str | Path) -> None:
+    """Refuse, before any work, a local model whose only weights are a pickle that does not load
+    as plain tensors (``torch.load(weights_only=True)``, what transformers does): an error naming
+    the file, not a traceback from deep inside transformers."""
+    folder = Path(model)
+    pickled = folder / "pytorch_model.bin"
+    if not folder.is_dir() or (folder / "model.safetensors").is_file() or not pickled.is_file():
+        return
+    import pickle
+
+    import torch
+
+    try:
+        torch.load(pickled, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise InputError(pickled, f"does not load as plain weights (torch.load weights_only=True: {reason}); "
+                                  "weam runs no code from a pickle: give the model as model.safetensors "
+                                  "(save_pretrained writes it)") from None
 
 
 def task_languages(spec: TaskSpec, langs: list[str] | None) -> list[str]:

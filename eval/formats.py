@@ -8,9 +8,10 @@ Records are plain dicts with the field names of the original formats.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,29 @@ def require_file(path: Path, what: str) -> Path:
     return Path(path)
 
 
+def not_utf8(path: Path) -> InputError:
+    """The error for a file that does not decode: its first line that is not UTF-8 (the decoder
+    reads ahead in blocks, so where it failed is not where the bad byte is)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return InputError(path, f"not UTF-8 text (byte {line[exc.start:exc.start + 1]!r} at column "
+                                        f"{exc.start + 1}); XTREME-R's files are UTF-8", number)
+    return InputError(path, "not UTF-8 text")
+
+
+@contextlib.contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
 def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with _utf8(path), open(path, encoding="utf-8", newline="") as handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.rstrip("\r\n")
 
@@ -39,7 +61,7 @@ def _check_label(path: Path, line: int, label: str, labels: tuple[str, ...]) -> 
 def read_pair_tsv(path: Path, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     """XNLI/PAWS-X: ``sentence1<TAB>sentence2[<TAB>label]`` written by csv.writer (test: no label)."""
     records = []
-    with open(path, encoding="utf-8", newline="") as handle:
+    with _utf8(path), open(path, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t")
         for row in reader:
             line = reader.line_num
@@ -152,7 +174,8 @@ def read_squad(path: Path) -> list[dict[str, Any]]:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        with _utf8(path):
+            return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON: {exc.msg}", exc.lineno) from None
 

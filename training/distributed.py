@@ -10,6 +10,7 @@ initialises the process group (gloo on CPU, NCCL on CUDA); on exit it destroys t
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import shutil
@@ -22,7 +23,7 @@ import torch
 
 from weam.training.config import DistributedEnv, OptimConfig, ParallelConfig
 from weam.core.config import deep_merge
-from weam.core.errors import ConfigError, WeamError
+from weam.core.errors import ConfigError, WeamError, writing_to
 from weam.core.manifest import atomic_directory, atomic_write_text, file_sha256
 
 LATEST = "latest"
@@ -184,16 +185,31 @@ def save_checkpoint(engine, folder: Path, step: int, client_state: dict, keep: i
     """Save under ``step<N>`` and only then point ``latest`` at it (atomically, from rank 0), so an
     interrupted save is never the one a resume loads. Older checkpoints beyond ``keep`` go."""
     tag = f"step{step:08d}"
-    engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
+    needed = checkpoint_bytes(engine.module)
+    with writing_to(folder, needed, "a checkpoint"):
+        try:
+            engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
+        except RuntimeError as exc:
+            # torch.save reports a full disk as a RuntimeError of its zip writer ("file write failed").
+            if "file write failed" in str(exc) and shutil.disk_usage(folder).free < needed:
+                raise OSError(errno.ENOSPC, "No space left on device") from None
+            raise
     barrier()
     if engine.global_rank == 0:
-        write_checksums(folder / tag)
-        atomic_write_text(folder / LATEST, tag)
+        with writing_to(folder, what="a checkpoint"):
+            write_checksums(folder / tag)
+            atomic_write_text(folder / LATEST, tag)
         tags = sorted(p.name for p in folder.glob("step*") if p.is_dir())
         for old in tags[: max(0, len(tags) - keep)]:
             if old != tag:
                 shutil.rmtree(folder / old, ignore_errors=True)
     barrier()
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About what one checkpoint takes: per trainable parameter its fp32 master copy and AdamW's two
+    moments (12 bytes) plus the weights in their own dtype; frozen parameters once."""
+    return sum(p.numel() * (p.element_size() + (12 if p.requires_grad else 0)) for p in model.parameters())
 
 
 def load_latest(engine, folder: Path, run_hash: str, is_main: bool) -> dict | None:
@@ -266,7 +282,8 @@ def export_hf(engine, tokenizer, out_dir: Path) -> Path:
         fresh = type(mlm)(mlm.config)
         fresh.load_state_dict(state, strict=False)
         fresh.tie_weights()
-        with atomic_directory(out_dir) as tmp:
+        needed = sum(v.numel() * 4 for v in state.values())  # fp32
+        with writing_to(out_dir, needed, "the exported model"), atomic_directory(out_dir) as tmp:
             fresh.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     barrier()

@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from weam.core.config import StrictModel, dump_config, not_result, result_config
-from weam.core.errors import WeamError
+from weam.core.errors import WeamError, writing_to
 from weam.core.manifest import MANIFEST_NAME, Verdict, check_stage, package_versions, read_manifest, write_manifest
 from weam.core.tracking import (
     TAG_CONDITION,
@@ -377,7 +377,8 @@ def execute(step: Step, tracking: Tracking | None = None, *, is_main: bool = Tru
     started = time.time()
     with running(step.out_dir, enabled=is_main):
         try:
-            stage.function(step, logger, tags)
+            with writing_to(step.out_dir, what=f"the {step.stage} stage's output"):
+                stage.function(step, logger, tags)
         except BaseException as exc:  # KILLED on Ctrl-C or SIGTERM, FAILED otherwise (weam.core.tracking)
             if logger:
                 logger.end(exit_status(exc))

@@ -117,3 +117,34 @@ def test_shipped_configs_validate(tmp_path):
         assert config.tasks
     with pytest.raises(ConfigError, match="unknown task 'xnlj'"):
         load_config(EvalConfig, None, ["tasks=[xnlj]"])
+
+
+class _Payload:
+    """A class a pickle names: torch.load(weights_only=True) refuses to build it."""
+
+
+def test_bad_utf8_in_an_eval_file_and_a_pickled_model_are_error_lines(tiny_model_dir, tmp_path):
+    """Issue 26, item 7: a non-UTF-8 line is named by file and line (not a UnicodeDecodeError); a
+    pytorch_model.bin that is not plain tensors is refused before any work (no traceback)."""
+    import shutil
+
+    import torch
+
+    path = tmp_path / "test-sw.tsv"
+    path.write_bytes(b"a\tb\tentailment\n" * 3000 + b"caf\xe9\tb\tentailment\n")  # far past the decoder's first block
+    with pytest.raises(InputError, match=r"test-sw\.tsv:3001: not UTF-8 text \(byte b'\\xe9' at column 4\)"):
+        formats.read_pair_tsv(path, get_task("xnli").labels)
+    jsonl = tmp_path / "test-qu.jsonl"
+    jsonl.write_bytes(b'{"premise": "\xff"}\n')
+    with pytest.raises(InputError, match=r"test-qu\.jsonl:1: not UTF-8 text"):
+        list(formats.read_jsonl(jsonl))
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "model.safetensors").unlink()
+    torch.save({"payload": _Payload()}, model / "pytorch_model.bin")
+    config = EvalConfig(tasks=["tatoeba"], langs=["sw"], data_dir=tmp_path, out_dir=tmp_path / "out",
+                        tracking={"enabled": False})
+    with pytest.raises(InputError, match=r"pytorch_model\.bin: does not load as plain weights"):
+        evaluate(model, config)
+    assert not (tmp_path / "out").exists()

@@ -202,3 +202,32 @@ def test_a_source_set_to_skip_a_missing_release_is_skipped_and_recorded(sources,
     with pytest.raises(WeamError, match="en-ka: no source has data"):
         fetch(FetchConfig(languages=["ka"], out_dir=tmp_path / "none", sources=[opus]))
     assert FetchConfig().sources[1].missing == "skip"  # the default: CCMatrix where OPUS has it
+
+
+def test_a_truncated_zip_or_bad_utf8_in_a_fetch_is_an_error_line_and_nothing_is_trusted(sources, tmp_path):
+    """Issue 26, item 7: a cut-short download is an error naming the archive (removed, so the next
+    run downloads it again); a non-UTF-8 line is an error naming archive, member and line. The
+    pair's folder is not written in either case."""
+    import shutil
+    import zipfile
+
+    downloads = tmp_path / "downloads"
+    shutil.copytree(sources["downloads"], downloads)
+    archive = downloads / "CCMatrix_latest_moses_en-fi.txt.zip"
+    config = FetchConfig(languages=["fi"], out_dir=tmp_path / "fetched",
+                         sources=[OpusSource(database=sources["db"], download_dir=downloads)])
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(WeamError, match=r"CCMatrix_latest_moses_en-fi.txt.zip: not a complete zip archive .*removed"):
+        fetch(config)
+    assert not archive.exists() and not (tmp_path / "fetched" / "en-fi").exists()
+
+    fx.ccmatrix_zip(downloads, "fi", FI_CCMATRIX)
+    with zipfile.ZipFile(archive) as bundle:
+        members = {name: bundle.read(name) for name in bundle.namelist()}
+    members["CCMatrix.en-fi.fi"] = members["CCMatrix.en-fi.fi"].replace("Kahvi".encode(), b"Ka\xe4hvi")  # Latin-1 'ä'
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    with pytest.raises(WeamError, match=r"en-fi.txt.zip:CCMatrix.en-fi.fi:4: not UTF-8 text \(byte b'\\xe4' at column 3\)"):
+        fetch(config)
+    assert not (tmp_path / "fetched" / "en-fi").exists()

@@ -25,6 +25,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,17 @@ def _fetch_opus(source: OpusSource, lang: str, folder: Path) -> dict[str, Any]:
     entry, archive = _opus_archive(source, lang)
     first, second = sorted((FETCH_PIVOT, lang))
     stem = f"{entry['corpus']}.{first}-{second}"
+    try:
+        return _read_opus_archive(source, lang, folder, entry, archive, stem)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        # A cut-short download: removed, so the next run downloads it again instead of trusting it.
+        archive.unlink(missing_ok=True)
+        raise InputError(archive, f"not a complete zip archive ({exc}); removed it, the next run downloads it "
+                                  "again") from None
+
+
+def _read_opus_archive(source: OpusSource, lang: str, folder: Path, entry: dict[str, Any], archive: Path,
+                       stem: str) -> dict[str, Any]:
     with zipfile.ZipFile(archive) as bundle:
         names = set(bundle.namelist())
         members = {side: _member(names, stem, side, archive) for side in (FETCH_PIVOT, lang)}
@@ -202,8 +214,11 @@ def _fetch_opus(source: OpusSource, lang: str, folder: Path) -> dict[str, Any]:
             src_lines = io.TextIOWrapper(src_raw, encoding="utf-8", newline="\n")
             tgt_lines = io.TextIOWrapper(tgt_raw, encoding="utf-8", newline="\n")
             pairs = _aligned(src_lines, tgt_lines, archive, members)
-            counts = write_pairs(pairs, folder, source.name, lang, total, source.max_pairs,
-                                 f"fetch {source.name} {lang}")
+            try:
+                counts = write_pairs(pairs, folder, source.name, lang, total, source.max_pairs,
+                                     f"fetch {source.name} {lang}")
+            except UnicodeDecodeError:
+                raise _first_bad_line(bundle, archive, members) from None
     return {
         "kind": "opus", "source": f"OPUS {entry['corpus']}", "version": entry["version"], "licence": licence,
         "url": entry["url"], "archive": describe_file(archive), "opus_id": entry.get("id"),
@@ -291,6 +306,20 @@ def _aligned(src_lines, tgt_lines, archive: Path, members: dict[str, str]) -> It
         yield src.rstrip("\n"), tgt.rstrip("\n")
     if tgt_lines.readline():
         raise InputError(archive, f"the other side has more lines than {members[FETCH_PIVOT]}", number + 1)
+
+
+def _first_bad_line(bundle: zipfile.ZipFile, archive: Path, members: dict[str, str]) -> InputError:
+    """The first line of either side that is not UTF-8 (the decoder reads ahead in blocks, so the
+    line it failed on is not the line that holds the bad byte)."""
+    for member in members.values():
+        with bundle.open(member) as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return InputError(f"{archive}:{member}", f"not UTF-8 text (byte {line[exc.start:exc.start + 1]!r} "
+                                                             f"at column {exc.start + 1})", number)
+    return InputError(archive, "not UTF-8 text")
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, int, int, int]]:
