@@ -17,6 +17,7 @@ from weam.training.cli import app as pretrain_app
 from weam.data.cli import app as data_app
 from weam.edge import stage_app
 from weam.core.errors import WeamError, storage_error
+from weam.core.secrets import redact
 from weam.core.progress import quiet_library_noise
 from weam.study.cli import app as study_app
 from weam.tracking_cli import app as tracking_app
@@ -65,13 +66,13 @@ def main() -> None:
     try:
         app()
     except WeamError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {redact(exc)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except OSError as exc:  # disk full, read-only or forbidden output anywhere: an error line, not a traceback
         error = storage_error(exc)
         if error is None:
             raise
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {redact(error)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 

@@ -40,12 +40,19 @@ def _journal(buffer: Path):
 def sync_command(buffer: BufferOpt = Path("."), uri: UriOpt = None) -> None:
     """Replay the buffer to the server: runs (names, tags, parents), params, metrics, artifacts and
     end status. Safe to repeat: what was sent before is not sent again."""
+    from weam.core.secrets import redact, strip_credentials
     from weam.core.tracking import probe, replay
 
     journal = _journal(buffer)
     pending = journal.pending()
     meant = next((r.get("uri") for r in journal.records() if r.get("uri")), None)
-    target = uri or os.environ.get("MLFLOW_TRACKING_URI") or meant
+    environment_uri = os.environ.get("MLFLOW_TRACKING_URI") or None
+    target = uri or environment_uri or meant
+    # The buffer and the suggested command name the server without credentials; when the
+    # environment's URI is that server with them, it is used (else MLflow reads
+    # MLFLOW_TRACKING_USERNAME/PASSWORD, MLFLOW_TRACKING_TOKEN or ~/.mlflow/credentials).
+    if target and environment_uri and target != environment_uri and target == strip_credentials(environment_uri):
+        target = environment_uri
     if not target:
         raise WeamError("give --uri or set MLFLOW_TRACKING_URI (the buffer names no server)")
     if not pending:
@@ -55,7 +62,8 @@ def sync_command(buffer: BufferOpt = Path("."), uri: UriOpt = None) -> None:
     if not ok:
         raise WeamError(f"{reason}; the {len(pending)} buffered records stay in {journal.folder}")
     counts = replay(journal, target)
-    typer.echo(f"synced {counts['records']} records ({counts['runs']} runs created) from {journal.folder} to {target}")
+    typer.echo(f"synced {counts['records']} records ({counts['runs']} runs created) from {journal.folder} to "
+               f"{redact(target)}")
 
 
 @app.command("status")

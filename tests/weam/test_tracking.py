@@ -291,6 +291,40 @@ def test_sync_command(tmp_path, store):
     assert run.info.run_name == "align/en-fi" and run.info.status == "FINISHED"
 
 
+PLANTED_PASSWORD = "planted-S3cret-9f2"
+
+
+def test_a_password_in_the_uri_is_never_printed_or_journalled_and_sync_reads_it_again(tmp_path, monkeypatch, capsys):
+    """The journal holds the server without credentials; messages mask the password; `weam tracking
+    sync` takes the credentials from MLFLOW_TRACKING_URI again when it names that server."""
+    from weam.core.secrets import redact, strip_credentials
+    from weam import tracking_cli
+
+    bare = closed_port_uri()
+    uri = bare.replace("http://", f"http://alice:{PLANTED_PASSWORD}@")
+    buffer = tmp_path / "work" / "tracking-buffer"
+    with RunLogger(uri, "creds", "align/en-fi", buffer_dir=buffer, tags={"note": f"from {uri}"},
+                   system_metrics=False) as run:
+        run.log_params({"tracking.uri": uri})
+    said = capsys.readouterr().err
+    assert PLANTED_PASSWORD not in said and f"http://alice:***@{bare.removeprefix('http://')}" in said
+    assert f"--uri {bare}`" in said  # the suggested command names no credentials
+    text = (buffer / "journal.jsonl").read_text(encoding="utf-8")
+    assert PLANTED_PASSWORD not in text and {r["uri"] for r in Journal(buffer).records()} == {bare}
+    assert Journal(buffer).pending(uri) == Journal(buffer).pending(bare) != []  # still meant for that server
+    assert redact(uri) == f"http://alice:***@{bare.removeprefix('http://')}" and strip_credentials(uri) == bare
+
+    used = []
+    monkeypatch.setattr(tracking, "probe", lambda target: (used.append(target), (True, "reachable"))[1])
+    monkeypatch.setattr(tracking, "replay", lambda journal, target: {"records": 3, "runs": 1})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    synced = CliRunner().invoke(app, ["tracking", "sync", "--buffer", str(tmp_path / "work"), "--uri", bare])
+    assert synced.exit_code == 0, synced.output
+    assert used == [uri]  # the environment's credentials, for the server the buffer names
+    assert PLANTED_PASSWORD not in synced.output and "alice:***@" in synced.output
+    assert tracking_cli  # the command module is the one the CLI runs
+
+
 def test_study_report_reads_the_stage_files_not_the_server(tmp_path):
     """With the server down, `weam study report` of a study that has not run names what is missing
     (its evaluations), not the server: the report reads the stage files; MLflow only mirrors it."""
@@ -385,10 +419,16 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
     from weam.core.mlflow_local import free_port, mlflow_server
 
     port = free_port()  # nothing listens here until the last phase: the server is down, then back
-    study, down = write_study(tmp_path), f"http://127.0.0.1:{port}"
+    # A password in the URI (issue 26): printed masked, never written to a file the study leaves.
+    study, down = write_study(tmp_path), f"http://weam:{PLANTED_PASSWORD}@127.0.0.1:{port}"
     done = _weam("study", "run", str(study), uri=down)
     said = [line for line in done.stderr.splitlines() if line.startswith("tracking:")]
-    assert len(said) == 1 and f"cannot reach the MLflow server {down} (connection refused)" in said[0], said
+    assert len(said) == 1 and f"cannot reach the MLflow server http://weam:***@127.0.0.1:{port} (connection refused)" \
+        in said[0], said
+    assert PLANTED_PASSWORD not in done.stdout + done.stderr
+    leaked = [str(path) for path in tmp_path.rglob("*")
+              if path.is_file() and PLANTED_PASSWORD.encode() in path.read_bytes()]
+    assert leaked == []  # journal, buffered artifacts (config/*.yaml), manifests, report, logs
     assert "Traceback" not in done.stdout + done.stderr
     assert "] report: done in" in done.stdout  # read from the stage files, MLflow not needed
     assert "diverse (1 runs)" in done.stdout  # the held-out scores, from the eval files

@@ -220,8 +220,11 @@ def _inner_model(annotation: Any) -> Any:
 
 
 def dump_config(config: BaseModel) -> str:
-    """The resolved config as YAML (what manifests and MLflow record)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The resolved config as YAML (what manifests and MLflow record), passwords of URIs masked
+    (``tracking.uri: http://user:***@host``; the credentials stay in the environment)."""
+    from weam.core.secrets import redact
+
+    return redact(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
 
 
 def describe_fields(model_cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:

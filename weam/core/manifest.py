@@ -253,6 +253,14 @@ def describe_inputs(inputs: Mapping[str, str | Path]) -> dict[str, dict[str, Any
     return {name: describe_file(path) for name, path in sorted(inputs.items())}
 
 
+def _recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A config as a manifest records it: JSON values, URI passwords masked (never on disk; a
+    changed password is no changed setting)."""
+    from weam.core.secrets import redact
+
+    return json.loads(redact(json.dumps(dict(config), default=str)))
+
+
 def write_manifest(
     out_dir: str | Path,
     stage: str,
@@ -269,7 +277,7 @@ def write_manifest(
     manifest = Manifest(
         stage=stage,
         inputs=described_inputs,
-        config=json.loads(json.dumps(dict(config), default=str)),
+        config=_recorded_config(config),
         outputs={name: describe_file(out_dir / path, out_dir) for name, path in outputs.items()},
         counts=dict(counts or {}),
     )
@@ -321,7 +329,7 @@ def check_stage(
             current[name] = content_hash(path, recorded.get(name))
         except FileNotFoundError:
             return Verdict("stale", f"input {name} is missing ({path})")
-    normalised_config = json.loads(json.dumps(dict(config), default=str))
+    normalised_config = _recorded_config(config)
     if manifest.get("fingerprint") != fingerprint(current, normalised_config):
         return Verdict("stale", _difference(recorded, current, manifest.get("config", {}), normalised_config, inputs))
     if check_outputs:

@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 from pydantic import Field
 
 from weam.core.config import StrictModel
+from weam.core.secrets import redact, strip_credentials
 
 TAG_STUDY = "weam.study"
 TAG_CONDITION = "weam.condition"
@@ -165,7 +166,7 @@ def _refused(exc: BaseException) -> bool:
 
 
 def _notify(message: str) -> None:
-    print(f"tracking: {message}", file=sys.stderr, flush=True)
+    print(f"tracking: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
@@ -180,12 +181,12 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
                                 max_retries=0, backoff_factor=0, timeout=timeout, raise_on_status=False,
                                 json={"max_results": 1})
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; the reason is shown
-        return False, f"cannot reach the MLflow server {uri} ({_short(exc)})"
+        return False, redact(f"cannot reach the MLflow server {uri} ({_short(exc)})")
     if response.status_code in (401, 403):
-        return False, (f"the MLflow server {uri} refused the credentials (HTTP {response.status_code}); check "
+        return False, (f"the MLflow server {redact(uri)} refused the credentials (HTTP {response.status_code}); check "
                        "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
     if response.status_code >= 400:
-        return False, f"the MLflow server {uri} answered HTTP {response.status_code}: {response.text[:200]}"
+        return False, redact(f"the MLflow server {uri} answered HTTP {response.status_code}: {response.text[:200]}")
     return True, "reachable"
 
 
@@ -253,9 +254,11 @@ class _Server:
     def went_offline(self, reason: str, journal: Journal | None) -> None:
         if self.online is not False:
             where = journal.folder if journal is not None else "nowhere (no buffer directory)"
+            # The suggested command names the server without credentials: sync takes them from the
+            # environment (MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or ~/.mlflow/credentials).
             _notify(f"{reason}; the work goes on and its runs are buffered in {where}; send them with "
-                    f"`weam tracking sync --buffer {where} --uri {self.uri}` (the next run that reaches the "
-                    "server also does)")
+                    f"`weam tracking sync --buffer {where} --uri {strip_credentials(self.uri)}` (the next run "
+                    "that reaches the server also does)")
         self.online, self.reason, self.checked = False, reason, time.monotonic()
 
 
@@ -276,9 +279,11 @@ class Journal:
         self._lock = threading.Lock()
 
     def append(self, op: str, run: str | None, replay_it: bool, uri: str, **fields: Any) -> dict[str, Any]:
-        record = {"rec": uuid.uuid4().hex, "op": op, "run": run, "replay": replay_it, "uri": uri, "time": time.time(),
-                  **fields}
-        line = json.dumps(record, default=str) + "\n"
+        # The server without its credentials (sync reads them from the environment again), and no
+        # password anywhere else in the record either (a tag or param holding a URI).
+        record = {"rec": uuid.uuid4().hex, "op": op, "run": run, "replay": replay_it, "uri": strip_credentials(uri),
+                  "time": time.time(), **fields}
+        line = redact(json.dumps(record, default=str)) + "\n"
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             # One write() of one line with O_APPEND: concurrent writers do not interleave records.
@@ -328,7 +333,8 @@ class Journal:
         """Records not sent yet (only those meant for ``uri`` when given)."""
         done = self.done()
         return [r for r in self.records()
-                if r.get("replay") and r["rec"] not in done and (uri is None or r.get("uri") == uri)]
+                if r.get("replay") and r["rec"] not in done
+                and (uri is None or strip_credentials(r.get("uri")) == strip_credentials(uri))]
 
     def runs(self, experiment: str) -> list[SimpleNamespace]:
         """Runs of ``experiment`` known to this journal, shaped like MLflow's (info, data.tags)."""

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from weam.core.secrets import redact
+
 app = typer.Typer(no_args_is_help=True, help="Run, inspect and report a family-diversity study.")
 console = Console()
 
@@ -60,7 +62,7 @@ def run_command(
         runner = StudyRunner(study, steps, study_file=config, echo=console.print)
         runner.run({kind.strip() for kind in only.split(",") if kind.strip()} if only else None)
     print_summary(study)
-    console.print(f"MLflow: mlflow ui --backend-store-uri {runner.uri}")
+    console.print(f"MLflow: mlflow ui --backend-store-uri {redact(runner.uri)}")
 
 
 @app.command("status")

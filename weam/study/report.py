@@ -35,6 +35,7 @@ from weam.eval.metrics import REFERENCE_METRICS
 from weam.core.errors import WeamError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_text
+from weam.core.secrets import redact
 from weam.study import plots
 from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, AnalysisConfig, diversity
 from weam.study.stats import Estimate, describe, hierarchical_bootstrap, holm, mixed_model, statement
@@ -872,7 +873,7 @@ def render_report(runs: StudyRuns, tidy: pd.DataFrame, analysis: Analysis, desig
     roles = dict(zip(conditions["condition"], conditions["role"]))
     parts = [
         f"# Study report: {study}\n",
-        f"Tracking store: `{tracking_uri}`, experiment id {runs.experiment_id}.\n",
+        f"Tracking store: `{redact(tracking_uri)}`, experiment id {runs.experiment_id}.\n",
         "## Design\n",
         markdown_table(design_table(tidy, conditions)),
         *base_model_lines(design.base_model),
