@@ -44,6 +44,10 @@ app.add_typer(tracking_app, name="tracking", help="Send MLflow runs buffered whi
 app.add_typer(stage_app("tokenizer", "Train the WordPiece tokenizer of a preset base model."), name="tokenizer")
 app.add_typer(stage_app("budget", "Check that every condition can meet the token budget."), name="budget")
 app.add_typer(stage_app("tatoeba", "Build held-out retrieval sets in XTREME's Tatoeba layout."), name="tatoeba")
+app.add_typer(stage_app("word_gold", "Gold word links of a held-out split (the instrument check's word retrieval)."),
+              name="word_gold")
+app.add_typer(stage_app("probe", "Word and sentence retrieval of one model at several layers (instrument check)."),
+              name="probe")
 app.add_typer(stage_app("report", "Write a study's report from its stage files."), name="report")
 
 

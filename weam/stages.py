@@ -139,7 +139,7 @@ class TatoebaConfig(StrictModel):
 
 
 REPORT_KEYS = ("name", "pivot", "conditions", "design_seed", "held_out", "high_resource", "token_budget",
-               "budget_unit", "budget_tolerance", "seeds", "base", "analysis", "power", "corpora")
+               "budget_unit", "budget_tolerance", "seeds", "base", "analysis", "power", "corpora", "instrument")
 """The StudyConfig keys the report's analysis reads (design, targets, covariates, power)."""
 
 
@@ -799,7 +799,8 @@ def report_identity(step: Step):
     work = Path(cfg.work_dir)
     # eval/base/seed<k> and eval/<condition>/<set>/seed<k>; pretrain/<condition>/<set>/seed<k>
     files = (sorted(work.glob("eval/*/seed*/*/results.json")) + sorted(work.glob("eval/*/*/seed*/*/results.json"))
-             + sorted(work.glob("pretrain/*/*/seed*/manifest.json")))
+             + sorted(work.glob("pretrain/*/*/seed*/manifest.json")) + sorted(work.glob("probe/**/probe.json"))
+             + sorted(work.glob("base/train_log.jsonl")))
     return {str(p.relative_to(work)): p for p in files}, result_config(cfg)
 
 
@@ -812,6 +813,16 @@ def run_report(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> No
         from weam.study.config import StudyConfig
 
         study = StudyConfig.model_validate(cfg.config)
+    if study is not None and study.instrument is not None:  # an instrument check's own report
+        from weam.study.instrument import write_instrument_report
+
+        path = write_instrument_report(study, Path(cfg.work_dir), Path(cfg.out_dir))
+        inputs, config = report_identity(step)
+        write_manifest(step.out_dir, "report", inputs, config, {"report": path.name, "rows": "instrument.json"})
+        if logger:
+            logger.log_artifact(path, "report")
+            logger.log_artifact(Path(cfg.out_dir) / "instrument.json", "report")
+        return
     write_report(cfg.tracking_uri, cfg.study, cfg.out_dir, task=cfg.task, log_to_mlflow=False, work_dir=cfg.work_dir,
                  config=study)
     inputs, config = report_identity(step)
@@ -820,6 +831,34 @@ def run_report(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> No
         for path in sorted(Path(cfg.out_dir).iterdir()):
             if path.suffix in {".md", ".png", ".csv"}:
                 logger.log_artifact(path, "report")
+
+
+def word_gold_identity(step: Step):
+    from weam.study.instrument import word_gold_identity as identity
+
+    return identity(step)
+
+
+def run_word_gold(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
+    from weam.study.instrument import run_word_gold as run
+
+    run(step, logger, tags)
+
+
+@work_relative
+def probe_identity(step: Step):
+    from weam.study.instrument import probe_identity as identity
+
+    inputs, config = identity(step)
+    if not inputs.keys() & {f"model/{f}" for f in WEIGHT_FILES}:
+        config["model"] = step.config.model  # a hub id: its name is its identity
+    return inputs, config
+
+
+def run_probe(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None:
+    from weam.study.instrument import run_probe as run
+
+    run(step, logger, tags)
 
 
 STAGES: dict[str, Stage] = {
@@ -843,6 +882,11 @@ STAGES: dict[str, Stage] = {
               "data/tatoeba/", "data: held-out splits"),
         Stage("eval", "weam.eval.config.EvalConfig", run_eval, eval_identity,
               "eval/<condition>/<set>/seed<k>/ (base: eval/base/seed<k>/)", "a model's weights, tatoeba or XTREME-R data", fresh=True),
+        Stage("word_gold", "weam.study.instrument.WordGoldConfig", run_word_gold, word_gold_identity,
+              "word-gold/<src>-<tgt>/", "data: one pair's train and held-out files (instrument check)"),
+        Stage("probe", "weam.study.instrument.ProbeConfig", run_probe, probe_identity,
+              "probe/<arm>/<set>/seed<k>/ (base: probe/base/seed<k>/)",
+              "a model's weights, held-out splits, word-gold (instrument check)", fresh=True),
         Stage("report", "weam.stages.ReportConfig", run_report, report_identity,
               "report/", "eval results.json, pretrain manifests"),
     ]

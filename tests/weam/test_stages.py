@@ -149,15 +149,18 @@ def test_every_step_of_every_shipped_study_is_a_row_of_the_table():
     from weam.study.plan import load_study
 
     # The demo starts from the converted e5 (base_init, no tokenizer), its smoke version from a preset
-    # (a tokenizer trained here, no base_init); together they use every row.
+    # (a tokenizer trained here, no base_init); the instrument check scores arms (word_gold, probe)
+    # instead of evaluating conditions (tatoeba, eval); together they use every row.
     used = {}
-    for name in ("demo.yaml", "demo-tiny.yaml"):
+    instrument = {"word_gold", "probe"}
+    for name in ("demo.yaml", "demo-tiny.yaml", "instrument.yaml"):
         study, steps = load_study(CONFIGS / name)
         used[name] = {step.stage for step in steps}
         for step in steps:
             assert isinstance(step.config, STAGES[step.stage].config_class()), step.key
-    assert used["demo.yaml"] == set(STAGES) - {"tokenizer"}
-    assert used["demo-tiny.yaml"] == set(STAGES) - {"base_init"}
+    assert used["demo.yaml"] == set(STAGES) - {"tokenizer"} - instrument
+    assert used["demo-tiny.yaml"] == set(STAGES) - {"base_init"} - instrument
+    assert used["instrument.yaml"] == set(STAGES) - {"tokenizer", "tatoeba", "eval"}
     assert [row[0] for row in table_rows()] == list(STAGES)
 
 

@@ -304,6 +304,46 @@ class CorpusFiles(StrictModel):
     """Other-language file of the same pair."""
 
 
+class InstrumentConfig(StrictModel):
+    """An instrument check instead of the diversity comparison: from one base, at one budget, on one
+    language set, every arm (an objective of weam.training.config.OBJECTIVES, plus the base model
+    itself with no further training) with every seed of the study; each model scored by contextual
+    word retrieval and sentence retrieval at ``layers`` (weam.study.instrument)."""
+
+    languages: list[str]
+    """The one language set every arm pre-trains on (paired with the pivot)."""
+    arms: list[str] = ["mlm", "tlm", "weam", "partner_id_prediction", "word_aligned"]
+    """Pre-training objectives compared; ``base`` (no further training) is always an arm too."""
+    layers: list[int] = [6, 9, 12]
+    """hidden_states indices scored (0: embeddings; 12: the last layer of a 12-layer encoder)."""
+    word_layer: int = 12
+    """The layer the study reads: word P@1 there decides the criterion."""
+    min_gain: float = Field(3.0, ge=0)
+    """The criterion: on the own languages, tlm and weam each beat base and mlm in word P@1 at
+    ``word_layer`` by at least this many points, with the 95 % interval over seeds above 0."""
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        return _set_codes(value)
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, value: list[str]) -> list[str]:
+        from weam.training.config import OBJECTIVES
+
+        unknown = [arm for arm in value if arm not in OBJECTIVES]
+        if unknown or not value or len(set(value)) != len(value):
+            raise ValueError(f"arms {value}: each one of {', '.join(OBJECTIVES)}, once (base is always an arm)")
+        return value
+
+    @model_validator(mode="after")
+    def _word_layer(self) -> InstrumentConfig:
+        if self.word_layer not in self.layers:
+            raise ValueError(f"word_layer {self.word_layer} is not one of layers {self.layers}")
+        return self
+
+
 class StudyConfig(StrictModel):
     name: str
     """Study name: the MLflow experiment and the work directory's name."""
@@ -311,8 +351,10 @@ class StudyConfig(StrictModel):
     """Where every stage writes (layout in weam/core/layout.py)."""
     pivot: str = "en"
     """The language every pair shares."""
-    conditions: list[Condition]
-    """Exactly one treatment (family-diverse) and one control (single-family)."""
+    conditions: list[Condition] = []
+    """Exactly one treatment (family-diverse) and one control (single-family); none with ``instrument``."""
+    instrument: InstrumentConfig | None = None
+    """An instrument check (arms on one language set) instead of conditions."""
     design_seed: int = 0
     """Seeds the drawing of language sets (conditions with ``draw``)."""
     held_out: list[str]
@@ -385,6 +427,13 @@ class StudyConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_design(self) -> StudyConfig:
+        if self.instrument is not None:
+            if self.conditions:
+                raise ValueError("an instrument check has arms, not conditions: drop 'conditions'")
+            self._check_languages("instrument", self.instrument.languages, "languages")
+            self._sets = [LanguageSet(arm, "arm", "s1", tuple(self.instrument.languages))
+                          for arm in self.instrument.arms]
+            return self
         roles = Counter(condition.role for condition in self.conditions)
         if roles != Counter({"treatment": 1, "control": 1}):
             raise ValueError(f"conditions need exactly one treatment and one control, got {dict(roles)}")

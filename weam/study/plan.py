@@ -104,10 +104,10 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
     # Uniform pair sampling unless the study names a rule, so a set's realised mix is the declared one.
     pretrain_template = deep_merge({"data": {"sampling": {"rule": "uniform"}}}, study.pretrain)
     sampling = (pretrain_template.get("data") or {}).get("sampling", {}).get("rule", "uniform")
-    budget_conditions = [
-        {"name": c.name, "language_set": item.set_id, "languages": list(item.languages),
+    budget_conditions = [  # an instrument's arms are its sets (one each, the same languages)
+        {"name": item.condition, "language_set": item.set_id, "languages": list(item.languages),
          "files": [p for code in item.languages for p in _pair_files(study, work, code)]}
-        for c in study.conditions for item in study.language_sets(c.name)
+        for item in study.language_sets()
     ]
     steps.append(Step("budget", "budget", layout.budget_dir(work),
                       BudgetConfig(tokenizer=tokenizer, token_budget=study.token_budget, max_epochs=study.max_epochs,
@@ -126,11 +126,12 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
         }, source, "base.pretrain")
         steps.append(Step("base", "base", work / "base", base, condition=BASE_CONDITION, seed=study.base.seed))
 
-    # One pre-training run per (condition, language set, seed).
+    # One pre-training run per (condition, language set, seed); an instrument arm is its objective.
     for item, seed in study.runs():
         out_dir = layout.pretrain_dir(work, run_folder(item.condition, item.set_id), seed)
+        arm = {"objective": {"name": item.condition}} if study.instrument is not None else {}
         pretrain = _stage(PretrainConfig, pretrain_template, {
-            "model": base_model, "tokenizer": None,
+            **arm, "model": base_model, "tokenizer": None,
             "data": {"pairs": [_pair(study, work, code, aligned=True) for code in item.languages],
                      "token_budget": study.token_budget, "budget_unit": study.budget_unit},
             "seed": seed, "out_dir": out_dir, "logging": {"tracking": tracking},
@@ -138,6 +139,15 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
         steps.append(Step(f"pretrain/{item.condition}/{item.set_id}/seed{seed}", "pretrain", out_dir, pretrain,
                           item.condition, seed, extra={"languages": list(item.languages)},
                           language_set=item.set_id))
+
+    if study.instrument is not None:  # word and sentence retrieval of every arm, then its report
+        from weam.study.instrument import instrument_steps
+
+        steps += instrument_steps(study, work, Path(base_model), source)
+        steps.append(_report_step(study, work))
+        for step in steps:
+            step.work_dir = work
+        return steps
 
     if study.xtreme_data_dir is None:  # every language's retrieval set: targets, checks and each set's own
         steps.append(Step("tatoeba", "tatoeba", layout.tatoeba_dir(work),
@@ -167,14 +177,18 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
             config.require_labelled(study.held_out)
         steps.append(Step(f"eval/{folder}/seed{seed}", "eval", out_dir, config, condition_name, seed,
                           extra={"model": model_dir, **({"languages": own} if own else {})}, language_set=set_id))
-    steps.append(Step("report", "report", layout.report_dir(work),
-                      ReportConfig(study=study.name, work_dir=work, out_dir=layout.report_dir(work),
-                                   tracking_uri=resolve_tracking_uri(study.tracking.uri, work),
-                                   config=(resolved := {**study.model_dump(mode="json"), "work_dir": str(work)}),
-                                   design={k: resolved[k] for k in REPORT_KEYS})))
+    steps.append(_report_step(study, work))
     for step in steps:  # fingerprints hold paths under it relative to it (a moved work dir stays done)
         step.work_dir = work
     return steps
+
+
+def _report_step(study: StudyConfig, work: Path) -> Step:
+    resolved = {**study.model_dump(mode="json"), "work_dir": str(work)}
+    return Step("report", "report", layout.report_dir(work),
+                ReportConfig(study=study.name, work_dir=work, out_dir=layout.report_dir(work),
+                             tracking_uri=resolve_tracking_uri(study.tracking.uri, work), config=resolved,
+                             design={k: resolved[k] for k in REPORT_KEYS}))
 
 
 def run_folder(condition: str, set_id: str) -> str:

@@ -157,6 +157,9 @@ def primary_targets(study) -> list[str]:
 
 def power_statement(study, pilot: Path | None = None) -> list[str]:
     """The lines ``weam study power`` and ``weam study plan`` print."""
+    if study.instrument is not None:
+        return ["power: an instrument check compares arms on one language set; its figures are intervals over "
+                f"{len(study.seeds)} seeds (report/instrument.md), not the diversity study's test"]
     c = components_from(study, pilot)
     per_condition = [len(study.language_sets(cond.name)) for cond in study.conditions]
     sets, seeds, targets = min(per_condition), len(study.seeds), len(primary_targets(study))
