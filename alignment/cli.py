@@ -12,7 +12,7 @@ import typer
 
 from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage, with_tool_binaries
 
-app = typer.Typer(no_args_is_help=True, help="Word-align parallel corpora (fast_align or eflomal), sharded on Ray.")
+app = typer.Typer(no_args_is_help=True, help="Word-align parallel corpora (fast_align, seeded eflomal via thot, or eflomal), sharded on Ray.")
 
 
 def build_config(config: Path | None, overrides: list[str], engine: str | None, shards: int | None,
@@ -40,7 +40,7 @@ def run(
     out: Annotated[Path, typer.Option(help="Output directory (alignment.txt + manifest.json).")],
     config: ConfigOpt = None,
     overrides: SetOpt = None,
-    engine: Annotated[Optional[str], typer.Option(help="Alias of --set engine=: auto | eflomal | fast_align.")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="Alias of --set engine=: auto | thot | eflomal | fast_align.")] = None,
     shards: Annotated[Optional[int], typer.Option(help="Alias of --set shards=N (Ray shards).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Alias of --set ray_address=, e.g. auto; default: a local Ray.")] = None,
 ) -> None:

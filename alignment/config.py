@@ -49,11 +49,27 @@ class EflomalConfig(StrictModel):
     """Prior probability of a NULL alignment."""
 
 
+class ThotConfig(StrictModel):
+    """eflomal's algorithm as sil-thot implements it (pip package ``sil-thot``, ``EflomalAlignmentModel``):
+    the same Bayesian IBM1 → HMM → fertility cascade sampled by collapsed Gibbs sampling, with the
+    same corpus-scaled iteration schedule, but every sampler chain seeded from ``seed`` (the alignment
+    config's): the same corpus, config and seed give the same links, byte for byte."""
+
+    n_samplers: int = Field(3, ge=1)
+    """Independent Gibbs chains (seeded seed, seed + 2654435761, …) whose marginals are summed."""
+    length: float = Field(1.0, gt=0)
+    """Number of sampling iterations relative to eflomal's default (max(2, round(5000/sqrt(pairs))))."""
+    null_prior: float = Field(0.2, ge=0, le=1)
+    """Prior probability of a NULL alignment (thot's p0)."""
+
+
 class AlignConfig(StrictModel):
     """Word alignment of a parallel corpus, optionally sharded on Ray."""
 
-    engine: Literal["auto", "eflomal", "fast_align"] = "auto"
-    """auto = fast_align when its binary is found, else eflomal."""
+    engine: Literal["auto", "thot", "eflomal", "fast_align"] = "auto"
+    """auto = fast_align when its binary is found, else thot (eflomal's sampler, seeded: both give the
+    same output for the same seed). eflomal (the original C program) seeds itself from /dev/urandom:
+    two runs differ."""
     symmetrization: Literal["grow-diag-final-and", "intersection", "union"] = "grow-diag-final-and"
     """How the two directions are combined (atools semantics)."""
     shards: int = Field(1, ge=1)
@@ -70,8 +86,11 @@ class AlignConfig(StrictModel):
     max_retries: int = not_result(2, ge=0)
     """Ray retries of a shard whose worker died; a re-run redoes any shard still unfinished."""
     seed: int = 0
-    """Seed of the global model's training sample."""
+    """Seed of the global model's training sample and of thot's sampler (every shard's too: a shard's
+    links depend on its pairs and the seed only, not on which worker runs it or when)."""
     fast_align: FastAlignConfig = FastAlignConfig()
     """fast_align settings."""
     eflomal: EflomalConfig = EflomalConfig()
     """eflomal settings."""
+    thot: ThotConfig = ThotConfig()
+    """thot (seeded eflomal) settings."""

@@ -35,7 +35,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data", help="Build and inspect parallel corpora (demo data from shipped translations).")
-app.add_typer(align_app, name="align", help="Word-align parallel corpora (fast_align or eflomal), sharded on Ray.")
+app.add_typer(align_app, name="align", help="Word-align parallel corpora (fast_align, seeded eflomal via thot, or eflomal), sharded on Ray.")
 app.add_typer(pretrain_app, name="pretrain", help="Pre-train WEAM or a baseline objective under DeepSpeed.")
 app.add_typer(eval_app, name="eval", help="XTREME-R zero-shot evaluation of any HF encoder.")
 app.add_typer(study_app, name="study", help="Run, inspect and report a family-diversity study.")

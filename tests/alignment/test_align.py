@@ -107,6 +107,35 @@ def test_eflomal_matches_its_own_cli_sharded_or_not(corpus, gold, tmp_path):
     assert json.loads((tmp_path / "4-0" / "manifest.json").read_text())["counts"]["shards"] == 4
 
 
+# thot (eflomal's sampler, seeded) at a third of its sweeps: these tests check bytes, not quality.
+QUICK_THOT = {"engine": "thot", "thot": {"length": 0.3}}
+
+
+def test_thot_gives_the_same_bytes_for_the_same_seed_and_other_links_for_another(corpus, tmp_path):
+    first, second = (align_corpus(*corpus, tmp_path / name, config(**QUICK_THOT)).read_bytes() for name in "ab")
+    assert first == second
+    assert align_corpus(*corpus, tmp_path / "seed1", config(**QUICK_THOT, seed=1)).read_bytes() != first
+    assert_valid(tmp_path / "a" / "alignment.txt", *corpus)
+
+
+def test_thot_sharded_on_ray_does_not_depend_on_workers_or_order(corpus, tmp_path):
+    from weam.alignment.engines import make_engine
+    from weam.alignment.sharded import shard_bounds
+
+    src, tgt = (path.read_text(encoding="utf-8").splitlines() for path in corpus)
+    per_shard = align_corpus(*corpus, tmp_path / "per-shard", config(**QUICK_THOT, shards=4, shard_model="per_shard"))
+    # Each shard's links are those of that shard aligned alone, here, stitched in corpus order.
+    engine = make_engine(config(**QUICK_THOT))
+    alone = [line for start, end in shard_bounds(len(src), 4) for line in engine.align(src[start:end], tgt[start:end])]
+    assert per_shard.read_text(encoding="utf-8").splitlines() == alone
+    # One global model for every shard: two runs, the same bytes.
+    global_runs = [align_corpus(*corpus, tmp_path / f"global-{k}",
+                               config(**QUICK_THOT, shards=4, global_sample_pairs=300)).read_bytes()
+                   for k in range(2)]
+    assert global_runs[0] == global_runs[1]
+    assert json.loads((tmp_path / "global-0" / "manifest.json").read_text())["counts"]["global_model"].startswith("trained")
+
+
 def test_fast_align_equals_the_upstream_recipe_and_sharding_keeps_quality(fast_align_config, corpus4, gold4, tmp_path):
     tools = find_fast_align(fast_align_config)
     by_hand = fast_align_by_hand(tools, *corpus4, tmp_path)

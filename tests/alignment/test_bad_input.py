@@ -48,15 +48,15 @@ def test_missing_binary_says_how_to_get_it(tmp_path, good):
     cfg = AlignConfig(engine="fast_align", fast_align=FastAlignConfig(binary=str(tmp_path / "nope")), ray=TEST_RAY)
     with pytest.raises(WeamError, match="github.com/clab/fast_align") as caught:
         align_corpus(*good, tmp_path / "out", cfg)
-    assert "FAST_ALIGN_BIN" in str(caught.value) and "--engine eflomal" in str(caught.value)
+    assert "FAST_ALIGN_BIN" in str(caught.value) and "--engine thot" in str(caught.value)
     assert_nothing_finished(tmp_path / "out")
 
 
-def test_auto_engine_falls_back_to_eflomal_without_fast_align(tmp_path, monkeypatch):
+def test_auto_engine_falls_back_to_seeded_thot_without_fast_align(tmp_path, monkeypatch):
     from weam.alignment.engines import resolve_engine
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no fast_align on PATH, none configured
-    assert resolve_engine(AlignConfig()) == "eflomal"
+    assert resolve_engine(AlignConfig()) == "thot"
 
 
 @pytest.mark.parametrize("shards", [1, 2], ids=["in-process", "on-ray"])

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
-TRACKED_PACKAGES = ("weam", "torch", "transformers", "tokenizers", "deepspeed", "ray", "mlflow", "eflomal")
+TRACKED_PACKAGES = ("weam", "torch", "transformers", "tokenizers", "deepspeed", "ray", "mlflow", "eflomal", "sil-thot")
 
 
 @contextlib.contextmanager
