@@ -56,7 +56,7 @@ def test_runs_logged_over_http_come_back_with_report_tags(tmp_path):
 
         # The report reads the same server and uploads its artifacts through it.
         report = write_report(url, STUDY, tmp_path / "report")
-        assert "| mixed model (primary test) |" in report.read_text(encoding="utf-8")
+        assert "| total effect, targets random (primary) |" in report.read_text(encoding="utf-8")
         report_runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
                                                 "filter": "tags.`weam.stage` = 'report'"})["runs"]
         assert len(report_runs) == 1

@@ -148,18 +148,24 @@ def row(text: str, start: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_primary_endpoint_is_the_mixed_model_estimate_with_its_intervals(report):
+def test_primary_endpoint_is_the_total_effect_with_its_intervals(report):
     _, _, path, text = report
     treatment = np.mean([v for (c, _, _), s in SCORES.items() if c == "diverse" for v in s.values()])
     control = np.mean([v for (c, _, _), s in SCORES.items() if c == "single" for v in s.values()])
-    # Balanced design, no covariates: the REML fixed effect is the difference of the condition means.
-    cells = row(text, "| mixed model (primary test) |")
+    # Balanced design: the total effect is the difference of the condition means, and so is the
+    # REML fixed effect of the mixed model without covariates (moved here from the primary row).
+    primary = row(text, "| total effect, targets random (primary) |")
+    assert primary[1] == f"{treatment - control:.4f}"
+    assert 0 < float(primary[4]) <= 4 + 4  # Satterthwaite: at most the set df (2 × 2) plus T − 1 (4)
+    cells = row(text, "| mixed model, REML (same estimand) |")
     assert cells[1] == f"{treatment - control:.4f}"
-    assert cells[4] == "4.0000"  # df: 6 sets − 2
+    assert 0 < float(cells[4]) <= 4  # df: at most 6 sets − 2
+    assert "**Which interval is primary, and why.** The estimand is the **total effect**" in text
     assert "Pre-declared in the study config: task **tatoeba**, metric **accuracy**, group **all held-out**" in text
     assert "treatment better than control" in text.split("## Power")[0]
     components = json.loads((path.parent / "variance_components.json").read_text())
-    assert set(components["variance"]) == {"target", "language_set", "run", "residual"}
+    assert set(components["variance"]) == {"target", "condition_target", "language_set", "run", "residual"}
+    assert components["estimand"] == "total effect, targets random"
     assert components["sets"] == 6 and components["runs"] == 12 and components["targets"] == 5
     # The between-set spread (set shifts ±0.5) dominates the seed and residual components.
     assert components["variance"]["language_set"] > components["variance"]["residual"]
@@ -222,7 +228,7 @@ def test_covariates_enter_the_model_and_the_report(store_root, tmp_path):
     uri = f"sqlite:///{store_root / 'mlflow.db'}"
     config = study_config(tmp_path, covariates="[genealogical, typological, script]")
     text = write_report(uri, STUDY, tmp_path / "report", config=config, log_to_mlflow=False).read_text()
-    assert "mixed model without covariates (sensitivity)" in text
+    assert "| adjusted for relatedness: controlled direct effect (secondary) |" in text
     assert "covariates: genealogical, typological, script" in text
     table = pd.read_csv(tmp_path / "report" / "covariates.csv")
     # sw is Atlantic-Congo: no set shares its family; te/ta are Dravidian: none either.

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from weam.core.errors import WeamError
 from weam.study.power import simulate_coverage, simulate_scores
@@ -19,6 +20,7 @@ from weam.study.stats import (
     holm,
     mixed_model,
     statement,
+    total_effect,
     unit_level_interval,
 )
 
@@ -35,7 +37,8 @@ def test_mixed_model_recovers_effect_and_variance_components_of_a_large_study():
     assert sd["residual"] == pytest.approx(0.02, rel=0.15)
     # Five targets: compare with the spread of the five target effects actually drawn.
     assert sd["target"] == pytest.approx(frame.groupby("target")["score"].mean().std(), rel=0.1)
-    assert result.df == 38 and result.p_value < 1e-3
+    # 38 between-set df, fewer (Satterthwaite) as the fit gives the condition × target term a little variance.
+    assert 30 < result.df <= 38 and result.p_value < 1e-3
 
 
 def test_intervals_cover_the_true_effect_and_the_old_unit_level_one_does_not():
@@ -48,9 +51,72 @@ def test_intervals_cover_the_true_effect_and_the_old_unit_level_one_does_not():
 
 
 def test_no_effect_is_rarely_called_significant():
-    table = simulate_coverage(40, effect=0.0, seed=12, n_resamples=500, **DESIGN).set_index("method")
+    table = simulate_coverage(40, effect=0.0, seed=12, n_resamples=500, **DESIGN,
+                              methods=("total effect", "mixed model", "unit-level bootstrap (old)")).set_index("method")
     assert table.loc["mixed model", "significant"] <= 0.07
+    assert table.loc["total effect", "significant"] <= 0.07
     assert table.loc["unit-level bootstrap (old)", "significant"] > 0.2
+
+
+def test_total_effect_variance_is_unbiased_when_conditions_differ_by_target():
+    """The estimated variance of the total effect, averaged over studies, matches the spread of the
+    estimate over those studies (targets redrawn each time: they are random), and the interval
+    covers the true effect; the old unit-level interval does not."""
+    from weam.study.power import DEMO_SHAPE, SCENARIOS
+
+    rng = np.random.default_rng(21)
+    design = {**DEMO_SHAPE, **SCENARIOS["treatment-target"]}
+    fits = [total_effect(simulate_scores(rng, 2.0, **design)) for _ in range(150)]
+    estimates = np.array([f.estimate for f in fits])
+    variances = np.array([((f.high - f.estimate) / stats.t.ppf(0.975, f.df)) ** 2 for f in fits])
+    # Var = 2·1.6²/6 + 2·0.5²/6 + 2·2²/36 + 2·1.5²/6 = 1.93 (set, run, residual, condition × target)
+    assert np.var(estimates, ddof=1) == pytest.approx(1.93, rel=0.3)
+    assert variances.mean() == pytest.approx(np.var(estimates, ddof=1), rel=0.3)
+    assert np.mean([f.covers(2.0) for f in fits]) >= 0.9
+    assert np.mean(estimates) == pytest.approx(2.0, abs=0.35)
+    assert {"language_set", "condition_target", "cell"} <= set(fits[0].variance)
+
+
+def test_total_effect_of_a_hand_made_table():
+    """2 sets × 2 targets per condition: estimate, the interval from the mean squares by hand."""
+    rows = []
+    cells = {("treatment", "a"): [3.0, 5.0], ("treatment", "b"): [4.0, 8.0],
+             ("control", "a"): [1.0, 2.0], ("control", "b"): [2.0, 1.0]}
+    for (role, set_id), scores in cells.items():
+        for target, score in zip(("x", "y"), scores):
+            rows.append({"condition": role, "role": role, "language_set": set_id, "run": f"{role}/{set_id}",
+                         "seed": 0, "target": target, "task": "t", "metric": "m", "score": score})
+    fit = total_effect(pd.DataFrame(rows))
+    assert fit.estimate == pytest.approx(5.0 - 1.5)
+    # set means: treatment 4, 6 (var 2), control 1.5, 1.5 (var 0); per-target differences 2, 5
+    # (var 4.5); two-way residual mean squares (cells ±0.5, 1 df): 1.0 each.
+    # Var = 2/2 + 0/2 + 4.5/2 − (1.0 + 1.0)/4 = 2.75
+    half = fit.high - fit.estimate
+    assert (half / stats.t.ppf(0.975, fit.df)) ** 2 == pytest.approx(2.75)
+    terms = [(1 / 2, 2.0, 1), (1 / 2, 0.0, 1), (1 / 2, 4.5, 1), (-1 / 4, 1.0, 1), (-1 / 4, 1.0, 1)]
+    assert fit.df == pytest.approx(2.75**2 / sum((k * ms) ** 2 / df for k, ms, df in terms))
+    with pytest.raises(WeamError, match="every control set scored on every target"):
+        total_effect(pd.DataFrame(rows[:-1]))
+
+
+def test_coverage_benchmark_writes_its_rows(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "benchmarks/study_stats_coverage.py", "--scenario", "treatment-target",
+                             "--studies", "5", "--resamples", "100", "--methods", "total effect",
+                             "hierarchical bootstrap", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["scenario"], r["method"], r["primary"], r["studies"]) for r in rows] == [
+        ("treatment-target", "total effect", True, 5), ("treatment-target", "hierarchical bootstrap", False, 5)]
+    assert all(0 <= r["coverage"] <= 1 and 0 <= r["false_positive_rate"] <= 1 for r in rows)
+    assert "| treatment-target | total effect | yes |" in result.stdout
+    bad = subprocess.run([sys.executable, "benchmarks/study_stats_coverage.py", "--scenario", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown scenario 'nope'" in bad.stderr
 
 
 def test_one_set_per_condition_is_not_tested():
@@ -58,6 +124,8 @@ def test_one_set_per_condition_is_not_tested():
     result = mixed_model(frame)
     assert not result.testable and math.isnan(result.low)
     assert "no degrees of freedom" in statement(result, 0.05)
+    primary = total_effect(frame)
+    assert not primary.testable and "no degrees of freedom" in statement(primary, 0.05)
 
 
 def test_bootstrap_resamples_examples_within_a_language():

@@ -44,7 +44,7 @@ COLOURS = {"primary": "tab:blue", "secondary": "tab:orange", "described": "tab:g
 
 
 def difference_plot(endpoints: pd.DataFrame, path: Path, title: str) -> Path:
-    """Forest plot: treatment − control per task, metric and group with its bootstrap 95 % interval
+    """Forest plot: treatment − control per task, metric and group with its 95 % interval (the total effect, targets random)
     (described groups: the point only); colour by role (primary, secondary, described); zero line."""
     rows = endpoints.dropna(subset=["estimate"]).reset_index(drop=True)
     figure = Figure(figsize=(7.0, 0.45 * len(rows) + 1.4))
@@ -61,6 +61,6 @@ def difference_plot(endpoints: pd.DataFrame, path: Path, title: str) -> Path:
                           fmt="o", color=colour, capsize=3)
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_yticks(y, [f"{r.task}/{r.metric}: {r.group} ({r.role})" for r in rows.itertuples()])
-    axes.set_xlabel("treatment − control (hierarchical bootstrap 95 % interval)")
+    axes.set_xlabel("treatment − control (95 % interval: total effect, targets random)")
     axes.set_title(title, fontsize="medium")
     return _save(figure, path)

@@ -198,48 +198,108 @@ def power_statement(study, pilot: Path | None = None) -> list[str]:
     return lines
 
 
-def simulate_scores(rng: np.random.Generator, effect: float, sets: int = 6, seeds: int = 2, targets: int = 8,
-                    sd_target: float = 0.1, sd_set: float = 0.03, sd_run: float = 0.01, sd_residual: float = 0.02,
-                    mean: float = 0.5) -> pd.DataFrame:
-    """A synthetic study in the tidy layout, with a known effect and known variance components."""
+def simulate_scores(rng: np.random.Generator, effect: float, sets: int = 6, seeds: int | list[int] = 2,
+                    targets: int = 8, sd_target: float = 0.1, sd_set: float = 0.03, sd_run: float = 0.01,
+                    sd_residual: float = 0.02, mean: float = 0.5, sd_condition_target: float = 0.0,
+                    sd_set_target: float = 0.0, residual_df: float | None = None) -> pd.DataFrame:
+    """A synthetic study in the tidy layout, with a known effect and known variance components.
+
+    ``effect`` is the total effect: the mean over the population of targets of treatment −
+    control. Beyond the fitted model's components (target, set, run, residual):
+    ``sd_condition_target``: each condition's own deviation per target (a diverse set helps some
+    targets more than others); ``sd_set_target``: each set's own deviation per target;
+    ``residual_df``: residuals from a t distribution with that many df (heavy tails), scaled to
+    ``sd_residual``; ``seeds``: one count for every set, or a list cycled over the sets (unequal
+    seeds per set). A component of 0 draws nothing, so the fitted model's draws stay as they were.
+    """
+    seed_counts = [seeds] * sets if isinstance(seeds, int) else [seeds[i % len(seeds)] for i in range(sets)]
+    if residual_df is not None and residual_df <= 2:
+        raise WeamError("residual_df must exceed 2 (a t distribution with a finite variance)")
+
+    def residuals(n: int) -> np.ndarray:
+        if residual_df is None:
+            return rng.normal(0, sd_residual, n)
+        return rng.standard_t(residual_df, n) * sd_residual / math.sqrt(residual_df / (residual_df - 2))
+
     target_effects = rng.normal(0, sd_target, targets)
     rows = []
     for role, name, shift in (("treatment", "diverse", effect), ("control", "single", 0.0)):
+        by_target = rng.normal(0, sd_condition_target, targets) if sd_condition_target else np.zeros(targets)
         for s in range(sets):
             u_set = rng.normal(0, sd_set)
-            for r in range(seeds):
+            set_target = rng.normal(0, sd_set_target, targets) if sd_set_target else np.zeros(targets)
+            for r in range(seed_counts[s]):
                 v_run = rng.normal(0, sd_run)
-                noise = rng.normal(0, sd_residual, targets)
+                noise = residuals(targets)
                 for t in range(targets):
                     rows.append({"condition": name, "role": role, "language_set": f"s{s + 1}",
                                  "run": f"{name}/s{s + 1}/seed{r}", "seed": r, "target": f"t{t}", "task": "sim",
-                                 "metric": "acc", "score": mean + shift + target_effects[t] + u_set + v_run + noise[t]})
+                                 "metric": "acc", "score": mean + shift + target_effects[t] + by_target[t] + u_set
+                                 + set_target[t] + v_run + noise[t]})
     return pd.DataFrame(rows)
 
 
+DEMO_SHAPE = {"sets": 6, "seeds": 1, "targets": 6, "sd_target": 5.0, "sd_set": 1.6, "sd_run": 0.5,
+              "sd_residual": 2.0, "mean": 50.0}
+"""The demo's design (6 sets × 1 seed × 6 targets per condition) with its stated components, in points."""
+SCENARIOS = {
+    "fitted-model": {},
+    "treatment-target": {"sd_condition_target": 1.5},
+    "set-target": {"sd_set_target": 2.0},
+    "heavy-tailed": {"residual_df": 3},
+    "unequal-seeds": {"seeds": [1, 2, 3]},
+}
+"""Truths the intervals must keep their promise under: the fitted model; each condition with its
+own per-target deviation (sd 1.5 points); each set with its own per-target deviation (sd 2);
+residuals from t with 3 df; 1, 2 or 3 seeds per set. Each also runs with no effect."""
+METHODS = ("total effect", "hierarchical bootstrap", "mixed model", "unit-level bootstrap (old)")
+PRIMARY_METHOD = "total effect"
+
+
+def _intervals(frame: pd.DataFrame, methods: tuple[str, ...], n_resamples: int, confidence: float, seed: int):
+    from weam.study.stats import hierarchical_bootstrap, mixed_model, total_effect, unit_level_interval
+
+    fits = {"total effect": lambda: total_effect(frame, confidence),
+            "hierarchical bootstrap": lambda: hierarchical_bootstrap(frame, n_resamples, confidence, seed=seed),
+            "mixed model": lambda: mixed_model(frame, confidence=confidence),
+            "unit-level bootstrap (old)": lambda: unit_level_interval(frame, n_resamples, confidence, seed=seed)}
+    return [fits[name]() for name in methods]
+
+
 def simulate_coverage(n_studies: int, effect: float, seed: int = 0, n_resamples: int = 1000, alpha: float = 0.05,
-                      **design) -> pd.DataFrame:
-    """Run the three intervals on ``n_studies`` synthetic studies; per method: coverage of the true
+                      methods: tuple[str, ...] = METHODS, **design) -> pd.DataFrame:
+    """Run the intervals on ``n_studies`` synthetic studies; per method: coverage of the true
     effect, mean interval width, share called significant (interval excludes 0), mean estimate.
 
-    ``design``: keyword arguments of :func:`simulate_scores` (sets, seeds, targets, sd_*).
+    ``design``: keyword arguments of :func:`simulate_scores` (sets, seeds, targets, sd_*, …).
     """
-    from weam.study.stats import hierarchical_bootstrap, mixed_model, unit_level_interval
-
     rng = np.random.default_rng(seed)
     rows = []
     for study in range(n_studies):
         frame = simulate_scores(rng, effect, **design)
-        for estimate in (mixed_model(frame, confidence=1 - alpha),
-                         hierarchical_bootstrap(frame, n_resamples, 1 - alpha, seed=study),
-                         unit_level_interval(frame, n_resamples, 1 - alpha, seed=study)):
-            rows.append({"method": estimate.method, "estimate": estimate.estimate, "covers": estimate.covers(effect),
+        for name, estimate in zip(methods, _intervals(frame, methods, n_resamples, 1 - alpha, study)):
+            rows.append({"method": name, "estimate": estimate.estimate, "covers": estimate.covers(effect),
                          "width": estimate.high - estimate.low, "significant": estimate.low > 0 or estimate.high < 0})
     table = pd.DataFrame(rows).groupby("method", sort=False).agg(
         coverage=("covers", "mean"), mean_width=("width", "mean"), significant=("significant", "mean"),
         mean_estimate=("estimate", "mean"))
     table.insert(0, "studies", n_studies)
     return table.reset_index()
+
+
+def scenario_coverage(scenario: str, n_studies: int, effect: float = 2.0, seed: int = 0, n_resamples: int = 1000,
+                      methods: tuple[str, ...] = METHODS, shape: dict | None = None) -> pd.DataFrame:
+    """One scenario of :data:`SCENARIOS`, with the effect and with none: per method, the coverage
+    of ``effect`` and the false-positive rate (significant with no effect)."""
+    if scenario not in SCENARIOS:
+        raise WeamError(f"unknown scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    design = {**DEMO_SHAPE, **(shape or {}), **SCENARIOS[scenario]}
+    with_effect = simulate_coverage(n_studies, effect, seed, n_resamples, methods=methods, **design)
+    null = simulate_coverage(n_studies, 0.0, seed + 1, n_resamples, methods=methods, **design).set_index("method")
+    return pd.DataFrame({
+        "scenario": scenario, "method": with_effect["method"], "primary": with_effect["method"] == PRIMARY_METHOD,
+        "coverage": with_effect["coverage"], "false_positive_rate": with_effect["method"].map(null["significant"]),
+        "power": with_effect["significant"], "mean_width": with_effect["mean_width"], "studies": n_studies})
 
 
 def print_design(study, steps, console) -> None:
