@@ -6,6 +6,8 @@ Hugging Face Trainer with DeepSpeed for comparison. Each configuration runs in i
     python benchmarks/pretrain_bench.py                      # CPU: tiny preset, seq 128, batch 32
     python benchmarks/pretrain_bench.py --preset mbert-base --precision bf16 --zero 2 3   # GPU
     python benchmarks/pretrain_bench.py --dry-run            # validate every run's config, train nothing
+    python benchmarks/pretrain_bench.py --preset mbert-base --precision bf16 --json throughput.json
+        # the rows and the device as JSON: a study's power.throughput (weam study power's GPU-hours)
 
 ``--preset mbert-base`` builds mBERT's shape with its 119,547-token vocabulary (a fresh model saved
 to the temporary folder, nothing downloaded); the synthetic tokenizer's ids are a subset of it.
@@ -194,6 +196,7 @@ def main() -> None:
     parser.add_argument("--model-vocab", type=int, default=None,
                         help="vocabulary of the fresh model (default: mBERT's 119547 for mbert-base, else the tokenizer's)")
     parser.add_argument("--dry-run", action="store_true", help="validate every run's config and print the plan")
+    parser.add_argument("--json", type=Path, help="write the device and the rows here (a study's power.throughput)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -232,6 +235,22 @@ def main() -> None:
             continue
         print(f"{objective:<13} {zero:>4} {r['steps_per_s']:>8.2f} {r['tokens_per_s']:>10,.0f} {r['tflops']:>8.4f} "
               f"{r['mfu']:>7.2%} {r['peak_mem_gb']:>8.2f} {r['mem_kind']:<3} {r['wall_s']:>7.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "device": device_name(), "devices": 1, "preset": args.preset, "seq": args.seq, "batch": args.batch,
+            "precision": args.precision, "packing": args.packing,
+            "rows": [{"objective": objective, "zero": zero, **r} for objective, zero, r in rows]}, indent=2) + "\n")
+
+
+def device_name() -> str:
+    """The accelerator the runs used (CUDA device name), else the CPU and its core count."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def dry_run(spec: dict) -> str:

@@ -190,6 +190,15 @@ def test_contrast_se_matches_simulated_spread_of_the_estimate():
         diffs.append(means["treatment"] - means["control"])
     expected = contrast_se(Components(1.0, 0.5, 2.0, "test"), 4, 2, 3)
     assert np.std(diffs, ddof=1) == pytest.approx(expected, rel=0.1)
+    # Each condition its own deviation per target (targets redrawn per study): 2σ²/T more variance.
+    diffs = []
+    for _ in range(400):
+        frame = simulate_scores(rng, 0.0, **design, sd_condition_target=2.0)
+        means = frame.groupby("role")["score"].mean()
+        diffs.append(means["treatment"] - means["control"])
+    expected = contrast_se(Components(1.0, 0.5, 2.0, "test", sd_condition_target=2.0), 4, 2, 3)
+    assert expected**2 == pytest.approx(contrast_se(Components(1.0, 0.5, 2.0, "test"), 4, 2, 3) ** 2 + 2 * 4 / 3)
+    assert np.std(diffs, ddof=1) == pytest.approx(expected, rel=0.1)
 
 
 def test_minimum_detectable_effect_and_runs_needed_are_consistent():
@@ -211,13 +220,58 @@ def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
 
     from weam.study.cli import app
 
-    result = CliRunner().invoke(app, ["power", "configs/demo.yaml"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["power", "configs/demo.yaml"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    # SE = √(2 (1.6² + 0.5² + 2² / 6) / 6) = 1.077; MDE = (t.975 + t.80 on 10 df) × SE.
+    # SE = √(2 (1.6² + 0.5² + 2² / 6) / 6 + 2 · 1.5² / 6) = 1.382 (the condition × target term:
+    # + 0.75); Satterthwaite df 11.2; MDE = (t.975 + t.80 on 11.2 df) × SE.
     assert "6 language sets per condition × 1 seed(s) × 6 targets" in result.output
-    assert "contrast SE = 1.077, df = 10" in result.output
-    assert "minimum detectable effect (α = 0.05, power 80%): 3.345" in result.output
-    assert "runs needed for effect 2 at power 80%: 15 sets per condition × 1 seed(s) = 30 pre-training runs" in result.output
+    assert "contrast SE = 1.382, df = 11.2" in result.output
+    assert "minimum detectable effect (α = 0.05, power 80%): 4.242" in result.output
+    # With 6 targets, 2 · 1.5² / 6 alone gives SE 0.87: no number of sets detects 2 points.
+    assert ("sets per condition needed for effect 2 (power 80%, 1 seed(s)): none — with 6 targets the "
+            "condition × target spread alone leaves MDE 3.02") in result.output
+    assert "GPU-hours unknown" in result.output
+
+
+def test_power_without_a_condition_by_target_term_gives_sets_for_each_effect():
+    from weam.core.config import load_config
+    from weam.study.config import StudyConfig
+    from weam.study.power import power_statement
+
+    study = load_config(StudyConfig, "configs/demo.yaml", ["power.sd_condition_target=0"])
+    lines = power_statement(study)
+    # As before the term existed: SE = √(2 (1.6² + 0.5² + 2² / 6) / 6) = 1.077 on 10 df.
+    assert any("contrast SE = 1.077, df = 10" in line for line in lines)
+    needed = [line for line in lines if line.startswith("sets per condition needed")]
+    assert [line.split(" (power")[0].rsplit(" ", 1)[1] for line in needed] == ["0.5", "1", "1.5", "2"]
+    assert needed[-1].endswith(": 15 = 30 pre-training runs")
+
+
+def test_gpu_hours_come_from_a_measured_throughput_else_are_said_to_be_assumed(tmp_path):
+    import json
+
+    from weam.core.config import load_config
+    from weam.study.config import StudyConfig
+    from weam.study.power import gpu_hours_per_run
+
+    bench = tmp_path / "bench.json"
+    overrides = [f"work_dir={tmp_path / 'work'}", f"power.throughput={bench}", "power.gpu_hours_per_run=1.0",
+                 "power.device=one A100"]
+    study = load_config(StudyConfig, "configs/studies/family-diversity-mbert.yaml", overrides)
+    hours, source = gpu_hours_per_run(study)
+    assert hours == 1.0 and source.startswith("assumed, not measured") and "one A100" in source
+    assert "does not exist yet" in source
+    bench.write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "devices": 1, "preset": "mbert-base",
+                                 "precision": "bf16", "rows": [
+                                     {"objective": "weam", "zero": 2, "tokens_per_s": 50_000.0},
+                                     {"objective": "weam", "zero": 3, "error": "out of memory"},
+                                     {"objective": "mlm", "zero": 2, "tokens_per_s": 90_000.0}]}))
+    hours, source = gpu_hours_per_run(study)
+    assert hours == pytest.approx(200_000_000 / 50_000 / 3600)  # the template's budget at weam's rate
+    assert source.startswith("measured: 50,000 tokens/s of weam, ZeRO-2") and "NVIDIA H100 80GB HBM3" in source
+    bench.write_text(json.dumps({"rows": [{"objective": "mlm", "tokens_per_s": 1.0}]}))
+    with pytest.raises(WeamError, match="no successful weam row"):
+        gpu_hours_per_run(study)
 
 
 def test_power_reads_a_pilots_variance_components(tmp_path):

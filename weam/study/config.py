@@ -289,12 +289,19 @@ class PowerConfig(StrictModel):
     """Between-seed standard deviation within a set."""
     sd_residual: float = Field(2.0, ge=0)
     """Residual (target × run) standard deviation."""
+    sd_condition_target: float = Field(1.5, ge=0)
+    """Each condition's own deviation per target (a diverse set helps some targets more than others):
+    it does not cancel in the contrast, and only more targets lower its share of the variance."""
     target_effect: float = Field(2.0, gt=0)
     """The effect (treatment − control, score scale) the study should be able to detect."""
     power: float = Field(0.8, gt=0, lt=1)
     """Wanted probability of detecting target_effect at analysis.alpha."""
     gpu_hours_per_run: float | None = Field(None, gt=0)
-    """Cost of one pre-training run when no pre-training manifest gives a throughput."""
+    """Cost of one pre-training run, assumed, when neither a pre-training manifest nor ``throughput`` gives a measurement."""
+    device: str = "an unstated GPU"
+    """The hardware ``gpu_hours_per_run`` assumes (printed with it)."""
+    throughput: Path | None = None
+    """A measured throughput: the JSON of ``benchmarks/pretrain_bench.py --json`` on the study's hardware."""
 
 
 class CorpusFiles(StrictModel):

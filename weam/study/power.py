@@ -1,16 +1,19 @@
 """Power before compute: the minimum detectable effect of a planned design, the runs a wanted
 effect needs, what the plan costs in GPU-hours, and synthetic studies to check the statistics.
 
-The model is the report's mixed model (:mod:`weam.study.stats`) for a balanced design with
-``S`` language sets per condition, ``R`` seeds per set and ``T`` targets, crossed with the
-conditions. Target effects cancel in the condition contrast (every run is scored on every
-target), so
+The model is the report's (:mod:`weam.study.stats`): the total effect, targets random, for a
+balanced design with ``S`` language sets per condition, ``R`` seeds per set and ``T`` targets,
+crossed with the conditions. Target main effects cancel in the condition contrast (every run is
+scored on every target); each condition's own deviation per target (σ_condition×target) does not:
 
     Var(treatment − control) = 2 · (σ²_set / S + σ²_run / (S·R) + σ²_residual / (S·R·T))
+                               + 2 · σ²_condition×target / T
 
-and the test is a t test on ``2S − 2`` degrees of freedom (the between-set df). The minimum
-detectable effect at level α with power 1 − β is ``(t_{1−α/2} + t_{1−β}) · SE``. Adding seeds
-only shrinks the last two terms: σ²_set / S is a floor that only more *sets* lower.
+and the test is a t test on Satterthwaite's degrees of freedom for the mean squares that estimate
+it (2S − 2 when σ_condition×target is 0). The minimum detectable effect at level α with power
+1 − β is ``(t_{1−α/2} + t_{1−β}) · SE``. Adding seeds only shrinks the run and residual terms:
+σ²_set / S is a floor only more *sets* lower, and 2σ²_condition×target / T one only more
+*targets* lower.
 
 Variance components come from a finished study's ``report/variance_components.json`` (written
 by :func:`weam.study.report.write_report`; ``power.pilot``) or from the config's stated
@@ -32,6 +35,8 @@ from weam.core.errors import WeamError
 
 MAX_SETS = 200
 """Search bound for the sets needed per condition."""
+MAX_TARGETS = 100
+"""Search bound for the targets needed when no number of sets suffices."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class Components:
     sd_run: float
     sd_residual: float
     source: str
+    sd_condition_target: float = 0.0
+    """Each condition's own deviation per target: does not cancel in the contrast."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class Power:
     alpha: float
     power: float
     se: float
-    df: int
+    df: float
     mde: float
     """Minimum detectable effect (NaN when df < 1)."""
 
@@ -62,7 +69,8 @@ def components_from(study, pilot: Path | None = None) -> Components:
     path = pilot or study.power.pilot
     if path is None:
         p = study.power
-        return Components(p.sd_set, p.sd_run, p.sd_residual, "stated assumptions (power.sd_* in the config)")
+        return Components(p.sd_set, p.sd_run, p.sd_residual, "stated assumptions (power.sd_* in the config)",
+                          p.sd_condition_target)
     path = Path(path)
     if path.is_dir():
         path = path / "variance_components.json"
@@ -77,30 +85,55 @@ def components_from(study, pilot: Path | None = None) -> Components:
     except (KeyError, TypeError) as exc:
         raise WeamError(f"{path}: not a variance_components.json ({exc})") from None
     note = ""
+    if "condition_target" in variance:
+        sd_condition_target = math.sqrt(max(variance["condition_target"], 0.0))
+    else:  # a pilot analysed before the condition × target term existed
+        sd_condition_target = study.power.sd_condition_target
+        note += f"; it has no condition × target component, the stated {sd_condition_target:g} is used"
     if "language_set" not in variance:
         # A pilot with one set per condition cannot separate set from condition variance.
         sd_set = study.power.sd_set
-        note = f"; its design had too few sets to estimate σ_set, the stated {sd_set:g} is used"
+        note += f"; its design had too few sets to estimate σ_set, the stated {sd_set:g} is used"
     return Components(sd_set, sd_run, sd_residual,
-                      f"pilot {path} ({data.get('study', '?')}: {data.get('endpoint', '')}{note})")
+                      f"pilot {path} ({data.get('study', '?')}: {data.get('endpoint', '')}{note})", sd_condition_target)
+
+
+def _mean_squares(c: Components, sets: int, seeds: int, targets: int) -> list[tuple[float, float, float]]:
+    """(coefficient, expected mean square, df) of the terms whose sum is the contrast's variance
+    (the estimator of :func:`weam.study.stats.total_effect`, two conditions of ``sets`` each)."""
+    per_set = c.sd_set**2 + c.sd_run**2 / seeds + c.sd_residual**2 / (seeds * targets)
+    terms = [(1 / sets, per_set, sets - 1)] * 2
+    if c.sd_condition_target > 0 and targets > 1:
+        terms.append((1 / targets, 2 * c.sd_condition_target**2 + 2 * c.sd_residual**2 / (sets * seeds), targets - 1))
+        terms += [(-1 / (sets * targets), c.sd_residual**2 / seeds, (sets - 1) * (targets - 1))] * 2
+    return terms
 
 
 def contrast_se(c: Components, sets: int, seeds: int, targets: int) -> float:
-    return math.sqrt(2 * (c.sd_set**2 / sets + c.sd_run**2 / (sets * seeds)
-                          + c.sd_residual**2 / (sets * seeds * targets)))
+    return math.sqrt(sum(k * ms for k, ms, _ in _mean_squares(c, sets, seeds, targets)))
+
+
+def contrast_df(c: Components, sets: int, seeds: int, targets: int) -> float:
+    """Satterthwaite's df of the contrast's variance estimate (2S − 2 without a condition × target term)."""
+    terms = _mean_squares(c, sets, seeds, targets)
+    if sets < 2:
+        return 0.0
+    variance = sum(k * ms for k, ms, _ in terms)
+    denominator = sum((k * ms) ** 2 / df for k, ms, df in terms)
+    return variance**2 / denominator if denominator > 0 else float(2 * sets - 2)
 
 
 def power_for(c: Components, sets: int, seeds: int, targets: int, alpha: float = 0.05, power: float = 0.8) -> Power:
     """Minimum detectable effect of a design with ``sets`` per condition and ``seeds`` per set."""
     se = contrast_se(c, sets, seeds, targets)
-    df = 2 * sets - 2
+    df = contrast_df(c, sets, seeds, targets)
     mde = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se if df >= 1 else math.nan
     return Power(sets, seeds, targets, alpha, power, se, df, float(mde))
 
 
 def achieved_power(c: Components, sets: int, seeds: int, targets: int, effect: float, alpha: float = 0.05) -> float:
     """Probability of calling ``effect`` significant (noncentral t, two-sided)."""
-    df = 2 * sets - 2
+    df = contrast_df(c, sets, seeds, targets)
     if df < 1:
         return math.nan
     se = contrast_se(c, sets, seeds, targets)
@@ -122,8 +155,20 @@ def sets_needed(c: Components, seeds: int, targets: int, effect: float, alpha: f
     return None
 
 
+def targets_needed(c: Components, seeds: int, effect: float, alpha: float = 0.05,
+                   power: float = 0.8) -> tuple[int, int] | None:
+    """Fewest targets at which some number of sets (≤ MAX_SETS) detects ``effect``, and those sets."""
+    for targets in range(2, MAX_TARGETS + 1):
+        if power_for(c, MAX_SETS, seeds, targets, alpha, power).mde <= effect:
+            return targets, sets_needed(c, seeds, targets, effect, alpha, power)
+    return None
+
+
 def gpu_hours_per_run(study) -> tuple[float | None, str]:
-    """From the study's finished pre-training manifests (throughput × budget), else power.gpu_hours_per_run."""
+    """GPU-hours of one pre-training run and where the figure comes from: the study's finished
+    pre-training manifests (throughput × budget), else a measured benchmark (``power.throughput``,
+    the JSON of ``benchmarks/pretrain_bench.py --json`` on the stated hardware), else the
+    assumed ``power.gpu_hours_per_run``, said to be assumed and for which device."""
     rates = []
     for manifest in sorted((Path(study.work_dir) / "pretrain").glob("**/manifest.json")):
         try:
@@ -135,10 +180,32 @@ def gpu_hours_per_run(study) -> tuple[float | None, str]:
             rates.append(counts["wall_seconds"] * devices / counts["tokens"])  # device-seconds per token
     if rates:
         hours = float(np.median(rates)) * study.token_budget / 3600
-        return hours, f"median throughput of {len(rates)} finished pre-training run(s) in {study.work_dir}/pretrain"
+        return hours, f"measured: median throughput of {len(rates)} finished pre-training run(s) in {study.work_dir}/pretrain"
+    path = study.power.throughput
+    if path is not None and Path(path).is_file():
+        return _hours_from_benchmark(Path(path), study.token_budget)
+    missing = f"; {path} does not exist yet" if path is not None else ""
     if study.power.gpu_hours_per_run is not None:
-        return study.power.gpu_hours_per_run, "power.gpu_hours_per_run in the config"
-    return None, "unknown (no finished pre-training manifest; set power.gpu_hours_per_run)"
+        return study.power.gpu_hours_per_run, (f"assumed, not measured: power.gpu_hours_per_run in the config, for "
+                                               f"{study.power.device}{missing}")
+    return None, f"unknown (no finished pre-training manifest, no throughput benchmark; set power.throughput{missing})"
+
+
+def _hours_from_benchmark(path: Path, token_budget: int) -> tuple[float, str]:
+    """GPU-hours from the fastest successful ``weam`` row of a pretrain_bench JSON."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = [r for r in data["rows"] if r.get("objective") == "weam" and r.get("tokens_per_s")]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeamError(f"{path}: not a benchmarks/pretrain_bench.py --json file ({exc})") from None
+    if not rows:
+        raise WeamError(f"{path}: no successful weam row to take a throughput from")
+    best = max(rows, key=lambda r: r["tokens_per_s"])
+    devices = int(data.get("devices", 1))
+    hours = token_budget / best["tokens_per_s"] * devices / 3600
+    return hours, (f"measured: {best['tokens_per_s']:,.0f} tokens/s of weam, ZeRO-{best.get('zero', '?')}, "
+                   f"preset {data.get('preset', '?')}, {data.get('precision', '?')}, on {data.get('device', '?')} "
+                   f"× {devices} ({path})")
 
 
 def primary_targets(study) -> list[str]:
@@ -155,6 +222,10 @@ def primary_targets(study) -> list[str]:
     return [code for code in study.held_out if code in languages]
 
 
+EFFECTS = (0.5, 1.0, 1.5)
+"""Effects (score points) whose sets-per-condition the power statement lists."""
+
+
 def power_statement(study, pilot: Path | None = None) -> list[str]:
     """The lines ``weam study power`` and ``weam study plan`` print."""
     if study.instrument is not None:
@@ -166,11 +237,11 @@ def power_statement(study, pilot: Path | None = None) -> list[str]:
     alpha, wanted, effect = study.analysis.alpha, study.power.power, study.power.target_effect
     planned = power_for(c, sets, seeds, targets, alpha, wanted)
     lines = [
-        f"variance components: σ_set = {c.sd_set:.4g}, σ_run = {c.sd_run:.4g}, σ_residual = {c.sd_residual:.4g} "
-        f"— {c.source}",
+        f"variance components: σ_set = {c.sd_set:.4g}, σ_run = {c.sd_run:.4g}, σ_residual = {c.sd_residual:.4g}, "
+        f"σ_condition×target = {c.sd_condition_target:.4g} — {c.source}",
         f"planned design: {sets} language sets per condition × {seeds} seed(s) × {targets} targets of "
         f"{study.analysis.primary.task} "
-        f"= {2 * sets * seeds} pre-training runs; contrast SE = {planned.se:.4g}, df = {planned.df}",
+        f"= {2 * sets * seeds} pre-training runs; contrast SE = {planned.se:.4g}, df = {planned.df:.3g}",
     ]
     if planned.df < 1:
         lines.append("minimum detectable effect: none — one set per condition leaves no degrees of freedom; "
@@ -179,15 +250,24 @@ def power_statement(study, pilot: Path | None = None) -> list[str]:
         lines.append(f"minimum detectable effect (α = {alpha:g}, power {wanted:.0%}): {planned.mde:.4g} "
                      f"(power for the stated effect {effect:g}: "
                      f"{achieved_power(c, sets, seeds, targets, effect, alpha):.0%})")
-    needed = sets_needed(c, seeds, targets, effect, alpha, wanted)
-    if needed is None:
-        lines.append(f"runs needed for effect {effect:g}: more than {MAX_SETS} sets per condition at {seeds} seed(s)")
-    else:
-        lines.append(f"runs needed for effect {effect:g} at power {wanted:.0%}: {needed} sets per condition × "
-                     f"{seeds} seed(s) = {2 * needed * seeds} pre-training runs")
-    floor = power_for(c, sets, 10_000, targets, alpha, wanted).mde
+    # With unlimited sets the condition × target spread remains: 2σ²/T, lowered only by more targets.
+    floor = power_for(c, 100_000, seeds, targets, alpha, wanted).mde
+    for wanted_effect in sorted({*EFFECTS, effect}):
+        needed = sets_needed(c, seeds, targets, wanted_effect, alpha, wanted)
+        label = f"sets per condition needed for effect {wanted_effect:g} (power {wanted:.0%}, {seeds} seed(s))"
+        if needed is not None:
+            lines.append(f"{label}: {needed} = {2 * needed * seeds} pre-training runs")
+        elif wanted_effect < floor:
+            more = targets_needed(c, seeds, wanted_effect, alpha, wanted)
+            lines.append(f"{label}: none — with {targets} targets the condition × target spread alone leaves "
+                         f"MDE {floor:.3g} however many sets; only more targets lower it"
+                         + (f" (fewest targets that reach it: {more[0]}, with {more[1]} sets per condition)"
+                            if more else f" (not within {MAX_TARGETS} targets)"))
+        else:
+            lines.append(f"{label}: more than {MAX_SETS}")
     if planned.df >= 1:
-        lines.append(f"more seeds alone cannot go below MDE {floor:.4g} with {sets} sets per condition "
+        seeds_floor = power_for(c, sets, 10_000, targets, alpha, wanted).mde
+        lines.append(f"more seeds alone cannot go below MDE {seeds_floor:.4g} with {sets} sets per condition "
                      "(σ_set / sets is the floor)")
     hours, source = gpu_hours_per_run(study)
     runs = 2 * sets * seeds
