@@ -327,3 +327,28 @@ def test_the_report_states_the_base_model_and_the_converted_encoders_caveats():
     assert "smoke test" in base_model_lines("preset:tiny")[0]
     assert base_model_lines("bert-base-multilingual-cased") == ["\n**Base model** `bert-base-multilingual-cased`.\n"]
     assert base_model_lines(None) == []
+
+
+def test_weam_against_the_base_model_treats_runs_sharing_languages_as_dependent():
+    """Runs whose sets share languages carry those languages' effects together: with a large
+    language effect the interval is wider than the plain t over runs, on min(runs, languages) − 1 df."""
+    from weam.study.report import base_gains
+
+    rng = np.random.default_rng(0)
+    sets = [("a", "b", "c"), ("a", "d", "e"), ("a", "f", "g"), ("b", "d", "h"), ("c", "e", "h"), ("f", "g", "b"),
+            ("a", "b", "d"), ("c", "g", "h")]
+    effect = {c: rng.normal(0, 3.0) for c in "abcdefgh"}
+    rows = [{"condition": "base", "role": "baseline", "run": "base", "target": "sw", "kind": "held-out",
+             "languages": "", "score": 50.0}]
+    for k, languages in enumerate(sets):
+        gain = np.mean([effect[c] for c in languages]) + rng.normal(0, 0.3)
+        rows.append({"condition": "diverse", "role": "treatment", "run": f"r{k}", "target": "sw", "kind": "held-out",
+                     "languages": ",".join(languages), "score": 50.0 + gain})
+    frame = pd.DataFrame(rows).assign(task="tatoeba", metric="accuracy")
+    row = base_gains(frame, "tatoeba", "accuracy").set_index("condition").loc["diverse"]
+    plain = base_gains(frame.assign(languages=[f"x{i}" for i in range(len(frame))]), "tatoeba", "accuracy")
+    plain = plain.set_index("condition").loc["diverse"]
+    assert row["gain"] == pytest.approx(plain["gain"]) and row["runs"] == 8
+    assert row["interval"].startswith("language random effects (8 of 8 languages shared")
+    assert row["df"] == 7 and plain["interval"] == "t over runs"
+    assert row["high"] - row["low"] > plain["high"] - plain["low"]

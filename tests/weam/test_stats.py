@@ -158,8 +158,13 @@ def test_covariate_regression_recovers_a_relatedness_slope():
     frame["genealogical"] = rng.integers(0, 6, len(frame)).astype(float)
     frame["genealogical"] = frame.groupby(["condition", "language_set", "target"])["genealogical"].transform("first")
     frame["score"] += 0.02 * frame["genealogical"]
+    frame["n_families"] = np.where(frame["role"] == "treatment", 3.0, 1.0)  # the condition, restated
     table = covariate_effects(frame, ["genealogical"]).set_index("term")
     assert table.loc["genealogical", "coef"] == pytest.approx(0.02, abs=0.005)
+    # 24 sets: p from t with 23 df (not the normal), and n_families left out as the condition itself.
+    row = table.loc["genealogical"]
+    assert row["p"] == pytest.approx(2 * stats.t.sf(abs(row["coef"] / row["se"]), 23))
+    assert "p from t with 23 df" in row["note"] and "n_families left out" in row["note"]
     assert mixed_model(frame, ["genealogical"]).covers(0.0)
 
 

@@ -803,13 +803,15 @@ def _covariate_section(analysis: Analysis, design: Design) -> list[str]:
 def base_gains(frame: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> pd.DataFrame:
     """Does WEAM help or hurt the base encoder? Per pre-training run, its mean gain over the base
     model on the same languages (the held-out targets; its own set's languages, the positive
-    control), then per condition and over all runs: the mean gain with a t interval over runs.
+    control), then per condition and over all runs: the mean gain with an interval over runs.
 
-    The runs (one per language set and seed) are the replicates; the single base model is a fixed
-    reference, so the interval covers the spread between sets and seeds, not the base model's own
-    evaluation noise. Empty without a base model."""
-    from scipy import stats as st
-
+    Runs that share training languages are not independent (hu, ka and pl each train 3 demo
+    sets): each language gets a random effect, a run its languages' mean (a multiple-membership
+    model, ``gain_r = μ + mean_{l ∈ set r} a_l + e_r``, REML), and the interval is the runs'
+    mean gain ± t · its standard error under the fitted covariance, t with min(runs, languages)
+    − 1 df. Where no language is shared (or the column is absent) it is the plain t interval over
+    runs. The single base model is a fixed reference, so the interval covers the spread between
+    sets, languages and seeds, not the base model's own evaluation noise. Empty without a base model."""
     part = frame[(frame["task"] == task) & (frame["metric"] == metric)]
     base = part[part["role"] == "baseline"].groupby("target")["score"].mean().rename("base")
     if base.empty:
@@ -820,20 +822,59 @@ def base_gains(frame: pd.DataFrame, task: str, metric: str, alpha: float = 0.05)
         cells = cells.dropna(subset=["base"])
         if cells.empty:
             continue
+        if "languages" not in cells:
+            cells = cells.assign(languages="")
         runs = cells.assign(gain=cells["score"] - cells["base"]).groupby(
             ["condition", "role", "run"], as_index=False).agg(gain=("gain", "mean"), score=("score", "mean"),
-                                                              base=("base", "mean"))
+                                                              base=("base", "mean"), languages=("languages", "first"))
         groups = [(name, group) for name, group in runs.groupby("condition", sort=False)]
         groups.append(("all runs", runs))
         for name, group in groups:
             n, mean = len(group), float(group["gain"].mean())
-            half = (float(st.t.ppf(1 - alpha / 2, n - 1) * group["gain"].std(ddof=1) / math.sqrt(n))
-                    if n > 1 else math.nan)
+            half, df, how = _shared_language_half_width(group, alpha)
             rows.append({"scope": scope, "condition": name, "runs": n, "run mean": float(group["score"].mean()),
                          "base": float(group["base"].mean()), "gain": mean,
-                         "low": mean - half, "high": mean + half,
+                         "low": mean - half, "high": mean + half, "df": df, "interval": how,
                          "reading": _gain_reading(mean - half, mean + half, n)})
     return pd.DataFrame(rows)
+
+
+def _shared_language_half_width(runs: pd.DataFrame, alpha: float) -> tuple[float, float, str]:
+    """Half-width of the interval of the runs' mean gain, language random effects where runs share languages."""
+    import numpy as np
+    from scipy import stats as st
+
+    n = len(runs)
+    if n < 2:
+        return math.nan, math.nan, "one run"
+    plain = (float(st.t.ppf(1 - alpha / 2, n - 1) * runs["gain"].std(ddof=1) / math.sqrt(n)), float(n - 1),
+             "t over runs")
+    sets = [[c for c in str(value).split(",") if c] for value in runs["languages"]]
+    languages = sorted({c for s in sets for c in s})
+    shared = sum(1 for c in languages if sum(c in s for s in sets) > 1)
+    if not shared or any(not s for s in sets):
+        return plain
+    membership = np.array([[1 / len(s) if c in s else 0.0 for c in languages] for s in sets])
+    from statsmodels.regression.mixed_linear_model import MixedLM
+    import warnings
+
+    gains = runs["gain"].to_numpy(float)
+    scale = float(gains.std()) or 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit = MixedLM(gains / scale, np.ones((n, 1)), np.zeros(n), exog_re=np.zeros((n, 0)),
+                          exog_vc={"language": {0: membership}}).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError):
+            return plain[0], plain[1], "t over runs (the language model failed to fit)"
+    language_var = max(float(np.atleast_1d(fit.vcomp)[0]), 0.0) * scale**2
+    residual_var = float(fit.scale) * scale**2
+    # Var(mean of runs) = (σ²_e·n + σ²_language · Σ_l (Σ_r membership_rl)²) / n²
+    variance = (residual_var * n + language_var * float((membership.sum(axis=0) ** 2).sum())) / n**2
+    df = float(min(n, len(languages)) - 1)
+    return (float(st.t.ppf(1 - alpha / 2, df) * math.sqrt(variance)), df,
+            f"language random effects ({shared} of {len(languages)} languages shared; σ_language = "
+            f"{math.sqrt(language_var):.3g}, σ_run = {math.sqrt(residual_var):.3g})")
 
 
 def _gain_reading(low: float, high: float, n: int) -> str:
@@ -852,9 +893,11 @@ def _controls_section(analysis: Analysis) -> list[str]:
     if gains is not None and not gains.empty:
         lines += ["**WEAM against the base model** (primary task and metric; per run, the mean over its "
                   "languages of run − base on the same language; per condition and over all runs, the mean "
-                  f"gain with a {100 * (1 - analysis.alpha):g} % t interval over runs, which are the replicates: "
-                  "the interval covers the spread between language sets and seeds, not the base model's own "
-                  "evaluation noise):\n", markdown_table(gains), ""]
+                  f"gain with a {100 * (1 - analysis.alpha):g} % interval. Runs that share training languages "
+                  "are not independent: each language has a random effect and a run its languages' mean "
+                  "(REML), t with min(runs, languages) − 1 df; where no language is shared, a t interval over "
+                  "runs. It covers the spread between language sets, languages and seeds, not the base "
+                  "model's own evaluation noise):\n", markdown_table(gains), ""]
     base = analysis.controls.get("base")
     if base is not None:
         lines += ["**Base model row** (held-out targets; gain = condition − base on the same targets):\n",

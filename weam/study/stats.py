@@ -315,7 +315,11 @@ def covariate_effects(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFram
 
     Gain: a set's mean score on a target (over its runs) minus the base model's score on that
     target where a baseline row exists, else minus the target's mean over all sets. OLS with
-    standard errors clustered by language set (sets are the independent units).
+    standard errors clustered by language set (sets are the independent units), with the
+    small-sample correction G/(G − 1)·(N − 1)/(N − K) and p-values from t with G − 1 df (G sets):
+    a normal reference with a dozen clusters would be over-confident. ``n_families`` is left out
+    when it only restates the condition (every diverse set k families, every single set 1): the
+    primary contrast estimates that, and the two cannot be separated.
     """
     import statsmodels.formula.api as smf
 
@@ -328,13 +332,20 @@ def covariate_effects(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFram
     reference = base if not base.empty else cell.groupby("target")["score"].mean()
     cell["gain"] = cell["score"] - cell["target"].map(reference)
     terms = [c for c in ["n_families", *covariates] if c in cell and cell[c].astype(float).std() > 1e-12]
-    if not terms or cell["set_key"].nunique() <= len(terms) + 1:
+    notes = []
+    if "n_families" in terms and cell.groupby("role")["n_families"].nunique().max() == 1:
+        terms.remove("n_families")
+        notes.append("n_families left out: it is the condition here (one value per condition)")
+    groups = cell["set_key"].nunique()
+    if not terms or groups <= len(terms) + 1:
         return pd.DataFrame(columns=["term", "coef", "se", "p", "note"])
     fit = smf.ols("gain ~ " + " + ".join(terms), cell).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(cell["set_key"])[0]})
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(cell["set_key"])[0], "use_correction": True},
+        use_t=True)
+    note = (f"OLS on {len(cell)} (set, target) gains, SE clustered by {groups} sets (small-sample corrected), "
+            f"p from t with {groups - 1} df" + "".join(f"; {n}" for n in notes))
     return pd.DataFrame({"term": fit.params.index, "coef": fit.params.values, "se": fit.bse.values,
-                         "p": fit.pvalues.values,
-                         "note": f"OLS on {len(cell)} (set, target) gains, SE clustered by {cell['set_key'].nunique()} sets"})
+                         "p": fit.pvalues.values, "note": note})
 
 
 # ---------------------------------------------------------------------------------------------
