@@ -131,20 +131,26 @@ def run_stage(stage: str, config: Any, *, out_dir: Path | None = None, extra: di
               env: Environment | None = None, is_main: bool = True, key: str | None = None):
     """Run one stage from the command line through the stage table: same skip rule, manifest and
     MLflow run as in a study. Returns the step (its ``out_dir`` holds the result)."""
+    from weam.core.tracking import default_buffer_dir
     from weam.stages import Step, Tracking, execute
 
     env = env or environment()
     out = Path(out_dir if out_dir is not None else config.out_dir)
     step = Step(key or stage, stage, out, config, extra=dict(extra or {}))
     tracking_cfg = tracking_of(config)
+    # One buffer for the stage's run and the runs nested in it (eval's per-task runs, training's):
+    # beside the output folder, where `weam tracking status|sync --buffer <out>` finds it.
+    buffer = default_buffer_dir(out.absolute().parent)
     if tracking_cfg is not None:
+        if tracking_cfg.buffer_dir is None:
+            tracking_cfg.buffer_dir = buffer
         tracking = Tracking(tracking_cfg.uri or env.tracking_uri, tracking_cfg.experiment, tracking_cfg.enabled,
-                            env.parent_run_id)
+                            env.parent_run_id, buffer_dir=tracking_cfg.buffer_dir)
     else:
         # A stage without tracking settings (data, align, …) logs where a store is named or already
         # exists (a study's work dir), and creates none of its own.
         uri = env.tracking_uri or _existing_store(out)
-        tracking = Tracking(uri, "weam", uri is not None, env.parent_run_id)
+        tracking = Tracking(uri, "weam", uri is not None, env.parent_run_id, buffer_dir=buffer)
     skipped = execute(step, tracking, is_main=is_main)
     if skipped and is_main:
         typer.echo(f"{step.key}: up to date in {out}, skipping", err=True)

@@ -18,6 +18,7 @@ reads) and the stage's cost metrics, whoever calls it: a study, the CLI or a clu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import itertools
@@ -36,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from weam.core.config import StrictModel, dump_config, not_result, result_config
 from weam.core.errors import WeamError, writing_to
+from weam.core.lock import lock_output
 from weam.core.manifest import MANIFEST_NAME, Verdict, check_stage, package_versions, read_manifest, write_manifest
 from weam.core.tracking import (
     TAG_CONDITION,
@@ -363,7 +365,14 @@ class Tracking:
 
 def execute(step: Step, tracking: Tracking | None = None, *, is_main: bool = True, force: bool = False) -> bool:
     """Run ``step`` unless it is done; returns True when it was skipped. Only the main process of
-    a distributed job logs to MLflow."""
+    a distributed job logs to MLflow. The step's folder is locked for the whole of it (whoever
+    starts it: a study or a standalone ``weam <stage> run``; a second writer is refused, naming
+    the first)."""
+    with lock_output(step.out_dir) if is_main else contextlib.nullcontext():
+        return _execute(step, tracking, is_main, force)
+
+
+def _execute(step: Step, tracking: Tracking | None, is_main: bool, force: bool) -> bool:
     stage = STAGES[step.stage]
     current = verdict(step)
     if current.done and not force:

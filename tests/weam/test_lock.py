@@ -113,3 +113,58 @@ def test_two_real_study_runs_on_one_fresh_work_dir(tmp_path):
     finally:
         first.kill()
         first.wait()
+
+
+HOLD_OUTPUT = (
+    "import sys, time; from weam.core.lock import lock_output\n"
+    "with lock_output(sys.argv[1]):\n"
+    "    print('held', flush=True); time.sleep(120)\n"
+)
+
+
+def test_every_writer_of_a_stage_folder_takes_its_lock(tmp_path):
+    """Issue 26, item 2: a study step and a standalone `weam <stage> run` on one folder used to both
+    run (15 interleaved rows for 10 steps); both now go through weam.stages.execute, which holds
+    the folder's lock: the second is refused naming the first, and writes nothing."""
+    from weam.edge import run_stage
+    from weam.stages import Step, TokenizerConfig, execute
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat\n" * 20, encoding="utf-8")
+    out = tmp_path / "work" / "tokenizer"
+    config = TokenizerConfig(files=[text], vocab_size=60, out_dir=out)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_OUTPUT, str(out)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        for attempt in (lambda: execute(Step("tokenizer", "tokenizer", out, config)),  # a study's step
+                        lambda: run_stage("tokenizer", config)):                       # `weam tokenizer run`
+            with pytest.raises(LockedError, match=rf"output folder {out} is in use by PID {proc.pid}"):
+                attempt()
+        assert not out.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert execute(Step("tokenizer", "tokenizer", out, config)) is False and (out / "manifest.json").is_file()
+
+
+def test_two_processes_creating_one_sqlite_store_both_log(tmp_path):
+    """Issue 26, item 2: two standalone runs on one fresh store raced MLflow's migration
+    (`_alembic_tmp_experiments already exists`) and buffered one run with a dangling parent; the
+    first connection is now serialised by <store>.lock: both runs are in the store, none buffered."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = ("import sys; from weam.core.tracking import RunLogger\n"
+            "with RunLogger(sys.argv[1], 'race', sys.argv[2], buffer_dir=sys.argv[3], system_metrics=False) as run:\n"
+            "    run.log_metrics({'x': 1.0})\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", code, uri, f"eval/{i}", str(tmp_path / "buffer")], env=env,
+                             stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errors = [proc.communicate(timeout=300)[1] for proc in runs]
+    assert [proc.returncode for proc in runs] == [0, 0], errors
+    assert not any("tracking:" in err for err in errors), errors  # nothing went to the buffer
+    client = MlflowClient(uri)
+    found = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+    assert sorted(run.info.run_name for run in found) == ["eval/0", "eval/1"]
+    assert not (tmp_path / "buffer" / "journal.jsonl").exists()

@@ -531,3 +531,23 @@ def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(
     assert steps() == list(range(1, 201))  # each step once: the killed run's rows after its checkpoint dropped
     statuses = {run.info.run_id: run.info.status for run in runs_of(store, f"killed-pt-{sig}")}
     assert statuses.pop(killed.info.run_id) == "KILLED" and list(statuses.values()) == ["FINISHED"]
+
+
+def test_a_standalone_stage_buffers_its_runs_where_tracking_status_looks(tmp_path, monkeypatch):
+    """Issue 26, item 2: a standalone `weam eval run` buffered its stage run beside the out dir and
+    its per-task runs inside it (7 records nothing sent, a parent left dangling); now both use one
+    buffer beside the out dir, and `weam tracking status|sync --buffer <out dir>` finds it."""
+    from weam import stages
+    from weam.edge import run_stage
+    from weam.eval.config import EvalConfig
+
+    out, uri = tmp_path / "eval-out", closed_port_uri()
+    seen = {}
+    monkeypatch.setattr(stages, "execute", lambda step, tracking, **kw: seen.update(step=step, tracking=tracking))
+    run_stage("eval", EvalConfig(tasks=["tatoeba"], out_dir=out, tracking={"uri": uri}), extra={"model": "m"})
+    buffer = tmp_path / "tracking-buffer"
+    assert seen["tracking"].buffer_dir == seen["step"].config.tracking.buffer_dir == buffer
+    with RunLogger(uri, "weam", "eval/tatoeba", buffer_dir=buffer, system_metrics=False):
+        pass
+    status = CliRunner().invoke(app, ["tracking", "status", "--buffer", str(out)])
+    assert status.exit_code == 0 and f"{buffer}: 2 records to send, for 1 runs" in status.output, status.output

@@ -133,5 +133,5 @@ def lock_work_dir(work_dir: str | Path, wait_seconds: float = 0.0):
 
 def lock_output(out_dir: str | Path, wait_seconds: float = 0.0):
     """A stage output folder's lock (``.<name>.lock`` beside the folder, which may be swapped whole)."""
-    out_dir = Path(out_dir).absolute()
+    out_dir = Path(out_dir).resolve()  # one lock file, however the folder was named (symlinks, ..)
     return exclusive(out_dir.parent / f".{out_dir.name}.lock", f"output folder {out_dir}", wait_seconds)

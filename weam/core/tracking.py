@@ -24,6 +24,7 @@ Tag names every stage sets (the report and the MLflow compare view read these):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -119,6 +120,22 @@ def artifact_location_for(uri: str, experiment: str) -> str | None:
         return None
     store = Path(uri.removeprefix("sqlite:///"))
     return (store.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+STORE_LOCK_WAIT_S = 600.0
+"""How long a process waits for another one creating or migrating the same SQLite store."""
+
+
+def sqlite_store_lock(uri: str):
+    """For a SQLite store, a file lock (``<store>.lock``) around the first connection: MLflow
+    creates and migrates the tables on connecting, and two processes doing it at once fail
+    (``_alembic_tmp_experiments already exists``). Other stores: nothing to hold."""
+    from weam.core.lock import exclusive
+
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    store = Path(uri.removeprefix("sqlite:///"))
+    return exclusive(store.with_name(store.name + ".lock"), f"MLflow store {store}", wait_seconds=STORE_LOCK_WAIT_S)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -226,7 +243,8 @@ class _Server:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-            self._client = MlflowClient(tracking_uri=self.uri)
+            with sqlite_store_lock(self.uri):
+                self._client = MlflowClient(tracking_uri=self.uri)  # creates and migrates the tables
         return self._client
 
     def check(self, journal: Journal | None) -> bool:
@@ -358,11 +376,15 @@ def default_buffer_dir(folder: str | Path) -> Path:
 
 
 def find_buffer(path: str | Path) -> Path:
-    """A buffer directory given it or the folder that holds it (a study's work directory)."""
+    """A buffer directory given it, the folder that holds it (a study's work directory), or a
+    folder under that one (a stage's output folder: a standalone stage buffers beside it)."""
     path = Path(path)
-    if (path / "journal.jsonl").is_file() or not (path / BUFFER_DIR_NAME).is_dir():
+    if (path / "journal.jsonl").is_file():
         return path
-    return path / BUFFER_DIR_NAME
+    for folder in (path, *path.absolute().parents):
+        if (folder / BUFFER_DIR_NAME / "journal.jsonl").is_file():
+            return folder / BUFFER_DIR_NAME
+    return path / BUFFER_DIR_NAME if (path / BUFFER_DIR_NAME).is_dir() else path
 
 
 # ---------------------------------------------------------------------------------------------
