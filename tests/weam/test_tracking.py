@@ -533,6 +533,31 @@ def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(
     assert statuses.pop(killed.info.run_id) == "KILLED" and list(statuses.values()) == ["FINISHED"]
 
 
+def test_a_copied_work_directory_logs_its_artifacts_beside_its_own_store(tmp_path):
+    """Issue 26, item 5: a copied (or moved) work directory used to log artifacts into the original
+    (the experiment's absolute artifact_location); the store's locations are re-rooted on opening."""
+    import shutil
+
+    original, copy = tmp_path / "work", tmp_path / "moved" / "work"
+    note = tmp_path / "note.txt"
+    note.write_text("n\n", encoding="utf-8")
+    with RunLogger(resolve_tracking_uri(None, original), "moved", "first", system_metrics=False) as run:
+        run.log_artifact(note, "notes")
+    shutil.copytree(original, copy)
+    before = sorted(str(p.relative_to(original)) for p in original.rglob("*"))
+    tracking._Server.forget()
+    uri = resolve_tracking_uri(None, copy)
+    with RunLogger(uri, "moved", "second", system_metrics=False) as run:
+        run.log_artifact(note, "notes")
+    assert sorted(str(p.relative_to(original)) for p in original.rglob("*")) == before  # the original untouched
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("moved")
+    assert experiment.artifact_location == (copy / "mlartifacts" / "moved").resolve().as_uri()
+    for found in runs_of(uri, "moved"):
+        assert found.info.artifact_uri.startswith(copy.resolve().as_uri() + "/mlartifacts/moved/")
+        assert [a.path for a in client.list_artifacts(found.info.run_id, "notes")] == ["notes/note.txt"]
+
+
 def test_a_standalone_stage_buffers_its_runs_where_tracking_status_looks(tmp_path, monkeypatch):
     """Issue 26, item 2: a standalone `weam eval run` buffered its stage run beside the out dir and
     its per-task runs inside it (7 records nothing sent, a parent left dangling); now both use one

@@ -138,6 +138,41 @@ def sqlite_store_lock(uri: str):
     return exclusive(store.with_name(store.name + ".lock"), f"MLflow store {store}", wait_seconds=STORE_LOCK_WAIT_S)
 
 
+def reroot_artifacts(uri: str) -> int:
+    """Point a SQLite store's artifact locations (``<folder>/mlartifacts/…``, what
+    :func:`artifact_location_for` gives) at the folder the store is in now: a moved or copied work
+    directory logs its artifacts beside its own store, not into the original. Returns the
+    experiments re-rooted (their runs follow)."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return 0
+    store = Path(uri.removeprefix("sqlite:///"))
+    if not store.is_file():
+        return 0
+    here = store.parent.resolve().as_uri() + "/mlartifacts/"
+    moved = 0
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+        if "experiments" not in tables:
+            return 0
+        rows = db.execute("select experiment_id, artifact_location from experiments").fetchall()
+        for experiment_id, location in rows:
+            if not location or not location.startswith("file://") or "/mlartifacts/" not in location:
+                continue
+            old = location[: location.index("/mlartifacts/") + len("/mlartifacts/")]
+            if old == here:
+                continue
+            db.execute("update experiments set artifact_location = ? where experiment_id = ?",
+                       (here + location[len(old):], experiment_id))
+            if "runs" in tables:
+                db.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?) "
+                           "where experiment_id = ? and substr(artifact_uri, 1, ?) = ?",
+                           (here, len(old) + 1, experiment_id, len(old), old))
+            moved += 1
+    return moved
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mapping → ``a.b.c`` keys, the way MLflow params want them."""
     flat: dict[str, Any] = {}
@@ -244,6 +279,7 @@ class _Server:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             with sqlite_store_lock(self.uri):
+                reroot_artifacts(self.uri)
                 self._client = MlflowClient(tracking_uri=self.uri)  # creates and migrates the tables
         return self._client
 
