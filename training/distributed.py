@@ -227,11 +227,41 @@ def load_latest(engine, folder: Path, run_hash: str, is_main: bool) -> dict | No
     if not same or not pointer.is_file():
         return None
     tag = pointer.read_text(encoding="utf-8").strip()
-    verify_checksums(folder / tag)  # DeepSpeed unpickles these files (torch.load, weights_only=False)
+    verify_checksums(folder / tag)  # a cut-short or altered checkpoint is not resumed
+    if getattr(engine, "load_universal_checkpoint", lambda: False)():
+        raise ConfigError("parallel.deepspeed_overrides: universal checkpoints are not resumed (DeepSpeed loads "
+                          "them with torch.load(weights_only=False)); remove checkpoint.load_universal")
+    engine.checkpoint_engine.load = load_weights_only  # DeepSpeed's own load runs torch.load(weights_only=False)
     path, client_state = engine.load_checkpoint(str(folder), tag=tag)
     if path is None:
         raise RuntimeError(f"{folder / tag}: DeepSpeed could not load this checkpoint")
     return client_state
+
+
+def checkpoint_globals() -> list[type]:
+    """The classes a DeepSpeed checkpoint of weam's configurations holds besides tensors and plain
+    containers (ZeRO 1/2 optimizer states: the loss scaler, the ZeRO stage, fragment addresses);
+    found with torch.serialization.get_unsafe_globals_in_checkpoint on ZeRO 0/1/2, fp32 and bf16."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+
+def load_weights_only(path: str, map_location=None):
+    """Load one checkpoint file with ``torch.load(weights_only=True)``: tensors, plain containers
+    and :func:`checkpoint_globals` only, so a checkpoint rewritten on the shared volume cannot run
+    code in the training job (DeepSpeed's TorchCheckpointEngine passes weights_only=False)."""
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals(checkpoint_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise WeamError(f"{path}: holds more than weights (torch.load weights_only=True refuses: {reason}); not "
+                        "loading it. Delete the checkpoints folder to train from the start.") from None
 
 
 CHECKSUMS = "SHA256SUMS"
@@ -247,12 +277,13 @@ def write_checksums(checkpoint: Path) -> None:
 def verify_checksums(checkpoint: Path) -> None:
     """Refuse to load a checkpoint whose files differ from what this run saved.
 
-    Trust boundary: DeepSpeed loads checkpoints with ``torch.load(weights_only=False)``, which runs
-    any code a pickle holds, so a checkpoint is loaded only when every file matches the hashes
-    written right after it was saved. That catches files replaced or altered on the shared volume
-    afterwards (another job, a partial copy, a hand edit); it cannot stop someone able to rewrite
-    the hashes too, so ``checkpoints/`` must be writable only by the training job's user (the
-    manifests mount the work volume into weam's pods only, as uid 10001)."""
+    Trust boundary: the files are loaded with ``torch.load(weights_only=True)``
+    (:func:`load_weights_only`, in place of DeepSpeed's weights_only=False), so a checkpoint
+    rewritten on the shared volume cannot run code in the job. These hashes catch files cut short
+    or altered afterwards (another job, a partial copy, a hand edit); they sit beside the
+    checkpoint, so someone able to write the volume can rewrite them with the tensors and change
+    what training resumes from (not what code it runs): ``checkpoints/`` should stay writable only
+    by the training job's user (the manifests mount the work volume into weam's pods only, as uid 10001)."""
     sums = checkpoint / CHECKSUMS
     if not sums.is_file():
         raise WeamError(f"{checkpoint}: no {CHECKSUMS} (saved by an older weam, or not by weam); not loading a "
@@ -262,7 +293,7 @@ def verify_checksums(checkpoint: Path) -> None:
     for name in sorted(present | set(expected)):
         if name not in expected or name not in present or file_sha256(checkpoint / name) != expected[name]:
             raise WeamError(f"{checkpoint / name}: differs from the checkpoint this run saved ({CHECKSUMS}); "
-                            "not loading it (DeepSpeed would unpickle it). Delete the checkpoints folder to start over.")
+                            "not loading it. Delete the checkpoints folder to start over.")
 
 
 def export_hf(engine, tokenizer, out_dir: Path) -> Path:

@@ -1,6 +1,7 @@
 """Checkpoints on the shared volume are loaded only when they match the hashes written at save
-time: DeepSpeed unpickles them (torch.load, weights_only=False), so an altered or planted file is
-refused before it is read, and an untouched one resumes as before."""
+time (an altered or planted file is refused before it is read; an untouched one resumes as
+before), and only as weights (torch.load weights_only=True in place of DeepSpeed's
+weights_only=False): a planted pickle whose hashes were rewritten too runs no code (issue 26, item 9)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def test_a_tampered_checkpoint_is_refused_before_it_is_unpickled(corpus, tmp_pat
     with pytest.raises(WeamError, match=f"{states.name}: differs from the checkpoint this run saved"):
         pretrain(config)
     assert not marker.exists()
+    # Someone who can write the volume rewrites SHA256SUMS as well: the payload is still not run.
+    distributed.write_checksums(checkpoint)
+    with pytest.raises(WeamError, match=f"{states.name}: holds more than weights"):
+        pretrain(config)
+    assert not marker.exists()
 
 
 def test_checksums_cover_added_missing_and_changed_files(tmp_path):
@@ -74,3 +80,23 @@ def test_checksums_cover_added_missing_and_changed_files(tmp_path):
     (folder / distributed.CHECKSUMS).unlink()
     with pytest.raises(WeamError, match="cannot be verified"):
         distributed.verify_checksums(folder)
+
+
+def test_checkpoint_files_load_as_weights_only(tmp_path):
+    """What DeepSpeed's ZeRO 1/2 optimizer states hold (loss scaler, ZeRO stage, fragment
+    addresses) loads; anything else a pickle names is refused without being built."""
+    import torch
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    states = tmp_path / "optim_states.pt"
+    torch.save({"optimizer_state_dict": {"loss_scaler": LossScaler(1.0), "zero_stage": ZeroStageEnum.gradients,
+                                         "state": {0: {"exp_avg": torch.zeros(3)}}}, "ds_version": "0"}, states)
+    loaded = distributed.load_weights_only(str(states), map_location="cpu")
+    assert loaded["optimizer_state_dict"]["zero_stage"] == ZeroStageEnum.gradients
+    marker = tmp_path / "pwned"
+    planted = tmp_path / "planted.pt"
+    torch.save({"x": Exploit(marker)}, planted)
+    with pytest.raises(WeamError, match="planted.pt: holds more than weights"):
+        distributed.load_weights_only(str(planted))
+    assert not marker.exists()
