@@ -54,8 +54,11 @@ def print_table(table: pd.DataFrame, studies: int) -> None:
               f"{row.false_positive_rate:.1%} | {row.power:.1%} | {row.mean_width:.2f} | {row.seconds:.0f} |")
     primary = table[table["primary"]]
     failed = primary[(primary["coverage"] < 0.93) | (primary["coverage"] > 0.97) | (primary["false_positive_rate"] > 0.06)]
-    print("primary interval: " + ("meets the requirement in every scenario" if failed.empty else
-                                  f"misses it in {', '.join(failed['scenario'])}"))
+    if primary.empty:
+        print("primary interval: not among the methods run")
+    else:
+        print("primary interval: " + ("meets the requirement in every scenario run" if failed.empty else
+                                      f"misses it in {', '.join(failed['scenario'])}"))
 
 
 def main() -> None:

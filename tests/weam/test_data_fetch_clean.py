@@ -176,6 +176,7 @@ def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path)
     """Every release configs/fetch/opus.yaml names exists in opustools' own OPUS index (offline)."""
     from weam.core.config import load_config
     from weam.data.fetch import check_releases
+    from weam.study.config import StudyConfig
 
     config = load_config(FetchConfig, Path(__file__).parents[2] / "configs" / "fetch" / "opus.yaml")
     database = tmp_path / "opusdata.db"  # OpusGet unpacks the index it ships here on first use
@@ -183,6 +184,11 @@ def test_study_fetch_config_resolves_in_the_opus_index_opustools_ships(tmp_path)
         if isinstance(source, OpusSource):
             source.database = database
     check_releases(config)
+    # Every pool language of the real study's template has its pair fetched, and its corpus listed.
+    study = load_config(StudyConfig, Path(__file__).parents[2] / "configs" / "studies" / "family-diversity-mbert.yaml")
+    pools = {code for condition in study.conditions for code in condition.draw.pool}
+    assert pools == set(config.languages) and all(config.sources_for(code) for code in pools)
+    assert {f"en-{code}" for code in pools} == set(study.corpora)
     config.sources[1].languages = None  # CCMatrix for every language: OPUS has no en-ka release
     with pytest.raises(WeamError, match=r"CCMatrix v1 en-ka \(moses\): OPUS lists no such release"):
         check_releases(config)

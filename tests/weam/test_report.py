@@ -281,6 +281,33 @@ def test_analysis_on_a_tidy_table_without_mlflow():
     assert table.loc["family: Dravidian", "role"] == "described"
 
 
+def test_targets_are_stratified_by_a_relative_in_some_set():
+    """A target whose family some set trains on (genealogical > 0) is in the related stratum; the
+    two strata are secondary endpoints, so the unrelated targets' contrast is reported on its own."""
+    from weam.study.power import simulate_scores
+    from weam.study.report import RELATED_STRATUM, UNRELATED_STRATUM, relatedness_strata
+
+    frame = simulate_scores(np.random.default_rng(4), effect=5.0, sets=5, seeds=1, targets=6, sd_target=5.0,
+                            sd_set=1.0, sd_run=0.0, sd_residual=1.0, mean=40.0)
+    codes = ["sw", "yo", "ta", "te", "mr", "gu"]
+    frame["target"] = frame["target"].map(dict(zip([f"t{i}" for i in range(6)], codes)))
+    frame["kind"], frame["languages"], frame["task"], frame["metric"] = "held-out", "", "tatoeba", "accuracy"
+    covariates = frame[["condition", "role", "language_set", "target"]].drop_duplicates().assign(
+        typological=0.5, script=0.0)
+    # Only the control's first set holds Indo-European languages: a relative of mr and gu.
+    covariates["genealogical"] = np.where((covariates["role"] == "control") & (covariates["language_set"] == "s1")
+                                          & covariates["target"].isin(["mr", "gu"]), 2.0, 0.0)
+    strata = relatedness_strata(covariates)
+    assert strata == {RELATED_STRATUM: ["gu", "mr"], UNRELATED_STRATUM: ["sw", "ta", "te", "yo"]}
+    assert relatedness_strata(covariates.assign(genealogical=0.0)) == {}
+    design = Design(held_out=codes, analysis=AnalysisConfig(min_group_languages=2, covariates=["genealogical"]),
+                    covariates=covariates)
+    table = analyse(frame, pd.DataFrame(), design).endpoints.set_index("group")
+    for name, n in ((RELATED_STRATUM, 2), (UNRELATED_STRATUM, 4)):
+        assert table.loc[name, "role"] == "secondary" and table.loc[name, "targets"] == n
+        assert not math.isnan(table.loc[name, "p (Holm)"])
+
+
 def test_weam_against_the_base_model_per_run_with_t_intervals():
     """Per run the mean gain over the base on the same languages; per condition and over all runs a
     t interval over runs (the replicates), read as helps / hurts / no change."""

@@ -320,3 +320,28 @@ def test_subword_overlap_counts_target_tokens_seen_in_the_set(tmp_path):
     (tmp_path / "t.txt").write_text("x w q q\n")
     # target tokens x, w, q, q: x and w are seen in the set's text → 2 / 4
     assert subword_overlap(Words(), [tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "t.txt") == 0.5
+
+
+def test_plan_balance_table_and_warnings_for_the_demo():
+    """Per condition the mean relatedness to each target; a standardised difference beyond the
+    threshold is warned about with its figures (the demo: 3 of 6 single-family sets are
+    Indo-European and hold mr's relatives, no diverse set does)."""
+    from weam.core.config import load_config
+    from weam.study.config import StudyConfig
+    from weam.study.covariates import covariate_table
+    from weam.study.power import BALANCE_THRESHOLD, balance_table, balance_warnings
+
+    study = load_config(StudyConfig, "configs/demo.yaml")
+    covariates = covariate_table(study)
+    table = balance_table(covariates).set_index(["kind", "target"])
+    mr = table.loc[("genealogical", "mr")]
+    by_hand = covariates[covariates["target"] == "mr"].groupby("role")["genealogical"].mean()
+    assert (mr["treatment"], mr["control"]) == pytest.approx((by_hand["treatment"], by_hand["control"]))
+    assert mr["treatment"] == 0 and mr["control"] > 0
+    pooled = covariates[covariates["role"].isin(["treatment", "control"])]["genealogical"].std()
+    assert mr["standardised"] == pytest.approx((mr["treatment"] - mr["control"]) / pooled)
+    assert table.loc[("genealogical", "te"), "standardised"] == 0  # no set holds a Dravidian language
+    warnings_ = balance_warnings(balance_table(covariates))
+    assert any(line.startswith("warning: genealogical depth to mr: treatment 0 vs control") for line in warnings_)
+    assert f"threshold ±{BALANCE_THRESHOLD:g} sd" in warnings_[0]
+    assert not any("to te:" in line and "genealogical" in line for line in warnings_)

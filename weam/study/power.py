@@ -400,6 +400,8 @@ def print_design(study, steps, console) -> None:
                       f"{measure['family_entropy_bits']:.2f}", f"{int((rows['genealogical'] > 0).sum())}/{len(rows)}",
                       f"{rows['script'].mean():.2f}")
     console.print(table)
+    if study.instrument is None:
+        print_balance(covariates, console)
     console.print(f"{len(study.runs())} pre-training runs ({len(study.language_sets())} sets × {len(study.seeds)} seeds), "
                   f"held-out targets: {', '.join(study.held_out)}; design_seed {study.design_seed}")
     console.print(f"primary endpoint: {study.analysis.primary.task}/{study.analysis.primary.metric}/"
@@ -407,6 +409,71 @@ def print_design(study, steps, console) -> None:
     _print_budgets(study, steps, console)
     for line in power_statement(study):
         console.print(line)
+
+
+BALANCE_KINDS = ("genealogical", "typological", "script")
+"""Relatedness kinds the plan can measure before any data exist (subword needs the tokenizer)."""
+BALANCE_LABELS = {"genealogical": "genealogical depth", "typological": "typological distance",
+                  "script": "script share"}
+"""How each kind reads: shared classification depth and script share grow with relatedness, the
+URIEL syntactic distance shrinks."""
+BALANCE_THRESHOLD = 0.25
+"""Largest standardised mean difference (treatment − control, over the pooled sd of the kind's
+(set, target) values) taken as balance; 0.25 is the usual limit for covariate balance (Stuart 2010)."""
+
+
+def balance_table(covariates: pd.DataFrame) -> pd.DataFrame:
+    """Per target (and over all targets) and kind: each condition's mean relatedness to the target
+    over its sets, the difference, and the standardised difference (pooled sd of the kind)."""
+    roles = covariates[covariates["role"].isin(["treatment", "control"])]
+    rows = []
+    for kind in BALANCE_KINDS:
+        values = roles.dropna(subset=[kind])
+        sd = float(values[kind].std()) if len(values) > 1 else 0.0
+        for target, part in [*values.groupby("target", sort=False), ("all targets", values)]:
+            means = part.groupby("role")[kind].mean()
+            treatment, control = means.get("treatment", math.nan), means.get("control", math.nan)
+            difference = treatment - control
+            smd = difference / sd if sd > 0 else (0.0 if difference == 0 else math.inf)
+            rows.append({"kind": kind, "target": target, "treatment": treatment, "control": control,
+                         "difference": difference, "standardised": smd})
+    return pd.DataFrame(rows)
+
+
+def balance_warnings(table: pd.DataFrame, threshold: float = BALANCE_THRESHOLD) -> list[str]:
+    """One line per (kind, target) whose standardised difference exceeds ``threshold``, with its figures."""
+    out = []
+    for row in table.itertuples():
+        if math.isfinite(row.difference) and abs(row.standardised) > threshold:
+            out.append(f"warning: {BALANCE_LABELS[row.kind]} to {row.target}: treatment {row.treatment:.3g} vs control "
+                       f"{row.control:.3g} (difference {row.difference:+.3g}, {row.standardised:+.2f} sd; "
+                       f"threshold ±{threshold:g} sd): the conditions differ in more than diversity")
+    return out
+
+
+def print_balance(covariates: pd.DataFrame, console) -> None:
+    """``weam study plan``'s balance table: per condition, mean relatedness to each target by kind."""
+    from rich.table import Table
+
+    table = balance_table(covariates)
+    wide = table.pivot_table(index="target", columns="kind", values=["treatment", "control", "standardised"],
+                             sort=False)
+    out = Table("target", *[f"{BALANCE_LABELS[kind]} {role}" for kind in BALANCE_KINDS for role in ("T", "C", "Δ/sd")],
+                title="Balance: each condition's mean relatedness to each target over its sets (T treatment, "
+                      "C control, Δ/sd: (T − C) / the kind's sd over all set-target pairs; typological is a "
+                      "distance: higher is less related)")
+    for target in table["target"].unique():
+        cells = []
+        for kind in BALANCE_KINDS:
+            cells += [f"{wide.loc[target, ('treatment', kind)]:.3g}", f"{wide.loc[target, ('control', kind)]:.3g}",
+                      f"{wide.loc[target, ('standardised', kind)]:+.2f}"]
+        out.add_row(target, *cells)
+    console.print(out)
+    warnings_ = balance_warnings(table)
+    for line in warnings_:
+        console.print(line)
+    if not warnings_:
+        console.print(f"balance: every kind and target within ±{BALANCE_THRESHOLD:g} sd between the conditions")
 
 
 def _print_budgets(study, steps, console) -> None:

@@ -357,10 +357,31 @@ def with_covariates(frame: pd.DataFrame, covariates: pd.DataFrame | None) -> pd.
 # Endpoints: primary, Holm-corrected secondaries, described groups
 
 
-def target_groups(targets: list[str], min_languages: int) -> tuple[list[tuple[str, list[str], bool]], list[str]]:
-    """(group, targets, tested) for all held-out, low-resource and each family; plus notes."""
+RELATED_STRATUM = "targets with a relative in some set"
+UNRELATED_STRATUM = "targets with no relative in any set"
+
+
+def relatedness_strata(cells: pd.DataFrame) -> dict[str, list[str]]:
+    """The held-out targets split by whether any treatment or control set holds a language of the
+    target's family (genealogical > 0): the unrelated stratum's contrast is free of "a relative
+    was in the mix". Empty when the genealogical covariate is absent or one stratum is empty."""
+    if "genealogical" not in cells or cells["genealogical"].isna().any():
+        return {}
+    related = cells.groupby("target")["genealogical"].max() > 0
+    strata = {RELATED_STRATUM: sorted(related.index[related]), UNRELATED_STRATUM: sorted(related.index[~related])}
+    return strata if all(strata.values()) else {}
+
+
+def target_groups(targets: list[str], min_languages: int,
+                  strata: dict[str, list[str]] | None = None) -> tuple[list[tuple[str, list[str], bool]], list[str]]:
+    """(group, targets, tested) for all held-out, low-resource, the relatedness strata (targets with
+    and without a relative in some set) and each family; plus notes."""
     notes = []
     groups = [("all held-out", sorted(targets))]
+    for name, codes in (strata or {}).items():
+        inside = sorted(set(codes) & set(targets))
+        if inside and len(inside) < len(targets):
+            groups.append((name, inside))
     low = sorted(t for t in targets if get_language(t).low_resource)
     if low and set(low) != set(targets):
         groups.append(("low-resource", low))
@@ -411,8 +432,9 @@ def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int =
              for c in config.covariates if c not in covariates]
     rows, fits = [], {}
     primary_key = (config.primary.task, config.primary.metric, config.primary.group)
+    strata = relatedness_strata(held)
     for (task, metric), part in held.groupby(["task", "metric"]):
-        groups, group_notes = target_groups(sorted(part["target"].unique()), config.min_group_languages)
+        groups, group_notes = target_groups(sorted(part["target"].unique()), config.min_group_languages, strata)
         notes += [f"{task}/{metric}: {n}" for n in group_notes]
         for name, codes, tested in groups:
             sub = part[part["target"].isin(codes)]
@@ -449,7 +471,7 @@ def analyse(tidy: pd.DataFrame, costs: pd.DataFrame, design: Design, seed: int =
     mixed = adjusted = None
     if primary is not None:
         part = held[(held["task"] == primary_key[0]) & (held["metric"] == primary_key[1])]
-        codes = next(c for n, c, _ in target_groups(sorted(part["target"].unique()), 2)[0] if n == primary_key[2])
+        codes = next(c for n, c, _ in target_groups(sorted(part["target"].unique()), 2, strata)[0] if n == primary_key[2])
         mixed = mixed_model(part[part["target"].isin(codes)], (), 1 - config.alpha)
         if covariates:
             adjusted = mixed_model(part[part["target"].isin(codes)], covariates, 1 - config.alpha)
