@@ -41,7 +41,7 @@ FROZEN = {
     "weam study report": ["--config/-c", "--set", "<config>"],
     "weam study reproduce": ["--out", "--tracking-uri", "<run_id>"],
     "weam study run": ["--config/-c", "--only", "--set", "<config>"],
-    "weam study status": ["--config/-c", "--set", "<config>"],
+    "weam study status": ["--config/-c", "--rehash", "--set", "<config>"],
     "weam probe": [],
     "weam probe config": [],
     "weam probe run": ["--config/-c", "--set"],

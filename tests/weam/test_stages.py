@@ -138,6 +138,30 @@ def test_an_in_place_edit_with_the_mtime_put_back_is_seen(finished, monkeypatch,
         assert verdict.state == "stale" and "input data changed" in verdict.reason, path
 
 
+def test_rehash_sees_an_edit_between_the_sampled_blocks(tmp_path):
+    """The sampled hash reads 64 blocks of 64 KiB of a file over 4 MiB: an in-place edit between
+    them (mtime put back) is missed, as `weam study status --help` says; --rehash
+    (manifest.rehash_all) reads every file whole and sees it."""
+    from weam.core import manifest as manifest_module
+    from weam.core.manifest import rehash_all
+
+    data, out = tmp_path / "big.bin", tmp_path / "out"
+    data.write_bytes(bytes(6 << 20))
+    out.mkdir()
+    (out / "result.txt").write_text("42\n")
+    write_manifest(out, "toy", {"data": data}, {}, {"result": "result.txt"})
+    info = data.stat()
+    with open(data, "r+b") as handle:
+        handle.seek(70_000)  # after the first 64 KiB block, before the second (at ~98,800)
+        handle.write(b"H")
+    os.utime(data, ns=(info.st_atime_ns, info.st_mtime_ns))
+    manifest_module._HASHES.clear()
+    assert check_stage(out, {"data": data}, {}).done  # the documented blind spot
+    with rehash_all():
+        verdict = check_stage(out, {"data": data}, {})
+    assert verdict.state == "stale" and "input data changed" in verdict.reason
+
+
 def test_a_changed_output_makes_the_stage_stale(finished):
     data, out = finished
     (out / "result.txt").write_text("41\n")

@@ -178,18 +178,33 @@ def sampled_sha256(path: str | Path, size: int | None = None) -> str:
     return digest.hexdigest()
 
 
+_TRUST_RECORDED = [True]
+
+
+@contextlib.contextmanager
+def rehash_all(enabled: bool = True) -> Iterator[None]:
+    """Within the block (when ``enabled``), every file is hashed whole: no recorded hash is reused
+    (``weam study status --rehash``)."""
+    previous = _TRUST_RECORDED[0]
+    _TRUST_RECORDED[0] = previous and not enabled
+    try:
+        yield
+    finally:
+        _TRUST_RECORDED[0] = previous
+
+
 def content_hash(path: str | Path, recorded: Mapping[str, Any] | None = None) -> str:
     """SHA-256 of a file's content. The recorded hash is reused only for this very file (same
     device and inode) with the same size and mtime, and a matching sampled hash
     (:func:`sampled_sha256`): a copy, a replaced, touched or in-place-edited file is re-hashed."""
     info = Path(path).stat()
     key = _stat_key(info)
-    if key in _HASHES:
+    if key in _HASHES:  # hashed whole by this process
         return _HASHES[key]
-    if (recorded and [recorded.get(k) for k in ("device", "inode", "bytes", "mtime_ns")] == list(key)
+    if (recorded and _TRUST_RECORDED[0]
+            and [recorded.get(k) for k in ("device", "inode", "bytes", "mtime_ns")] == list(key)
             and recorded.get("sample") == sampled_sha256(path, info.st_size)):
-        _HASHES[key] = recorded["sha256"]
-        return _HASHES[key]
+        return recorded["sha256"]
     _HASHES[key] = file_sha256(path)
     return _HASHES[key]
 

@@ -66,15 +66,28 @@ def run_command(
 
 
 @app.command("status")
-def status_command(config: ConfigArg = None, overrides: SetOpt = None, config_file: ConfigOpt = None) -> None:
-    """Show which steps are done, stale (and why: the config key or input that changed), running or missing."""
+def status_command(
+    config: ConfigArg = None,
+    overrides: SetOpt = None,
+    config_file: ConfigOpt = None,
+    rehash: Annotated[bool, typer.Option(
+        "--rehash", help="Hash every input and output whole. Without it a file whose inode, size and mtime match "
+                         "its manifest is checked by a sampled hash only (64 blocks of 64 KiB; files up to 4 MiB "
+                         "whole), which misses an in-place edit between the sampled blocks of a bigger file.")] = False,
+) -> None:
+    """Show which steps are done, stale (and why: the config key or input that changed), running or missing.
+
+    A file counts as unchanged when its inode, size and mtime match what the manifest recorded and
+    a sampled hash of it matches too; --rehash reads every file whole instead."""
+    from weam.core.manifest import rehash_all
     from weam.stages import plan_status
 
     _, steps = _load(_config_file(config, config_file), overrides)
     table = Table("step", "status", "reason", "output")
     colours = {"done": "green", "running": "yellow", "missing": "red", "stale": "magenta"}
     counts: dict[str, int] = {}
-    states = plan_status(steps)
+    with rehash_all(rehash):
+        states = plan_status(steps)
     for step in steps:
         verdict = states[step.key]
         counts[verdict.state] = counts.get(verdict.state, 0) + 1
