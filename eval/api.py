@@ -5,13 +5,15 @@ On disk (atomic writes; a re-run skips every finished (task, seed, language) cel
     <out_dir>/<task>/seed<k>/<lang>.json                       one cell: split, metrics (null: no gold
                                                                labels), labels (their source) or reason
     <out_dir>/<task>/seed<k>/predictions/<task>/test-<lang>.*  leaderboard layout (weam eval score reads it)
-    <out_dir>/<task>/seed<k>/run.json                          the MLflow run id of this (task, seed)
     <out_dir>/<task>/results.json                              mean over seeds, per language + aggregates
     <out_dir>/<task>/manifest.json
 
-MLflow: one run per (model, task, seed) under ``parent_run_id``, tagged weam.stage=eval, weam.task,
-weam.finetune_seed (the fine-tuning seed; also in weam.eval_seed), weam.model; ``tags`` are added
-last (a study passes weam.seed, the pre-training seed). Metrics are
+MLflow: ``evaluate`` logs into the run it is handed (the eval stage's one run, opened and ended by
+:func:`weam.stages.execute`) and never opens or ends it: each task's metrics (mean over fine-tuning
+seeds), params (``<task>.<name>``), training outcome and predictions. A task fine-tuned with several
+seeds also logs each seed to a child run named ``<run>/<task>/ft<seed>``, tagged weam.stage=eval,
+weam.task, weam.finetune_seed (also in weam.eval_seed), weam.model and ``tags`` (a study passes
+weam.seed, the pre-training seed). Metrics are
 ``<task>/<metric>/<lang>``, ``<task>/<metric>/avg``, ``<task>/<metric>/family/<Family>`` and
 ``<task>/<metric>/low_resource`` (and the same for ``score``, the XTREME-R score of the task; a task's
 reference figures, e.g. Tatoeba's chance levels and shared-word count, per language only); the
@@ -33,16 +35,14 @@ from weam.core.errors import InputError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
-from weam.core.tracking import (TAG_CONDITION, TAG_FINETUNE_SEED, TAG_LANGUAGE_SET, TAG_MODEL, TAG_SEED, TAG_STAGE, TAG_TASK, RunLogger, default_buffer_dir,
-                           exit_status, resolve_tracking_uri, run_name)
+from weam.core.tracking import TAG_FINETUNE_SEED, TAG_MODEL, TAG_STAGE, TAG_TASK, RunLogger, exit_status
 
 
-def evaluate(
-    model: str | Path, config: EvalConfig, parent_run_id: str | None = None, tags: dict | None = None
-) -> dict:
-    """Evaluate ``model`` (an HF directory or hub id) on ``config.tasks``; see the module docstring."""
+def evaluate(model: str | Path, config: EvalConfig, logger: RunLogger | None = None, tags: dict | None = None) -> dict:
+    """Evaluate ``model`` (an HF directory or hub id) on ``config.tasks``, logging into ``logger``
+    (None: nothing is logged); see the module docstring."""
     check_weights(model)
-    return {task: evaluate_task(model, get_task(task), config, parent_run_id, tags) for task in config.tasks}
+    return {task: evaluate_task(model, get_task(task), config, logger, tags) for task in config.tasks}
 
 
 def check_weights(model: str | Path) -> None:
@@ -78,13 +78,19 @@ def task_languages(spec: TaskSpec, langs: list[str] | None) -> list[str]:
     return [code for code in codes if code in spec.languages]
 
 
-def evaluate_task(model, spec: TaskSpec, config: EvalConfig, parent_run_id=None, tags=None) -> dict[str, Any]:
+def evaluate_task(model, spec: TaskSpec, config: EvalConfig, logger: RunLogger | None = None,
+                  tags: dict | None = None) -> dict[str, Any]:
     langs = task_languages(spec, config.langs)
     split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
     fine_tuned = spec.finetune is not None or (spec.kind == "sentence_retrieval" and config.tatoeba_encoder == "squad")
     seeds = config.seeds if fine_tuned else config.seeds[:1]
-    per_seed = {seed: run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) for seed in seeds}
+    per_seed = {}
+    for seed in seeds:
+        seed_logger = _seed_logger(model, spec, seed, logger, tags) if len(seeds) > 1 else logger
+        per_seed[seed] = run_seed(model, spec, config, seed, langs, split, seed_logger, own=seed_logger is not logger)
     result = combine(spec, langs, per_seed)
+    if logger:
+        logger.log_metrics(metric_names(spec, result["per_language"]))
     result["split"] = split
     record_eval_results(model, spec, result)  # a weam model card gains the task's model-index entries
     task_dir = Path(config.out_dir) / spec.name
@@ -132,23 +138,39 @@ def _fresh(cell_path: Path, split: str, config: EvalConfig, spec: TaskSpec) -> b
     return cell.get("split") == split and cell.get("settings") == settings_key(spec, config)
 
 
-def run_seed(model, spec, config, seed, langs, split, parent_run_id, tags) -> dict[str, dict | None]:
+def run_seed(model, spec, config, seed, langs, split, logger: RunLogger | None, own: bool = False
+             ) -> dict[str, dict | None]:
+    """One fine-tuning seed's cells, computed where missing. ``logger``: where this seed logs (a
+    child run it ``own``s and ends, or the caller's run, or None)."""
     seed_dir = Path(config.out_dir) / spec.name / f"seed{seed}"
     pending = [lang for lang in langs if not _fresh(seed_dir / f"{lang}.json", split, config, spec)]
-    logger = _logger(model, spec, config, seed, seed_dir, parent_run_id, tags)
+    log = logger or _NO_LOG
     try:
         if pending:
-            _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger)
+            _compute_cells(model, spec, config, seed, pending, split, seed_dir, log)
         cells = {lang: json.loads((seed_dir / f"{lang}.json").read_text(encoding="utf-8")) for lang in langs}
-        logger.log_metrics(metric_names(spec, {lang: cell["metrics"] for lang, cell in cells.items()}))
+        if own:
+            log.log_metrics(metric_names(spec, {lang: cell["metrics"] for lang, cell in cells.items()}))
         no_score = {lang: cell["reason"] for lang, cell in cells.items() if cell["metrics"] is None}
         if no_score:
-            logger.set_tags({f"weam.no_score.{lang}": reason[:250] for lang, reason in no_score.items()})
+            log.set_tags({f"weam.no_score.{spec.name}.{lang}": reason[:250] for lang, reason in no_score.items()})
     except BaseException as exc:
-        logger.end(exit_status(exc))  # KILLED on Ctrl-C/SIGTERM, else FAILED
+        if own:
+            log.end(exit_status(exc))  # KILLED on Ctrl-C/SIGTERM, else FAILED
         raise
-    logger.end()
+    if own:
+        log.end()
     return cells
+
+
+class _NoLog:
+    """Stands in for a run when nothing is logged."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+_NO_LOG = _NoLog()
 
 
 def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) -> None:
@@ -169,8 +191,8 @@ def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) 
         runner.spec = _with_codes(spec, pending)
     info = runner.train(seed)
     # Params are immutable in MLflow and a re-run may recompute a cell: training outcomes are metrics.
-    logger.log_params({"task": spec.name, "seed": seed, "model": str(model), "split": split,
-                       **vars(runner.settings)})
+    logger.log_params({f"{spec.name}.{k}": v for k, v in {"seed": seed, "model": str(model), "split": split,
+                                                            **vars(runner.settings)}.items()})
     logger.log_metrics({f"{spec.name}/train.{k}": v for k, v in info.items()})  # not <task>/<metric>/<lang>
     for lang in _progress(pending, f"{spec.name} seed{seed}"):
         atomic_write_json(seed_dir / f"{lang}.json", _cell(runner, spec, config, seed, split, seed_dir, lang))
@@ -216,31 +238,13 @@ def _with_codes(spec: TaskSpec, langs: list[str]) -> TaskSpec:
     return dataclasses.replace(spec, lang_codes={**{l: _file_code(spec, l) for l in langs}, **spec.lang_codes})
 
 
-def _logger(model, spec, config, seed, seed_dir, parent_run_id, tags) -> RunLogger:
-    run_file = seed_dir / "run.json"
-    run_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
+def _seed_logger(model, spec: TaskSpec, seed: int, logger: RunLogger | None, tags: dict | None) -> RunLogger | None:
+    """A child run for one fine-tuning seed of a task evaluated with several: ``<run>/<task>/ft<seed>``."""
+    if logger is None:
+        return None
     all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_FINETUNE_SEED: seed, "weam.eval_seed": seed,
                 TAG_MODEL: str(model), **(tags or {})}
-    uri = resolve_tracking_uri(config.tracking.uri, config.out_dir)
-    # Named by the study's condition and pre-training seed (weam.seed from ``tags`` wins); a
-    # fine-tuned task's own seed is added when it differs (several fine-tuning seeds per model).
-    # A study's condition has several language sets: ``diverse.s1``, as the pre-training run is named.
-    condition, language_set = all_tags.get(TAG_CONDITION), all_tags.get(TAG_LANGUAGE_SET)
-    if condition and language_set:
-        condition = f"{condition}.{language_set}"
-    name = run_name("eval", condition, all_tags.get(TAG_SEED, seed), task=spec.name)
-    if spec.finetune is not None and str(all_tags.get(TAG_SEED, seed)) != str(seed):
-        name += f"/ft{seed}"
-    logger = RunLogger(uri, config.tracking.experiment, name, parent_run_id=parent_run_id, tags=all_tags,
-                       buffer_dir=config.tracking.buffer_dir or default_buffer_dir(config.out_dir), run_id=run_id,
-                       resume=run_id is not None, enabled=config.tracking.enabled,
-                       system_metrics=config.tracking.system_metrics,
-                       system_metrics_interval=config.tracking.system_metrics_interval)
-    if config.tracking.enabled and logger.run_id and run_id is None:
-        atomic_write_json(run_file, {"run_id": logger.run_id})
-    if run_id is not None:
-        logger.set_tags(all_tags)
-    return logger
+    return logger.child(f"{spec.name}/ft{seed}", tags=all_tags)
 
 
 def _progress(items, label):

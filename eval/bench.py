@@ -140,14 +140,14 @@ def main() -> None:
         results = {}
         for task in config.tasks:
             t0 = time.perf_counter()
-            results.update(evaluate(model, config.model_copy(update={"tasks": [task], "langs": task_langs[task]}), parent_run_id=parent.run_id))
+            results.update(evaluate(model, config.model_copy(update={"tasks": [task], "langs": task_langs[task]}), logger=parent))
             timings[task] = time.perf_counter() - t0
         total = time.perf_counter() - started
         _print(results, timings, total)
         t0 = time.perf_counter()
         for task in config.tasks:
             evaluate(model, config.model_copy(update={"tasks": [task], "langs": task_langs[task]}),
-                     parent_run_id=parent.run_id)
+                     logger=parent)
         print(f"re-run with every cell cached: {time.perf_counter() - t0:.2f} s")
         quiet = config.model_copy(update={"tasks": ["tatoeba"], "langs": list(LANGS), "out_dir": work / "out2",
                                           "tracking": config.tracking.model_copy(update={"enabled": False})})
@@ -160,8 +160,9 @@ def main() -> None:
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name("bench").experiment_id])
         nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.run_id]
-        print(f"MLflow: {len(nested)} eval runs nested under the parent; e.g. metrics of "
-              f"{nested[0].data.tags['weam.task']}: {sorted(nested[0].data.metrics)[:6]} …")
+        logged = sorted(client.get_run(parent.run_id).data.metrics)
+        print(f"MLflow: {len(logged)} metrics in the run evaluate() was handed (e.g. {logged[:4]} …); "
+              f"{len(nested)} child runs, one per fine-tuning seed of a task fine-tuned with several")
 
 
 def _print(results: dict, timings: dict, total: float) -> None:

@@ -68,3 +68,65 @@ def test_the_ground_imports_nothing_above_it():
             above += [f"{path.name}: {name}" for name in names
                       if name.startswith("weam") and not name.startswith("weam.core") and name != "weam"]
     assert above == []
+
+
+def _weam_imports(path: Path, module_level_only: bool = False) -> list[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    names = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+    return [name for name in names if name.startswith("weam")]
+
+
+def test_the_stage_table_imports_no_stage_and_no_study():
+    """weam/stages.py keeps the table (rows by dotted path), the skip rule and execute: it imports
+    nothing from the packages whose stages it lists, at module level or inside a function."""
+    upward = [name for name in _weam_imports(ROOT / "weam" / "stages.py") if not name.startswith("weam.core")]
+    assert upward == []
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[0] in ("alignment", "training", "eval"):
+        parts = ["weam", *parts]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def test_no_import_cycle_among_weam_modules_at_module_level():
+    """The module-level imports of every weam module form no cycle (a cycle is what made the stage
+    table import the study back through 19 imports hidden in functions)."""
+    import graphlib
+
+    files = [p for folder in ("weam", "alignment", "training", "eval") for p in (ROOT / folder).rglob("*.py")]
+    modules = {_module_name(p): p for p in files}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for imported in _weam_imports(path, module_level_only=True):
+            while imported and imported not in modules:  # ``from weam.core.config import x``: the module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                deps.add(imported)
+        graph[name] = deps
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_generic_code_never_tests_a_stage_name():
+    """A stage is an object (weam.stages.Stage) that says what it needs; no module branches on
+    ``step.stage == "…"``."""
+    import re
+
+    pattern = re.compile(r"\bstage\s*(==|!=|in\s*[(\[{])")
+    found = [f"{p.relative_to(ROOT)}:{i}" for folder in ("weam", "alignment", "training", "eval")
+             for p in sorted((ROOT / folder).rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []

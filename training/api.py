@@ -25,18 +25,15 @@ from weam.core.errors import ConfigError
 from weam.core.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.modelcard import write_model_card
 from weam.core.progress import Progress
-from weam.core.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_STAGE, RunLogger, default_buffer_dir, drop_rows_after,
-                           exit_status, resolve_tracking_uri, run_name)
+from weam.core.layout import WEIGHT_FILES
+from weam.core.tracking import RunLogger, drop_rows_after
 
 
-def pretrain(
-    config: PretrainConfig,
-    dist: DistributedEnv | None = None,
-    parent_run_id: str | None = None,
-    tags: dict | None = None,
-    run_id: str | None = None,
-) -> Path:
-    """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished."""
+def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger: RunLogger | None = None) -> Path:
+    """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished.
+
+    ``logger`` is the stage's MLflow run (:func:`weam.stages.execute` opens and ends it): the config
+    goes in as params and the losses as metrics; this function never opens or ends a run."""
     distributed.check_config(config.parallel, config.optim, config.data.batch_size,
                              (dist or DistributedEnv()).world_size)  # before any data or model loads
     out = Path(config.out_dir)
@@ -59,14 +56,12 @@ def pretrain(
                               "input needs an even number (a pair's two rows stay together); set "
                               "parallel.micro_batch_size or data.batch_size")
         engine = distributed.initialize(model, ds_config)
-        logger = open_logger(config, parent_run_id, tags, run_id) if env.is_main else None
+        logger = logger if env.is_main else None
+        if logger:
+            logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
         try:
             steps, stopped = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
             distributed.export_hf(engine, tokenizer, model_dir)
-        except BaseException as exc:
-            if logger:
-                logger.end(exit_status(exc))  # KILLED on Ctrl-C/SIGTERM, else FAILED
-            raise
         finally:
             distributed.teardown_engine(engine)
         if env.is_main:
@@ -82,9 +77,6 @@ def pretrain(
             write_model_card(model_dir, config, counts, logger.run_id if logger else None)
             write_manifest(out, "pretrain", inputs, config.fingerprint_config(),
                            {"model": "model/config.json", "weights": "model/model.safetensors"}, counts)
-            if logger:
-                logger.log_metrics({"train/wall_seconds": counts["wall_seconds"]}, step=steps)
-                logger.end("FINISHED")
         distributed.barrier()
     return model_dir
 
@@ -223,31 +215,6 @@ class Meter:
         self.tick, self.tokens_at_tick, self.flops = time.time(), record["tokens"], 0.0
 
 
-def open_logger(config: PretrainConfig, parent_run_id: str | None, tags: dict | None,
-                run_id: str | None = None) -> RunLogger:
-    """The run's logger; with ``run_id`` (the stage table opened the run), that run."""
-    out = Path(config.out_dir)
-    log, objective = config.logging, config.objective.name
-    uri = log.tracking.uri or resolve_tracking_uri(None, nearest_store(out))
-    all_tags = {TAG_STAGE: "pretrain", TAG_OBJECTIVE: objective, **log.tags, **(tags or {})}
-    name = log.run_name or run_name("pretrain", all_tags.get(TAG_CONDITION), config.seed, objective=objective)
-    logger = RunLogger(
-        uri, log.tracking.experiment, name, parent_run_id=parent_run_id or log.parent_run_id, tags=all_tags,
-        buffer_dir=log.tracking.buffer_dir or default_buffer_dir(out), enabled=log.tracking.enabled, run_id=run_id,
-        system_metrics=log.tracking.system_metrics, system_metrics_interval=log.tracking.system_metrics_interval,
-    )
-    logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
-    return logger
-
-
-def nearest_store(out_dir: Path) -> Path:
-    """The folder of the nearest existing mlflow.db at or above out_dir (a study's work dir)."""
-    for folder in [out_dir.resolve(), *out_dir.resolve().parents]:
-        if (folder / "mlflow.db").is_file():
-            return folder
-    return out_dir
-
-
 def frozen_copy(config: PretrainConfig, mlm):
     """word_aligned's anchor: a copy of the starting model's encoder, taken before DeepSpeed wraps
     (and under ZeRO-3 partitions) the trained one; None for the other objectives."""
@@ -293,7 +260,7 @@ def stage_inputs(config: PretrainConfig) -> dict[str, Any]:
     for name, source in (("model", config.model), ("tokenizer", config.tokenizer)):
         folder = Path(source) if source and not source.startswith("preset:") else None
         if folder and folder.is_dir():
-            for file in ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "vocab.txt"):
+            for file in WEIGHT_FILES:
                 if (folder / file).is_file():
                     inputs[f"{name}/{file}"] = folder / file
     return inputs

@@ -165,10 +165,10 @@ def print_fields(model_cls) -> None:
 
 
 def _existing_store(out_dir: Path) -> str | None:
-    for folder in [out_dir.resolve(), *out_dir.resolve().parents]:
-        if (folder / "mlflow.db").is_file():
-            return f"sqlite:///{folder / 'mlflow.db'}"
-    return None
+    from weam.core.tracking import nearest_store
+
+    folder = nearest_store(out_dir)
+    return f"sqlite:///{folder / 'mlflow.db'}" if folder else None
 
 
 def add_config_command(app: typer.Typer, stage: str) -> None:

@@ -15,50 +15,55 @@ from weam.core.errors import InputError
 from weam.core.tracking import RunLogger
 
 
-def test_runs_nested_tagged_and_cached(tiny_model_dir, xtreme_dir, tmp_path):
+def test_logs_into_the_run_it_is_handed_seeds_as_named_children_and_caches(tiny_model_dir, xtreme_dir, tmp_path):
+    """evaluate() logs into the caller's run and never ends it; a task fine-tuned with several
+    seeds logs each seed to a child run ``<run>/<task>/ft<seed>``; finished cells are reused."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    parent = RunLogger(uri, "study", "condition-a", tags={"weam.condition": "a"})
+    parent = RunLogger(uri, "study", "eval/tatoeba+xnli/a/seed0", tags={"weam.condition": "a"})
     config = EvalConfig(tasks=["tatoeba", "xnli"], langs=["sw", "ur", "ja"], data_dir=xtreme_dir, seeds=[1, 2],
                         labels_dir=xtreme_dir / "labels", tatoeba_encoder="pretrained",
                         out_dir=tmp_path / "out", hyperparams={"xnli": {"max_steps": 2, "batch_size": 4}},
                         tracking={"uri": uri, "experiment": "study"})
-    results = evaluate(tiny_model_dir, config, parent_run_id=parent.run_id, tags={"weam.study": "demo"})
+    results = evaluate(tiny_model_dir, config, logger=parent, tags={"weam.study": "demo"})
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("study")
+    assert client.get_run(parent.run_id).info.status == "RUNNING"  # the caller ends its run
     runs = [r for r in client.search_runs([experiment.experiment_id]) if r.info.run_id != parent.run_id]
-    seen = sorted((r.data.tags["weam.task"], r.data.tags["weam.finetune_seed"]) for r in runs)
-    assert seen == [("tatoeba", "1"), ("xnli", "1"), ("xnli", "2")]  # Tatoeba has no fine-tuning: one seed
+    # Tatoeba has no fine-tuning (one seed: logged in the parent run); XNLI's two seeds are children.
+    assert sorted(r.info.run_name for r in runs) == ["eval/tatoeba+xnli/a/seed0/xnli/ft1",
+                                                      "eval/tatoeba+xnli/a/seed0/xnli/ft2"]
+    assert sorted(r.data.tags["weam.finetune_seed"] for r in runs) == ["1", "2"]
     for run in runs:
         tags = run.data.tags
         assert tags["mlflow.parentRunId"] == parent.run_id
-        assert tags["weam.stage"] == "eval" and tags["weam.study"] == "demo"
+        assert tags["weam.stage"] == "eval" and tags["weam.study"] == "demo" and tags["weam.task"] == "xnli"
         assert tags["weam.model"] == str(tiny_model_dir)
-    tatoeba = next(r for r in runs if r.data.tags["weam.task"] == "tatoeba").data.metrics
-    assert tatoeba["tatoeba/accuracy/sw"] == pytest.approx(results["tatoeba"]["per_language"]["sw"]["accuracy"])
+        assert run.info.status == "FINISHED"
+        assert {"xnli/accuracy/sw", "xnli/accuracy/ur", "xnli/accuracy/low_resource"} <= set(run.data.metrics)
+        assert "xnli/accuracy/ja" not in run.data.metrics  # ja is not an XNLI language: skipped
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "predictions/xnli")]
+        assert sorted(artifacts) == ["predictions/xnli/test-sw.tsv", "predictions/xnli/test-ur.tsv"]
+    logged = client.get_run(parent.run_id).data
+    assert logged.metrics["tatoeba/accuracy/sw"] == pytest.approx(results["tatoeba"]["per_language"]["sw"]["accuracy"])
     assert {"tatoeba/accuracy/avg", "tatoeba/accuracy/family/Atlantic-Congo",
             "tatoeba/accuracy/family/Indo-European", "tatoeba/accuracy/family/Japonic",
-            "tatoeba/accuracy/low_resource"} <= set(tatoeba)
-    xnli = next(r for r in runs if r.data.tags["weam.task"] == "xnli").data.metrics
-    assert {"xnli/accuracy/sw", "xnli/accuracy/ur", "xnli/accuracy/low_resource"} <= set(xnli)
-    assert "xnli/accuracy/ja" not in xnli  # ja is not an XNLI language: skipped
-    run = next(r for r in runs if r.data.tags["weam.task"] == "xnli")
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "predictions/xnli")]
-    assert sorted(artifacts) == ["predictions/xnli/test-sw.tsv", "predictions/xnli/test-ur.tsv"]
+            "tatoeba/accuracy/low_resource"} <= set(logged.metrics)
+    # The parent holds each task's mean over its fine-tuning seeds, and the tasks' params apart.
+    assert logged.metrics["xnli/accuracy/sw"] == pytest.approx(results["xnli"]["per_language"]["sw"]["accuracy"])
+    assert logged.params["tatoeba.seed"] == "1" and "task" not in logged.params
     assert set(results["xnli"]["seeds"]) == {"1", "2"}
     assert not list((tmp_path / "out").rglob("journal.jsonl"))  # nothing failed to reach MLflow
 
-    # Re-running skips every finished cell: even a model path that no longer exists is never loaded,
-    # and the same MLflow runs are reused.
-    again = evaluate(tmp_path / "no-such-model", config, parent_run_id=parent.run_id)
+    # Re-running skips every finished cell: even a model path that no longer exists is never loaded.
+    again = evaluate(tmp_path / "no-such-model", config)
     assert again["xnli"]["per_language"] == results["xnli"]["per_language"]
-    assert len(client.search_runs([experiment.experiment_id])) == len(runs) + 1
 
     # A deleted cell is recomputed, and only that one.
     (tmp_path / "out/xnli/seed2/ur.json").unlink()
-    evaluate(tiny_model_dir, config, parent_run_id=parent.run_id)
+    evaluate(tiny_model_dir, config)
     assert (tmp_path / "out/xnli/seed2/ur.json").is_file()
     assert not list((tmp_path / "out").rglob("journal.jsonl"))
 

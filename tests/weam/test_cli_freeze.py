@@ -35,7 +35,7 @@ FROZEN = {
     "weam report run": ["--config/-c", "--set"],
     "weam stages": [],
     "weam study": [],
-    "weam study config": [],
+    "weam study config": ["--set", "<config>"],
     "weam study plan": ["--config/-c", "--set", "<config>"],
     "weam study power": ["--config/-c", "--pilot", "--set", "<config>"],
     "weam study report": ["--config/-c", "--set", "<config>"],

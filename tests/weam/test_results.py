@@ -53,7 +53,7 @@ def test_read_results_has_a_row_per_condition_set_seed_and_language(tmp_path):
 @pytest.fixture()
 def budget_config(tmp_path):
     from weam.modeling import train_wordpiece_tokenizer
-    from weam.stages import BudgetConfig
+    from weam.training.stage import BudgetConfig
 
     big = [f"word{i} text{i % 7} sentence" for i in range(200)]
     small = big[:10]
@@ -76,7 +76,7 @@ def budget_config(tmp_path):
 
 def test_budget_is_checked_per_set_and_per_pair_under_uniform_sampling(budget_config):
     from weam.core.errors import WeamError
-    from weam.stages import check_budgets
+    from weam.training.stage import check_budgets
 
     proportional = check_budgets(budget_config(1000, "proportional"))
     total = proportional["diverse/s1"]["tokens"]

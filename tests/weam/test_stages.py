@@ -189,7 +189,7 @@ def test_every_step_of_every_shipped_study_is_a_row_of_the_table():
 
 
 def test_upstream_steps_are_found_from_the_inputs_and_staleness_propagates(tmp_path):
-    from weam.stages import TokenizerConfig
+    from weam.training.stage import TokenizerConfig
 
     corpus = tmp_path / "data" / "train.en"
     corpus.parent.mkdir()

@@ -170,3 +170,36 @@ def test_unknown_corpora_pair_and_eval_langs_are_refused_not_ignored(tmp_path):
     with pytest.raises(ConfigError, match=r"eval.langs is set by the study"):
         load_config(StudyConfig, write(tmp_path, VALID), ["eval.langs=[sw, fi]"])
     assert load_config(StudyConfig, write(tmp_path, VALID), ["eval.langs=null"]).eval == {"langs": None}
+
+
+@pytest.mark.parametrize("override, named", [
+    ("analysis.primary.metric=acuracy", "is not a metric of task tatoeba (its metrics: accuracy, mrr, "
+                                        "accuracy_no_shared_word, score)"),
+    ("analysis.primary.task=panx", "analysis.primary.task 'panx' is not among eval.tasks ['tatoeba']"),
+    ("analysis.primary.task=xnil", "unknown task 'xnil'"),
+])
+def test_a_primary_endpoint_the_study_does_not_evaluate_is_refused_at_load(tmp_path, override, named):
+    with pytest.raises(ConfigError, match="analysis.primary") as refused:
+        load_config(StudyConfig, write(tmp_path, VALID), [override])
+    assert named in str(refused.value)
+
+
+def test_study_config_lists_every_stage_key_with_default_and_the_studys_value():
+    """`weam study config configs/demo.yaml`: the stage blocks' nested keys are listed (not
+    ``pretrain = {}``), with their defaults, and the value this study sets."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from weam.cli import app
+
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    listed = CliRunner().invoke(app, ["study", "config", str(demo)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert "pretrain.optim.lr = 5e-05   (this study: 0.0001)" in lines
+    assert "base.pretrain.optim.lr = 5e-05   (this study: 0.001)" in lines
+    assert "eval.retrieval_layer = None   (this study: -1)" in lines
+    assert not [line for line in lines if line.startswith(("pretrain = ", "eval = ", "align = ", "data = "))]
+    bare = CliRunner().invoke(app, ["study", "config"])
+    assert "align.engine = " in bare.output and "(this study" not in bare.output

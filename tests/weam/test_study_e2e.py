@@ -217,7 +217,7 @@ def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_stud
 
 def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):
     from weam.core.errors import WeamError
-    from weam.stages import check_budgets
+    from weam.training.stage import check_budgets
     from weam.study.plan import load_study
 
     folder, _ = finished_study

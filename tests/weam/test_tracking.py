@@ -380,28 +380,19 @@ def _weam(*args: str, uri: str, timeout: int = 900) -> subprocess.CompletedProce
     return done
 
 
-def _run_key(run) -> str:
-    """The run's name; an eval stage's per-task run (nested under the stage run, with no
-    weam.stage_config tag) gets `` (task)`` added: the base model's two share the name."""
-    tags = run.data.tags
-    task_run = tags.get("weam.stage") == "eval" and "weam.stage_config" not in tags
-    return run.info.run_name + (" (task)" if task_run else "")
-
-
 def _study_runs(url: str) -> dict[str, object]:
     runs = runs_of(url, "tiny")
-    names = [_run_key(run) for run in runs]
+    names = [run.info.run_name for run in runs]
     assert len(names) == len(set(names)), sorted(names)  # every run once
-    return {_run_key(run): run for run in runs}
+    return {run.info.run_name: run for run in runs}
 
 
-# Every stage of the plan logs its own run (weam.stages.execute), the report's included; the
-# eval stages' per-task runs (weam eval) nest under them; one parent run per condition.
+# Every stage execution of the plan is one run (opened and ended by weam.stages.execute), the
+# report's included: an evaluation appears once; one parent run per condition.
 STAGE_RUNS = sorted([
     "data", "tokenizer", "align/en-fi", "align/en-tr", "align/en-de", "align/en-fr", "budget", "base/mlm/seed0",
     "pretrain/weam/diverse.s1/seed0", "pretrain/weam/single.s1/seed0", "tatoeba",
     "eval/tatoeba/base/seed0", "eval/tatoeba/diverse.s1/seed0", "eval/tatoeba/single.s1/seed0",
-    "eval/tatoeba/base/seed0 (task)", "eval/tatoeba/diverse.s1/seed0 (task)", "eval/tatoeba/single.s1/seed0 (task)",
     "report", "condition/base", "condition/diverse", "condition/single",
 ])
 
@@ -434,6 +425,10 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
     assert "diverse (1 runs)" in done.stdout  # the held-out scores, from the eval files
     work = tmp_path / "work"
     assert "## Primary endpoint" in (work / "report" / "report.md").read_text(encoding="utf-8")
+    # The buffer journal holds every call made while the server was down: each run is ended once.
+    records = [json.loads(line) for line in (work / "tracking-buffer" / "journal.jsonl").read_text().splitlines()]
+    ends = Counter(record["run"] for record in records if record["op"] == "end")
+    assert ends and set(ends.values()) == {1}, ends
     shutil.copytree(work, tmp_path / "copy" / "work", symlinks=True)
 
     with mlflow_server(tmp_path / "back.db", tmp_path / "back-artifacts") as url:
@@ -449,16 +444,14 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
             who = condition if condition == "base" else f"{condition}.s1"
             pretrain = runs["base/mlm/seed0" if condition == "base" else f"pretrain/weam/{who}/seed0"]
             evaluation = runs[f"eval/tatoeba/{who}/seed0"]
-            task_run = runs[f"eval/tatoeba/{who}/seed0 (task)"]
             parent = runs[f"condition/{condition}"].info.run_id
             assert pretrain.data.tags[PARENT_TAG] == parent and evaluation.data.tags[PARENT_TAG] == parent
-            assert task_run.data.tags[PARENT_TAG] == evaluation.info.run_id
-            assert evaluation.data.tags["weam.condition"] == task_run.data.tags["weam.condition"] == condition
+            assert evaluation.data.tags["weam.condition"] == condition
             if condition != "base":
                 assert evaluation.data.tags["weam.language_set"] == pretrain.data.tags["weam.language_set"] == "s1"
-            assert "tatoeba/accuracy/sw" in evaluation.data.metrics and "tatoeba/accuracy/sw" in task_run.data.metrics
+            assert "tatoeba/accuracy/sw" in evaluation.data.metrics
             assert {"train/loss", "train/tokens"} <= set(pretrain.data.metrics)
-            assert client.list_artifacts(task_run.info.run_id, "predictions")
+            assert client.list_artifacts(evaluation.info.run_id, "predictions")
         assert client.list_artifacts(runs["report"].info.run_id, "report")
         assert runs["condition/diverse"].data.metrics["diversity/n_families"] == 2
         assert [a.path for a in client.list_artifacts(runs["condition/diverse"].info.run_id, "config")] == [
@@ -481,7 +474,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         # re-runs, and every replayed run is there once.
         ran = {key for key, status in step_lines(resumed.stdout).items() if status.startswith("done in")}
         assert ran == set(), resumed.stdout
-        names = Counter(_run_key(run) for run in runs_of(url, "tiny"))
+        names = Counter(run.info.run_name for run in runs_of(url, "tiny"))
         assert sorted(names) == STAGE_RUNS
         assert {name: n for name, n in names.items() if n != 1} == {}
 

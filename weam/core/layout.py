@@ -81,3 +81,20 @@ def budget_dir(work: Path) -> Path:
 
 def report_dir(work: Path) -> Path:
     return Path(work) / "report"
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "vocab.txt",
+                "tokenizer_config.json", "special_tokens_map.json")
+"""A saved model's weight, config and tokenizer files: what a stage that reads a model fingerprints."""
+
+
+def model_files(name: str, source: str | Path | None) -> dict[str, Path]:
+    """A local model's weight, config and tokenizer files as ``{"<name>/<file>": path}`` (hub ids are
+    named in the config instead). A folder under a study's work dir that does not exist yet lists
+    its weights, so that the stage that will write it counts as upstream."""
+    if source is None or str(source).startswith("preset:"):
+        return {}
+    folder = Path(source)
+    if not folder.is_dir():
+        return {f"{name}/model.safetensors": folder / "model.safetensors"} if folder.is_absolute() else {}
+    return {f"{name}/{f}": folder / f for f in WEIGHT_FILES if (folder / f).is_file()}

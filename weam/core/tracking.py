@@ -411,6 +411,16 @@ def default_buffer_dir(folder: str | Path) -> Path:
     return Path(folder) / BUFFER_DIR_NAME
 
 
+def nearest_store(folder: str | Path) -> Path | None:
+    """The folder holding the nearest existing ``mlflow.db`` at or above ``folder`` (a study's
+    work directory), or None: a stage run inside a study logs to the study's store."""
+    folder = Path(folder).resolve()
+    for candidate in [folder, *folder.parents]:
+        if (candidate / "mlflow.db").is_file():
+            return candidate
+    return None
+
+
 def find_buffer(path: str | Path) -> Path:
     """A buffer directory given it, the folder that holds it (a study's work directory), or a
     folder under that one (a stage's output folder: a standalone stage buffers beside it)."""
@@ -621,6 +631,12 @@ class RunLogger:
             self._do("status", status="RUNNING")
         if system_metrics:
             self._monitor = _SystemMetrics(self, system_metrics_interval)
+
+    def child(self, name: str, tags: Mapping[str, Any] | None = None) -> RunLogger:
+        """A nested run named ``<this run's name>/<name>`` (e.g. one fine-tuning seed, ``…/xnli/ft1``),
+        in the same store, experiment and buffer; the caller ends it."""
+        return RunLogger(self.uri, self.experiment, f"{self.run_name}/{name}", parent_run_id=self.run_id, tags=tags,
+                         buffer_dir=self.journal.folder, enabled=self.enabled, system_metrics=False)
 
     # -- creating ---------------------------------------------------------------------------
     @property

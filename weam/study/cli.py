@@ -137,10 +137,11 @@ def report_command(config: ConfigArg = None, overrides: SetOpt = None, config_fi
     from weam.core.lock import lock_work_dir
     from weam.stages import execute
     from weam.study.run import StudyRunner
+    from weam.study.stage import ReportConfig
 
     config = _config_file(config, config_file)
     study, steps = _load(config, overrides)
-    report = next((step for step in steps if step.stage == "report"), None)
+    report = next((step for step in steps if isinstance(step.config, ReportConfig)), None)
     if report is None:
         raise WeamError(f"{config}: the study's plan has no report step")
     with lock_work_dir(study.work_dir):  # not while a study run writes the same folders
@@ -150,12 +151,23 @@ def report_command(config: ConfigArg = None, overrides: SetOpt = None, config_fi
 
 
 @app.command("config")
-def config_command() -> None:
-    """List every study config key with its default and description."""
-    from weam.edge import print_fields
-    from weam.study.config import StudyConfig
+def config_command(config: ConfigArg = None, overrides: SetOpt = None) -> None:
+    """List every study config key with its default and description, the stage blocks' nested keys
+    included (``pretrain.optim.lr``); with a study config, each key the study sets shows its value."""
+    from weam.core.config import describe_fields, load_config
+    from weam.core.tracking import flatten
+    from weam.stages import STAGES
+    from weam.study.config import STAGE_BLOCKS, StudyConfig
 
-    print_fields(StudyConfig)
+    study = load_config(StudyConfig, config, overrides or []) if config else None
+    values = flatten(study.model_dump(mode="json")) if study else {}
+    rows = [row for row in describe_fields(StudyConfig) if row[0] not in STAGE_BLOCKS]
+    for block, stage in STAGE_BLOCKS.items():
+        rows += describe_fields(STAGES[stage].config_class(), prefix=f"{block}.")
+    for key, default, text in rows:
+        shown = default.removeprefix("PosixPath(").removesuffix(")") if default.startswith("PosixPath(") else default
+        here = f"   (this study: {values[key]!r})" if key in values and repr(values[key]) != shown else ""
+        typer.echo(f"{key} = {default}{here}\n    {' '.join(text.split())}")
 
 
 @app.command("reproduce")

@@ -21,7 +21,7 @@ Validation refuses a study where a held-out language is in any set's pre-trainin
 pool), where an explicit set's declared families contradict the language registry, where a drawn
 set breaks its rule, where a pool cannot yield ``n_sets`` distinct sets, or whose roles are not
 one treatment and one control. Whether the budget can be matched with the data available is
-checked once the data exist (the ``budget`` stage, :func:`weam.stages.check_budgets`).
+checked once the data exist (the ``budget`` stage, :func:`weam.training.stage.check_budgets`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from weam.core.config import StrictModel
+from weam.core.errors import WeamError
 from weam.core.languages import get_language
 from weam.core.tracking import TAG_LANGUAGE_SET, TAG_LANGUAGES, TrackingConfig  # noqa: F401 - tags re-exported
 
@@ -159,6 +160,10 @@ def _set_codes(value: list[str]) -> list[str]:
     if not codes:
         raise ValueError("a language set needs at least one language")
     return codes
+
+
+STAGE_BLOCKS = {"data": "data", "align": "align", "pretrain": "pretrain", "eval": "eval", "base.pretrain": "base"}
+"""The study's stage blocks (dotted key → stage of weam.stages.STAGES whose config keys they hold)."""
 
 
 class BaseModelConfig(StrictModel):
@@ -458,6 +463,7 @@ class StudyConfig(StrictModel):
         self._sets = [s for condition in self.conditions for s in self._expand(condition)]
         for item in self._sets:
             self._check_languages(item.condition, list(item.languages), f"set {item.set_id}")
+        self._check_primary_endpoint()
         # Every treatment set must span more families than every control set.
         families = {role: [len(s.families) for s in self._sets if s.role == role] for role in ("treatment", "control")}
         if max(families["control"]) >= min(families["treatment"]):
@@ -492,6 +498,25 @@ class StudyConfig(StrictModel):
             raise ValueError("eval.langs is set by the study (held_out, high_resource and the conditions' "
                              "languages); remove it, or change held_out")
         return value
+
+    def _check_primary_endpoint(self) -> None:
+        """The primary endpoint names a task the study evaluates and one of that task's metrics:
+        a misspelling is refused here, not found in the report after the whole study has run."""
+        from weam.eval.tasks import get_task
+
+        primary = self.analysis.primary
+        tasks = self.eval.get("tasks", ["tatoeba"])
+        try:
+            spec = get_task(primary.task)
+            evaluated = [get_task(task).name for task in tasks]
+        except WeamError as exc:
+            raise ValueError(f"analysis.primary.task: {exc}") from None
+        if spec.name not in evaluated:
+            raise ValueError(f"analysis.primary.task {primary.task!r} is not among eval.tasks {list(tasks)}")
+        metrics = [m for m in spec.metrics if m not in spec.reference_metrics] + ["score"]
+        if primary.metric not in metrics:
+            raise ValueError(f"analysis.primary.metric {primary.metric!r} is not a metric of task {spec.name} "
+                             f"(its metrics: {', '.join(metrics)})")
 
     def _expand(self, condition: Condition) -> list[LanguageSet]:
         if condition.draw is not None:

@@ -161,10 +161,10 @@ def one_to_one(links) -> list[tuple[int, int]]:
 
 # --- probe ---------------------------------------------------------------------------------------
 def probe_identity(step):
-    from weam.stages import _model_files
+    from weam.core.layout import model_files
 
     cfg: ProbeConfig = step.config
-    inputs = _model_files("model", cfg.model)
+    inputs = model_files("model", cfg.model)
     for code in [*cfg.own, *cfg.held_out]:
         folder = Path(cfg.data_dir) / f"{cfg.pivot}-{code}"
         inputs[f"{code}/heldout.{cfg.pivot}"] = folder / f"heldout.{cfg.pivot}"

@@ -18,15 +18,10 @@ from pydantic import BaseModel
 
 from weam.core import layout
 from weam.core.config import deep_merge, load_config, validate
-from weam.stages import (
-    BaseInitConfig,
-    REPORT_KEYS,
-    BudgetConfig,
-    ReportConfig,
-    Step,
-    TatoebaConfig,
-    TokenizerConfig,
-)
+from weam.eval.stage import TatoebaConfig
+from weam.stages import Step
+from weam.study.stage import REPORT_KEYS, ReportConfig
+from weam.training.stage import BaseInitConfig, BudgetConfig, TokenizerConfig
 from weam.study.config import StudyConfig
 from weam.base_models import base_init_dir, is_converted_source
 from weam.core.tracking import default_buffer_dir, resolve_tracking_uri

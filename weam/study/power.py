@@ -477,7 +477,7 @@ def print_balance(covariates: pd.DataFrame, console) -> None:
 
 
 def _print_budgets(study, steps, console) -> None:
-    from weam.stages import check_budgets
+    from weam.training.stage import BudgetConfig, check_budgets
 
     pretrain = [s for s in steps if s.kind == "pretrain"]
     files = [Path(f) for s in pretrain for p in s.config.data.pairs for f in (p.src_file, p.tgt_file)]
@@ -486,7 +486,7 @@ def _print_budgets(study, steps, console) -> None:
                       "pre-training run)")
         return
     try:
-        available = check_budgets(next(s for s in steps if s.stage == "budget").config)
+        available = check_budgets(next(s.config for s in steps if isinstance(s.config, BudgetConfig)))
     except OSError:
         console.print("budgets: the tokenizer does not exist yet; checked before the first pre-training run")
         return
