@@ -9,7 +9,7 @@ from typing import Any
 from weam.core.config import StrictModel, result_config
 from weam.core.layout import WEIGHT_FILES, model_files
 from weam.core.manifest import MANIFEST_NAME, write_manifest
-from weam.core.tracking import TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK, RunLogger, run_name as name_of
+from weam.core.tracking import TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK, RunLogger, primary_metric_name, run_name as name_of
 from weam.stages import Stage, Step, work_relative
 
 
@@ -98,8 +98,26 @@ def eval_tags(step: Step) -> dict[str, Any]:
     return {TAG_TASK: ",".join(step.config.tasks), "weam.model": str(step.extra["model"])}
 
 
+def eval_costs(step: Step, counts: dict[str, Any]) -> dict[str, float]:
+    """The study's primary endpoint as one metric (:func:`weam.core.tracking.primary_metric_name`):
+    the task's metric averaged over the held-out targets the plan names (``extra["primary"]``);
+    the per-task metrics were logged by ``evaluate`` itself."""
+    import json
+
+    metrics = {"eval/tasks": counts.get("tasks", 0)}
+    primary = step.extra.get("primary")
+    if not primary or primary["task"] not in step.config.tasks:
+        return metrics
+    results = json.loads((step.out_dir / primary["task"] / "results.json").read_text(encoding="utf-8"))
+    values = [cell[primary["metric"]] for lang in primary["langs"]
+              if (cell := results["per_language"].get(lang)) and primary["metric"] in cell]
+    if values:
+        metrics[primary_metric_name(primary["task"], primary["metric"])] = sum(values) / len(values)
+    return metrics
+
+
 TATOEBA = Stage("tatoeba", "weam.eval.stage.TatoebaConfig", run_tatoeba, tatoeba_identity,
                 "data/tatoeba/", "data: held-out splits")
 EVAL = Stage("eval", "weam.eval.config.EvalConfig", run_eval, eval_identity,
              "eval/<condition>/<set>/seed<k>/ (base: eval/base/seed<k>/)", "a model's weights, tatoeba or XTREME-R data",
-             fresh=True, run_name=eval_run_name, tags=eval_tags)
+             fresh=True, run_name=eval_run_name, tags=eval_tags, costs=eval_costs)

@@ -450,6 +450,9 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
             if condition != "base":
                 assert evaluation.data.tags["weam.language_set"] == pretrain.data.tags["weam.language_set"] == "s1"
             assert "tatoeba/accuracy/sw" in evaluation.data.metrics
+            # The primary endpoint under one name, over the held-out targets only (sw here).
+            assert (evaluation.data.metrics["primary/tatoeba_accuracy_heldout"]
+                    == evaluation.data.metrics["tatoeba/accuracy/sw"])
             assert {"train/loss", "train/tokens"} <= set(pretrain.data.metrics)
             assert client.list_artifacts(evaluation.info.run_id, "predictions")
         assert client.list_artifacts(runs["report"].info.run_id, "report")

@@ -185,6 +185,13 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def primary_metric_name(task: str, metric: str) -> str:
+    """The one name under which every eval run logs the study's primary endpoint: the mean of
+    ``<task>/<metric>`` over the held-out targets (``primary/tatoeba_accuracy_heldout``), the same
+    group for the base model and for every condition, so the UI's chart compares like with like."""
+    return f"primary/{task}_{metric}_heldout"
+
+
 def sanitize_metric_name(name: str) -> str:
     """MLflow allows alphanumerics, ``_ - . / space``; other characters become ``_``."""
     return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in name)

@@ -160,6 +160,8 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
          [*common, *item.languages], list(item.languages))
         for item, seed in study.runs()
     ]
+    endpoint = study.analysis.primary
+    primary = {"task": endpoint.task, "metric": endpoint.metric, "langs": list(study.held_out)}
     for condition_name, set_id, seed, model_dir, langs, own in evaluated:
         folder = run_folder(condition_name, set_id) if set_id else condition_name
         out_dir = work / "eval" / folder / f"seed{seed}"
@@ -171,7 +173,8 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
         if study.xtreme_data_dir is not None:  # the primary task must have gold for the held-out languages
             config.require_labelled(study.held_out)
         steps.append(Step(f"eval/{folder}/seed{seed}", "eval", out_dir, config, condition_name, seed,
-                          extra={"model": model_dir, **({"languages": own} if own else {})}, language_set=set_id))
+                          extra={"model": model_dir, **({"languages": own} if own else {}), "primary": primary},
+                          language_set=set_id))
     steps.append(_report_step(study, work))
     for step in steps:  # fingerprints hold paths under it relative to it (a moved work dir stays done)
         step.work_dir = work

@@ -1026,16 +1026,18 @@ def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> s
     metric (weam.core.tracking.chart_view); empty when the view cannot be stored."""
     from mlflow.tracking import MlflowClient
 
-    from weam.core.tracking import chart_view, chart_view_url, is_remote
+    from weam.core.tracking import chart_view, chart_view_url, is_remote, primary_metric_name
 
     try:
-        key = chart_view(MlflowClient(tracking_uri), runs.experiment_id, f"{task}/{metric}/avg",
+        key = chart_view(MlflowClient(tracking_uri), runs.experiment_id, primary_metric_name(task, metric),
                          search_filter=f"tags.`{TAG_STAGE}` = 'eval' and tags.`{TAG_TASK}` = '{task}'",
                          extra_metrics=(f"{task}/{metric}/low_resource",))
     except Exception:  # noqa: BLE001 - the link is a convenience; the report stands without it
         return ""
     base = tracking_uri if is_remote(tracking_uri) else "http://127.0.0.1:5000"
-    return (f"Opens on {task}/{metric}/avg (and low_resource) per `{TAG_CONDITION}`, averaged over the eval runs "
+    return (f"Opens on {primary_metric_name(task, metric)} (the primary metric over the held-out targets only, "
+            f"the same languages for the base model and every condition; and {task}/{metric}/low_resource) "
+            f"per `{TAG_CONDITION}`, averaged over the eval runs "
             f"(bar charts; the compare page below cannot preselect its axes):\n"
             f"   `{chart_view_url(base, runs.experiment_id, key)}`\n"
             f"   The same runs as a table grouped by condition:\n"
