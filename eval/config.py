@@ -88,12 +88,13 @@ class EvalConfig(StrictModel):
     tracking: TrackingConfig = not_result(default_factory=TrackingConfig)
     """MLflow: each (model, task, seed) is a run nested under the given parent."""
 
-    def require_labelled(self, langs: list[str]) -> str:
-        """The split the primary task (the first of ``tasks``) is scored on for ``langs``; a WeamError
-        naming task, split and languages when the data carry no gold labels for some of them."""
+    def require_labelled(self, langs: list[str], task: str | None = None) -> str:
+        """The split ``task`` (default: the first of ``tasks``; a study names its primary endpoint's) is
+        scored on for ``langs``; a WeamError naming task, split and languages when the data carry no
+        gold labels for some of them."""
         from weam.eval.tasks import get_task, labelled_split
 
-        primary = get_task(self.tasks[0])
+        primary = get_task(task or self.tasks[0])
         hf = any(f"{primary.name}{suffix}" in self.hf_datasets for suffix in ("", ".test", ".dev"))
         return labelled_split(primary.name, self.split, langs, self.labels_dir, hf=hf)
 

@@ -21,6 +21,7 @@ from weam.training import distributed
 from weam.training.api import pretrain
 from weam.training.config import DistributedEnv, PretrainConfig, free_port
 from weam.core.config import load_config
+from weam.core.tracking import RunLogger
 
 REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
@@ -105,7 +106,12 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     first = tiny_config(corpus, tmp_path / "a", zero_stage=1, log_every=2,
                         tracking={"uri": dead, "experiment": "t", "enabled": True})
     second = tiny_config(corpus, tmp_path / "b", objective="tlm", zero_stage=0)
-    assert pretrain(first, DistributedEnv()) == first.out_dir / "model"
+    # The stage's run (weam.stages.execute opens it) is handed in; a dead server buffers its records.
+    run = RunLogger(dead, "t", "pretrain/weam/a/seed0", buffer_dir=first.out_dir / "tracking-buffer",
+                    system_metrics=False)
+    assert pretrain(first, DistributedEnv(), run) == first.out_dir / "model"
+    assert run.status is None  # pretrain() never ends the run it is handed
+    run.end()
     assert pretrain(second) == second.out_dir / "model"  # a second run in the same process
     buffered = [json.loads(line) for line in (first.out_dir / "tracking-buffer/journal.jsonl").read_text().splitlines()]
     metrics = [r["metrics"] for r in buffered if r["op"] == "metrics"]

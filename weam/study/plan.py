@@ -171,7 +171,7 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
             **({} if study.xtreme_data_dir else {"labels_dir": layout.labels_dir(work)}),
         }, source, "eval")
         if study.xtreme_data_dir is not None:  # the primary task must have gold for the held-out languages
-            config.require_labelled(study.held_out)
+            config.require_labelled(study.held_out, study.analysis.primary.task)
         steps.append(Step(f"eval/{folder}/seed{seed}", "eval", out_dir, config, condition_name, seed,
                           extra={"model": model_dir, **({"languages": own} if own else {}), "primary": primary},
                           language_set=set_id))
