@@ -83,10 +83,11 @@ def with_tool_binaries(fast_align, env: Environment | None = None):
 
 
 def with_study_tools(steps: list, env: Environment | None = None) -> list:
-    """A study plan whose align steps resolve their binaries as ``weam align run`` does."""
+    """A study plan whose aligning steps (a config with a ``fast_align`` section) resolve their
+    binaries as ``weam align run`` does."""
     env = env or environment()
     for step in steps:
-        if step.stage == "align":
+        if getattr(step.config, "fast_align", None) is not None:
             step.config = step.config.model_copy(update={"fast_align": with_tool_binaries(step.config.fast_align, env)})
     return steps
 
