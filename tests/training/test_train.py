@@ -136,6 +136,7 @@ def losses_steps(out_dir: Path) -> list[int]:
 def test_interrupted_save_never_becomes_latest(tmp_path):
     class Engine:  # the real save_checkpoint around an engine whose save dies half-way
         global_rank = 0
+        module = torch.nn.Linear(2, 2)  # what the disk-space check sizes
 
         def save_checkpoint(self, folder, tag, client_state, save_latest):
             (Path(folder) / tag).mkdir(parents=True)
