@@ -127,7 +127,8 @@ def test_every_writer_of_a_stage_folder_takes_its_lock(tmp_path):
     run (15 interleaved rows for 10 steps); both now go through weam.stages.execute, which holds
     the folder's lock: the second is refused naming the first, and writes nothing."""
     from weam.edge import run_stage
-    from weam.stages import Step, TokenizerConfig, execute
+    from weam.stages import Step, execute
+    from weam.training.stage import TokenizerConfig
 
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat\n" * 20, encoding="utf-8")
