@@ -79,6 +79,9 @@ def fine_tune(
 
     if not features:
         raise ValueError("no English training examples")
+    from weam.core.determinism import deterministic_torch
+
+    deterministic_torch()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     accumulation = max(1, settings.batch_size // settings.step_batch_size)

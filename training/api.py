@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from weam.core.determinism import deterministic_torch
 from weam.training import data as data_mod
 from weam.training import distributed
 from weam.training.config import DistributedEnv, PretrainConfig
@@ -42,6 +43,7 @@ def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger:
     if is_up_to_date(out, inputs, config.fingerprint_config()):
         return model_dir
     sizes = data_mod.count_lines_checked(config.data.pairs)  # bad data stops here, before any training
+    deterministic_torch()
     tokenizer = load_tokenizer(config)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()

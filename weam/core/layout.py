@@ -23,6 +23,7 @@ table, :mod:`weam.stages`, says which stage writes which folder)::
       report/report.md, report/*.png, report/manifest.json
       <stage folder>/.fingerprint.json                inputs+config a started run had (resume or clear)
       mlflow.db                                       default tracking store
+      study.resolved.yaml                             the study config as last run (reproduce --check)
 """
 
 from __future__ import annotations
@@ -98,3 +99,9 @@ def model_files(name: str, source: str | Path | None) -> dict[str, Path]:
     if not folder.is_dir():
         return {f"{name}/model.safetensors": folder / "model.safetensors"} if folder.is_absolute() else {}
     return {f"{name}/{f}": folder / f for f in WEIGHT_FILES if (folder / f).is_file()}
+
+
+def resolved_study_file(work: Path) -> Path:
+    """The study config as `weam study run` last resolved it (bases merged, overrides applied):
+    what `weam study reproduce --check` re-runs."""
+    return Path(work) / "study.resolved.yaml"

@@ -51,6 +51,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Run every stage of the study locally, skipping finished work, then print the held-out scores."""
+    from weam.study.reproduce import write_resolved_study
     from weam.study.run import StudyRunner
 
     from weam.core.lock import lock_work_dir
@@ -59,6 +60,7 @@ def run_command(
     study, steps = _load(config, overrides)
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
+        write_resolved_study(study, study.work_dir)  # what `reproduce --check` re-runs
         runner = StudyRunner(study, steps, study_file=config, echo=console.print)
         runner.run({kind.strip() for kind in only.split(",") if kind.strip()} if only else None)
     print_summary(study)
@@ -172,13 +174,40 @@ def config_command(config: ConfigArg = None, overrides: SetOpt = None) -> None:
 
 @app.command("reproduce")
 def reproduce_command(
-    run_id: Annotated[str, typer.Argument(help="MLflow run id of a pre-training or evaluation run.")],
+    run_id: Annotated[
+        Optional[str], typer.Argument(help="MLflow run id of a pre-training or evaluation run (not with --check).")
+    ] = None,
     tracking_uri: Annotated[
         Optional[str], typer.Option(help="MLflow store holding the run (default: MLFLOW_TRACKING_URI).")
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output directory (default: beside the original).")] = None,
+    check: Annotated[
+        Optional[Path], typer.Option(help="A finished study's work directory: re-run its steps into a scratch "
+                                          "folder and compare the result files byte for byte.")
+    ] = None,
+    only: Annotated[
+        Optional[str], typer.Option(help="With --check: re-run only these step kinds, comma-separated "
+                                         "(rows of `weam stages`: data,tokenizer,align,pretrain,eval,report, …).")
+    ] = None,
+    scratch: Annotated[
+        Optional[Path], typer.Option(help="With --check: where the steps run again (new or empty; default: a "
+                                          "new folder beside the work directory, removed unless --keep).")
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="With --check: keep the scratch folder.")] = False,
+    config_file: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="With --check: the study config (default: the "
+                                                            "work directory's study.resolved.yaml).")
+    ] = None,
 ) -> None:
-    """Re-run one logged stage run from the resolved config it logged."""
+    """Re-run one logged stage run from the resolved config it logged; or, with --check WORK_DIR,
+    re-run a study's steps and say which result files match byte for byte (exit 1 on a difference)."""
+    if check is not None:
+        if run_id is not None:
+            raise typer.BadParameter("give a run id or --check WORK_DIR, not both")
+        _check_command(check, only, scratch, keep, config_file)
+        return
+    if run_id is None:
+        raise typer.BadParameter("give the MLflow run id to reproduce (or --check WORK_DIR)")
     from weam.study.reproduce import reproduce
 
     from weam.edge import environment
@@ -188,6 +217,37 @@ def reproduce_command(
         raise typer.BadParameter("give --tracking-uri or set MLFLOW_TRACKING_URI")
     result = reproduce(run_id, uri, out)
     console.print(f"reproduced {run_id}: {result}")
+
+
+def _check_command(work_dir: Path, only: str | None, scratch: Path | None, keep: bool, config: Path | None) -> None:
+    import shutil
+    import tempfile
+
+    from weam.core.errors import WeamError
+    from weam.study.reproduce import check_reproducible
+
+    if not work_dir.is_dir():
+        raise WeamError(f"{work_dir}: --check needs a study's work directory, and this is not a folder")
+    chosen = scratch or Path(tempfile.mkdtemp(prefix=f"{work_dir.resolve().name}-check-", dir=work_dir.resolve().parent))
+    try:
+        kinds = [kind.strip() for kind in only.split(",") if kind.strip()] if only else None
+        rows = check_reproducible(work_dir, kinds, chosen, config, echo=console.print)
+    finally:
+        if not keep and scratch is None:
+            shutil.rmtree(chosen, ignore_errors=True)
+    table = Table("step", "file", "result", "detail")
+    colours = {"same": "green", "differs": "red"}
+    for row in rows:
+        table.add_row(row.step, row.path, f"[{colours.get(row.state, 'yellow')}]{row.state}[/]", row.detail)
+    (console if console.is_terminal else Console(width=200)).print(table)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    console.print(f"{len(rows)} result files: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    if keep or scratch is not None:
+        console.print(f"re-run kept in {chosen}")
+    if any(row.state != "same" for row in rows):
+        raise typer.Exit(1)
 
 
 def print_summary(study) -> None:
