@@ -12,7 +12,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 CHECKOV_VENV ?= .venv-checkov
 export CHECKOV_BIN ?= $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 
-.PHONY: install demo test report ui clean
+.PHONY: install demo test test-fast report ui clean
 
 install: $(VENV)/.installed
 
@@ -26,8 +26,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/weam study run $(STUDY)
 
+# Both cores: tests are spread over two workers, those sharing a Ray head kept on one (tests/conftest.py).
 test: install $(CHECKOV_VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The local loop: every test that needs no whole study, no second process, no server, no external
+# tool and no GPU (markers in pyproject.toml); `make test` runs everything.
+FAST := not e2e and not multiprocess and not server and not tool and not gpu
+test-fast: install
+	$(BIN)/python -m pytest -m "$(FAST)" -q
 
 # The security-policy checker, kept apart because its pins conflict with the project's.
 $(CHECKOV_VENV)/.installed:

@@ -31,6 +31,23 @@ TINY_TEXTS = [
 ]
 
 
+NEEDS_OF_FIXTURES = {"ray_cluster": "server", "mlflow_server": "server", "fast_align_config": "tool"}
+"""A test that requests one of these fixtures needs what it starts or finds (pyproject's markers)."""
+
+
+RAY_GROUP = "ray"
+"""Tests that start or join a local Ray head run on one xdist worker (``--dist loadgroup``): one
+session cluster, never two heads competing for a 2-core machine."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & NEEDS_OF_FIXTURES.keys():
+            item.add_marker(NEEDS_OF_FIXTURES[fixture])
+        if item.nodeid.startswith("tests/alignment/"):
+            item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A real (randomly initialised) BertForMaskedLM and a WordPiece tokenizer trained here."""

@@ -9,6 +9,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +32,7 @@ def test_every_source_package_is_listed():
     assert listed - found == set(), f"listed packages without a folder: {sorted(listed - found)}"
 
 
+@pytest.mark.tool
 def test_wheel_installs_one_top_level_package(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],

@@ -59,6 +59,7 @@ def test_auto_engine_falls_back_to_seeded_thot_without_fast_align(tmp_path, monk
     assert resolve_engine(AlignConfig()) == "thot"
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("shards", [1, 2], ids=["in-process", "on-ray"])
 def test_binary_exiting_non_zero_surfaces_its_stderr(tmp_path, good, shards, request):
     if shards > 1:

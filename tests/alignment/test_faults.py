@@ -62,6 +62,7 @@ def edit_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("shards", [1, 3], ids=["in-process", "on-ray-with-global-model"])
 def test_same_size_same_mtime_edit_is_realigned(monkeypatch, tmp_path, pairs, shards, request, fast_align_config):
     if shards > 1:

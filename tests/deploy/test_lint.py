@@ -41,11 +41,13 @@ def test_yamllint_rejects_a_broken_manifest(tmp_path):
     assert "duplication of key" in result.stdout
 
 
+@pytest.mark.tool
 def test_dockerfiles_pass_hadolint():
     result = hadolint(*DOCKERFILES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.tool
 def test_hadolint_rejects_a_broken_dockerfile(tmp_path):
     broken = tmp_path / "Dockerfile"
     broken.write_text("FROM ubuntu:latest\nRUN pip install torch\nUSER root\nCMD weam\n")

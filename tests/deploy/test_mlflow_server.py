@@ -20,6 +20,8 @@ import pytest
 
 from tests.deploy.manifests import ROOT, load_documents
 
+pytestmark = [pytest.mark.server]
+
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install Flask-WTF==1.3.0)")
 
 ADMIN_PASSWORD = "rehearsal-admin-password"

@@ -37,16 +37,19 @@ def checkov(*args: str) -> dict[str, Any]:
             "passed": sum(r.get("summary", {}).get("passed", 0) for r in reports)}
 
 
+@pytest.mark.tool
 def test_checkov_passes_manifests():
     report = checkov("-d", str(K8S_DIR))
     assert report["failed"] == [] and report["passed"] > 0, report
 
 
+@pytest.mark.tool
 def test_checkov_passes_dockerfiles():
     report = checkov(*[arg for path in DOCKERFILES for arg in ("-f", str(path))])
     assert report["failed"] == [] and report["passed"] > 0, report
 
 
+@pytest.mark.tool
 def test_checkov_rejects_a_root_container(tmp_path):
     job = copy.deepcopy(next(d for _, d in DOCS if d["kind"] == "Job"))
     job["spec"]["template"]["spec"]["securityContext"] = {"runAsUser": 0}
@@ -135,6 +138,7 @@ def test_compose_file_keeps_secrets_out_and_binds_locally():
 OVERLAYS = sorted(p.parent for p in (ROOT / "deploy" / "kustomize").glob("*/kustomization.yaml"))
 
 
+@pytest.mark.tool
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
 def test_checkov_without_any_skip_list_passes_release_manifests(overlay, tmp_path):
     """The rendered overlays (images pinned by digest) pass every checkov check: no skip-check, no

@@ -81,6 +81,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.server
+@pytest.mark.xdist_group("ray")  # one Ray head at a time (tests/conftest.py)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_head_with_the_shipped_auth_settings_refuses_clients_without_the_token(tmp_path):

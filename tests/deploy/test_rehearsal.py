@@ -146,6 +146,8 @@ def trainer_ready() -> str | None:
     return None
 
 
+@pytest.mark.e2e
+@pytest.mark.multiprocess
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_pretrain_manifest_rehearsal_two_nodes_resumes(tiny_model_dir, tmp_path):

@@ -53,6 +53,7 @@ def wait(procs: list[subprocess.Popen], timeout: float = 240) -> None:
         assert proc.returncode == 0, out.decode()[-3000:]
 
 
+@pytest.mark.multiprocess
 def test_two_processes_zero3_weam_loss_falls_and_export_loads(corpus, tmp_path):
     from transformers import AutoModelForMaskedLM
 
@@ -69,6 +70,7 @@ def test_two_processes_zero3_weam_loss_falls_and_export_loads(corpus, tmp_path):
     assert sum(counts["tokens_per_pair"].values()) == counts["tokens"] > 0
 
 
+@pytest.mark.multiprocess
 def test_two_processes_zero2_killed_run_resumes_with_identical_losses(corpus, tmp_path):
     """Kill both ranks after a checkpoint; the resumed run's losses equal an uninterrupted run's
     at every later step to 1e-5 (fp32 on CPU; in practice they agree bit for bit)."""

@@ -88,6 +88,7 @@ tracking: {{enabled: false}}
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # 408 s wall measured on 2 cores under a load average near 10 (other jobs)
 def test_tiny_instrument_study_end_to_end(tmp_path):
     """The plan has the arms, word-gold and probe steps; the report's rows match the probes; layer

@@ -94,6 +94,8 @@ def test_concurrent_study_run_on_one_work_dir_is_refused(holder, tmp_path):
     assert sorted(p.name for p in work.iterdir()) == before  # no mlflow.db, no data, no marker
 
 
+@pytest.mark.e2e
+@pytest.mark.multiprocess
 def test_two_real_study_runs_on_one_fresh_work_dir(tmp_path):
     """Two `weam study run` started together on a fresh work dir: the second is refused naming the
     first (no SQLite migration race, nothing trained twice); the first runs on."""
@@ -149,6 +151,7 @@ def test_every_writer_of_a_stage_folder_takes_its_lock(tmp_path):
     assert execute(Step("tokenizer", "tokenizer", out, config)) is False and (out / "manifest.json").is_file()
 
 
+@pytest.mark.multiprocess
 def test_two_processes_creating_one_sqlite_store_both_log(tmp_path):
     """Issue 26, item 2: two standalone runs on one fresh store raced MLflow's migration
     (`_alembic_tmp_experiments already exists`) and buffered one run with a dangling parent; the

@@ -15,6 +15,8 @@ from weam.core.mlflow_local import MLFLOW, browse, chromium, log_example_study, 
 from weam.study.report import compare_url, write_report
 from weam.core.tracking import chart_view, chart_view_url
 
+pytestmark = [pytest.mark.server]
+
 
 def _report_link(report_text: str) -> str:
     return re.search(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report_text).group(1)
@@ -65,6 +67,7 @@ def test_runs_logged_over_http_come_back_with_report_tags(tmp_path):
     assert any((tmp_path / "artifacts").rglob("report.md"))
 
 
+@pytest.mark.tool
 @pytest.mark.skipif(not Path(MLFLOW).exists(), reason="the mlflow CLI is not installed")
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp_path):

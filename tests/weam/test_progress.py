@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from weam.core.progress import Progress, quiet_library_noise, track
 
 
@@ -97,6 +99,7 @@ def test_deepspeed_scheduler_and_accelerator_warnings_are_filtered(tmp_path):
     assert "=== end" in after
 
 
+@pytest.mark.multiprocess
 def test_weam_pretrain_not_on_a_terminal_logs_progress_lines_and_no_library_noise(tmp_path):
     """A real `weam pretrain run` with output to a pipe: plain progress lines with rate and ETA, and
     none of the filtered messages (DeepSpeed auto-detects the accelerator here, which warns)."""

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+pytestmark = [pytest.mark.e2e]
+
 STUDY = """
 name: tiny
 work_dir: {work}

@@ -351,6 +351,7 @@ def test_drop_rows_after_cuts_a_log_back_to_its_checkpoint(tmp_path):
 # Against a real `mlflow server` (the "back" phases); the "down" phases use a closed port.
 
 
+@pytest.mark.server
 def test_a_server_dying_mid_run_loses_nothing(tmp_path, capsys):
     from weam.core.mlflow_local import free_port, mlflow_server
 
@@ -397,6 +398,8 @@ STAGE_RUNS = sorted([
 ])
 
 
+@pytest.mark.e2e
+@pytest.mark.server
 def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path):
     """The whole tiny study with the tracking server down (the report is written from the stage
     files all the same); then `weam tracking sync` to a real server puts every stage's run there,
@@ -482,6 +485,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert {name: n for name, n in names.items() if n != 1} == {}
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(tmp_path, store, sig):
     """kill -9 (or SIGTERM) of `weam pretrain run` after a checkpoint, with steps logged past it;
