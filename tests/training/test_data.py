@@ -46,7 +46,8 @@ def test_alignment_index_out_of_range_names_file_and_line(corpus, tmp_path):
 
 
 def test_single_side_rows_come_in_pairs_with_links_between_them(corpus, tmp_path):
-    stream, tokenizer = stream_for(corpus, tmp_path, batch_size=8, max_seq_len=32)
+    # Single-side input is the partner_id_prediction ablation's (weam, as Figure 1 draws it, takes the pair).
+    stream, tokenizer = stream_for(corpus, tmp_path, batch_size=8, max_seq_len=32, objective="partner_id_prediction")
     batch = stream.next_batch()
     longest = int(batch.attention_mask.sum(1).max())
     assert batch.input_ids.shape == (8, -(-longest // 8) * 8)  # padded to the longest row only
@@ -110,11 +111,24 @@ def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
 
 
 def test_content_budget_counts_both_sides_without_special_tokens(corpus, tmp_path):
-    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content")
+    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content",
+                                   objective="partner_id_prediction")
     batches = list(stream)
     assert 2900 < stream.content_tokens <= 3000
-    # Single-side input: each pair is two rows [CLS] side [SEP]; four special tokens per pair.
+    # Single-side input (the partner_id_prediction ablation): each pair is two rows [CLS] side [SEP];
+    # four special tokens per pair.
     assert stream.tokens - stream.content_tokens == 4 * stream.consumed
     specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
     assert stream.tokens - stream.content_tokens == specials
     assert all(stream.links_seen.values()) and set(stream.content_seen) == {"en-de", "en-fi"}
+
+
+def test_content_budget_of_pair_input_counts_three_special_tokens_a_pair(corpus, tmp_path):
+    """weam (Figure 1) and tlm read the pair as one row, [CLS] en [SEP] xx [SEP]: three specials a pair."""
+    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content",
+                                   objective="weam")
+    batches = list(stream)
+    assert 2900 < stream.content_tokens <= 3000
+    assert stream.tokens - stream.content_tokens == 3 * stream.consumed
+    specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
+    assert stream.tokens - stream.content_tokens == specials
