@@ -110,25 +110,16 @@ def test_schedule_length_matches_the_steps_a_budget_takes(corpus, tmp_path):
     assert abs(planned - actual) <= 1
 
 
-def test_content_budget_counts_both_sides_without_special_tokens(corpus, tmp_path):
+@pytest.mark.parametrize("objective, specials_per_pair", [("partner_id_prediction", 4), ("weam", 3)])
+def test_content_budget_counts_both_sides_without_special_tokens(corpus, tmp_path, objective, specials_per_pair):
+    """Single-side input (the partner_id_prediction ablation) makes each pair two rows, [CLS] side
+    [SEP]: four special tokens a pair; pair input (weam as Figure 1 draws it, tlm), one row
+    [CLS] en [SEP] xx [SEP]: three."""
     stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content",
-                                   objective="partner_id_prediction")
+                                   objective=objective)
     batches = list(stream)
     assert 2900 < stream.content_tokens <= 3000
-    # Single-side input (the partner_id_prediction ablation): each pair is two rows [CLS] side [SEP];
-    # four special tokens per pair.
-    assert stream.tokens - stream.content_tokens == 4 * stream.consumed
+    assert stream.tokens - stream.content_tokens == specials_per_pair * stream.consumed
     specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
     assert stream.tokens - stream.content_tokens == specials
     assert all(stream.links_seen.values()) and set(stream.content_seen) == {"en-de", "en-fi"}
-
-
-def test_content_budget_of_pair_input_counts_three_special_tokens_a_pair(corpus, tmp_path):
-    """weam (Figure 1) and tlm read the pair as one row, [CLS] en [SEP] xx [SEP]: three specials a pair."""
-    stream, tokenizer = stream_for(corpus, tmp_path, token_budget=3000, max_steps=None, data__budget_unit="content",
-                                   objective="weam")
-    batches = list(stream)
-    assert 2900 < stream.content_tokens <= 3000
-    assert stream.tokens - stream.content_tokens == 3 * stream.consumed
-    specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
-    assert stream.tokens - stream.content_tokens == specials
