@@ -14,6 +14,12 @@ to the temporary folder, nothing downloaded); the synthetic tokenizer's ids are 
 Our rows follow the study's setting (one unit per row, padded to the batch's longest row; ``--packing``
 packs them); the HF Trainer baseline trains full packed rows of ``--seq`` tokens, its usual MLM set-up.
 
+Every row's MFU uses one formula, training/metrics.py ``flops_per_step``: the encoder's FLOPs per
+non-pad token, plus the output layer where it runs (at masked positions in our rows, at every
+position under HF's BertForMaskedLM). Each row prints its tokens per step (non-pad and padded), the
+fill rate of its rows, and the levers it has on (packing, attention implementation, fused AdamW,
+compile, bf16); ``--json`` writes the same per row.
+
 On CPU the MFU is against ``--cpu-peak`` FLOP/s; on CUDA against the bf16 peak table in
 training/metrics.py. Synthetic parallel data (a toy lexicon, exact alignments) is written to a
 temporary folder.
@@ -110,12 +116,19 @@ def run_ours(spec: dict) -> dict:
     from transformers import AutoConfig
 
     model_config = AutoConfig.from_pretrained(model_dir)
-    flops = sum(flops_per_step(model_config, 0, r["masked"], spec["seq"]) for r in timed)
-    flops += flops_per_step(model_config, tokens, 0, spec["seq"])
+    before = records[spec["warmup"] - 1]["tokens"]
+    flops = 0.0
+    for record in timed:  # the output layer runs at the masked positions only (training/objectives.py)
+        flops += flops_per_step(model_config, record["tokens"] - before, record["masked"], record["width"])
+        before = record["tokens"]
     if spec["objective"] == "word_aligned":  # the frozen copy's forward over the English half
         flops += flops_per_step(model_config, tokens / 2, 0, spec["seq"]) / 3
+    padded = sum(r["padded"] for r in timed)
     return {"steps_per_s": len(timed) / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
-            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "wall_s": wall, **memory()}
+            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["masked"],
+            "tokens_per_step": tokens / len(timed), "padded_per_step": padded / len(timed),
+            "fill_rate": tokens / padded, "levers": levers(spec, model_config, packing="units" if spec["packing"] else "off"),
+            "vocab": model_config.vocab_size, "wall_s": wall, **memory()}
 
 
 def run_hf_trainer(spec: dict) -> dict:
@@ -166,7 +179,42 @@ def run_hf_trainer(spec: dict) -> dict:
     # HF's BertForMaskedLM computes vocabulary logits at every position, not only masked ones.
     flops = spec["steps"] * flops_per_step(model.config, spec["batch"] * spec["seq"], spec["batch"] * spec["seq"], spec["seq"])
     return {"steps_per_s": spec["steps"] / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
-            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "wall_s": wall, **memory()}
+            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["all"],
+            "tokens_per_step": tokens / spec["steps"], "padded_per_step": tokens / spec["steps"], "fill_rate": 1.0,
+            "levers": levers(spec, model.config, packing="concatenated"), "vocab": model.config.vocab_size,
+            "wall_s": wall, **memory()}
+
+
+# One formula for every row: training/metrics.py flops_per_step, with the output layer counted where it runs.
+FLOP_FORMULA = "flops_per_step: 6*N_dense + 12*L*H*width per non-pad token + 6*(H^2+H*V) per output position"
+OUTPUT_AT = {"masked": " (masked positions)", "all": " (every position)"}
+
+
+def levers(spec: dict, model_config, packing: str) -> dict:
+    """The speed levers this run has on. packing: units (ours: whole units per row, none split),
+    concatenated (HF: text cut into full rows), off. attention: the implementation transformers
+    picked for this model (eager | sdpa | flash_attention_2), and under SDPA on CUDA the kernels
+    torch allows. Both trainers hand DeepSpeed torch's AdamW (torch_adam) without fused=True, and
+    neither compiles the model."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    with torch.device("meta"):  # no weights: only to read the implementation transformers resolves
+        implementation = AutoModelForMaskedLM.from_config(model_config).config._attn_implementation
+    attention = implementation or "eager"
+    if attention == "sdpa" and torch.cuda.is_available():
+        allowed = [name for name, on in (("flash", torch.backends.cuda.flash_sdp_enabled()),
+                                         ("mem_efficient", torch.backends.cuda.mem_efficient_sdp_enabled()),
+                                         ("math", torch.backends.cuda.math_sdp_enabled())) if on]
+        attention += "(" + "|".join(allowed) + ")"
+    return {"packing": packing, "attention": attention, "fused_adamw": False, "compile": False,
+            "bf16": spec["precision"] == "bf16"}
+
+
+def levers_text(levers: dict) -> str:
+    on = [f"pack={levers['packing']}", f"attn={levers['attention']}"]
+    on += [name for name in ("fused_adamw", "compile", "bf16") if levers[name]]
+    return " ".join(on)
 
 
 def memory() -> dict:
@@ -228,18 +276,41 @@ def main() -> None:
         return
     print(f"\npreset={args.preset} seq={args.seq} batch={args.batch} precision={args.precision} "
           f"steps={args.steps} (after {args.warmup} warm-up) vocab={args.vocab}")
-    print(f"{'objective':<13} {'ZeRO':>4} {'steps/s':>8} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>7} {'peak mem GB':>12} {'wall s':>7}")
+    print("tokens/step: non-pad tokens a step (special tokens included, as tokens/s counts them); padded/step: "
+          "rows x width; fill: their ratio. x HF: tokens/s over the HF Trainer row at the same ZeRO stage.")
+    print(f"{'objective':<13} {'ZeRO':>4} {'steps/s':>8} {'tokens/s':>10} {'x HF':>5} {'tok/step':>8} {'padded':>7} "
+          f"{'fill':>5} {'TFLOP/s':>8} {'MFU':>7} {'peak mem GB':>12} {'wall s':>7}  levers")
+    hf = {zero: r["tokens_per_s"] for objective, zero, r in rows if objective == "hf-trainer" and "error" not in r}
     for objective, zero, r in rows:
         if "error" in r:
             print(f"{objective:<13} {zero:>4}  failed: {r['error']}")
             continue
-        print(f"{objective:<13} {zero:>4} {r['steps_per_s']:>8.2f} {r['tokens_per_s']:>10,.0f} {r['tflops']:>8.4f} "
-              f"{r['mfu']:>7.2%} {r['peak_mem_gb']:>8.2f} {r['mem_kind']:<3} {r['wall_s']:>7.1f}")
+        ratio = f"{r['tokens_per_s'] / hf[zero]:>5.2f}" if zero in hf else f"{'-':>5}"
+        print(f"{objective:<13} {zero:>4} {r['steps_per_s']:>8.2f} {r['tokens_per_s']:>10,.0f} {ratio} "
+              f"{r['tokens_per_step']:>8,.0f} {r['padded_per_step']:>7,.0f} {r['fill_rate']:>5.0%} {r['tflops']:>8.4f} "
+              f"{r['mfu']:>7.2%} {r['peak_mem_gb']:>8.2f} {r['mem_kind']:<3} {r['wall_s']:>7.1f}  {levers_text(r['levers'])}")
+    formulas = sorted({r["flop_formula"] for _, _, r in rows if "error" not in r})
+    print("FLOPs (MFU): " + "; ".join(formulas))
     if args.json:
         args.json.write_text(json.dumps({
             "device": device_name(), "devices": 1, "preset": args.preset, "seq": args.seq, "batch": args.batch,
             "precision": args.precision, "packing": args.packing,
-            "rows": [{"objective": objective, "zero": zero, **r} for objective, zero, r in rows]}, indent=2) + "\n")
+            "rows": json_rows(rows, args.preset, vocab=model_vocab or args.vocab)}, indent=2) + "\n")
+
+
+def json_rows(rows: list[tuple[str, int, dict]], preset: str, vocab: int) -> list[dict]:
+    """One record per run: the issue-25 keys first, then the rest of the measurement."""
+    hf = {zero: r["tokens_per_s"] for objective, zero, r in rows if objective == "hf-trainer" and "error" not in r}
+    out = []
+    for objective, zero, r in rows:
+        row = {"preset": preset, "vocab": r.get("vocab", vocab), "objective": objective, "zero": zero}
+        if "error" not in r:
+            row.update({"levers": r["levers"], "tokens_per_s": r["tokens_per_s"], "hf_tokens_per_s": hf.get(zero),
+                        "ratio": r["tokens_per_s"] / hf[zero] if zero in hf else None, "mfu": r["mfu"],
+                        "flop_formula": r["flop_formula"], "fill_rate": r["fill_rate"],
+                        "peak_mem": {"gb": r["peak_mem_gb"], "kind": r["mem_kind"]}})
+        out.append({**row, **{k: v for k, v in r.items() if k not in row}})
+    return out
 
 
 def device_name() -> str:

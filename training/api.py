@@ -198,8 +198,9 @@ class Meter:
         if self.config.objective.name == "word_aligned":  # the frozen copy's forward on the pivot rows
             pivot_tokens = int(batch.attention_mask[batch.pivot_row].sum())
             self.flops += flops_per_step(self.model_config, pivot_tokens, 0, batch.input_ids.shape[1]) / 3
+        # padded: this step's row slots (rows x width), what the encoder runs on, padding included.
         record = {"step": step, **losses, "tokens": self.stream.tokens, "lr": lr, "time": time.time(),
-                  "masked": masked}
+                  "masked": masked, "padded": int(batch.input_ids.numel()), "width": int(batch.input_ids.shape[1])}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if logger is None or step % self.config.logging.log_every:
