@@ -24,9 +24,10 @@ def test_gpu_check_dry_run_passes_on_cpu():
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout
     for objective in ("mlm", "tlm", "word_aligned", "weam"):
-        for zero in (2, 3):
+        for zero in (0, 2):  # the single-GPU default and the multi-node one (was 2 and 3)
             assert f"dry-run: {objective} ZeRO-{zero} bf16=True" in out, (objective, zero)
-    assert "dry-run: hf-trainer ZeRO-3 bf16 batch 32 seq 128" in out and "test_gpu_bf16_smoke" in out
+    assert "dry-run: hf-trainer ZeRO-2 bf16 batch 32 seq 128" in out and "test_gpu_bf16_smoke" in out
+    assert "10 benchmark runs" in out and "total at most 480 s (8 min)" in out  # the plan and its time bound
     assert "gpu_check dry run: ok" in out
 
 
