@@ -40,6 +40,7 @@ RAY_GROUP = "ray"
 session cluster, never two heads competing for a 2-core machine."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads xdist_group to keep a group on one worker
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for fixture in set(getattr(item, "fixturenames", ())) & NEEDS_OF_FIXTURES.keys():

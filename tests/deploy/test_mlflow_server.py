@@ -72,6 +72,9 @@ def mlflow_server(tmp_path):
         (secrets_dir / name).write_text(values[name.removesuffix("_FILE")] + "\n")
         env[name] = str(secrets_dir / name)
     env.update(MLFLOW_AUTH_CONFIG_PATH=str(tmp_path / "basic_auth.ini"))
+    # No Huey job consumers (MLflow 3's job execution: three extra processes a server, never used
+    # here, and left behind when the server is terminated), as weam.core.mlflow_local starts it.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     pythonpath = os.pathsep.join(p for p in sys.path if p)
     entrypoint = [sys.executable, str(ROOT / "deploy" / "mlflow" / "check_secrets.py")]  # the image's ENTRYPOINT

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]  # one worker builds the module's study once
 
 STUDY = """
 name: tiny
@@ -34,7 +34,7 @@ base:
   token_budget: 12000
   pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
 data: {{_base_: {configs}/data/demo.yaml}}
-align: {{_base_: {configs}/align/default.yaml, engine: eflomal}}
+align: {{_base_: {configs}/align/default.yaml, engine: thot, thot: {{length: 0.3}}}}
 pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
 eval: {{_base_: {configs}/eval/tatoeba.yaml}}
 """
@@ -159,11 +159,11 @@ def test_study_report_writes_the_report_again_as_the_study_step(finished_study):
 def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     reference_folder, _ = finished_study
     study = write_study(tmp_path)
-    # eflomal's sampler cannot be seeded, so start from the reference's finished data, tokenizer,
-    # base model and alignments (their manifests make the study skip what has the same inputs and
-    # settings); everything after is deterministic, so the resumed study must reproduce the
-    # reference's scores exactly.
-    for stage in ("data", "tokenizer", "base", "align"):
+    # Start from the reference's finished data, tokenizer and base model (their manifests make the
+    # study skip what has the same inputs and settings; it saves time). The alignments are made
+    # again (thot is seeded), and everything is deterministic, so the resumed study must reproduce
+    # the reference's scores exactly.
+    for stage in ("data", "tokenizer", "base"):
         shutil.copytree(reference_folder / "work" / stage, tmp_path / "work" / stage)
     process = weam("study", "run", str(study), start_new_session=True)
     checkpoint_root = tmp_path / "work" / "pretrain" / "single" / "s1" / "seed0" / "checkpoints"
@@ -202,6 +202,8 @@ def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, 
     first_log = (folder / "work/pretrain/diverse/s1/seed0/train_log.jsonl").read_text().splitlines()
     again_log = (tmp_path / "again" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["loss"] for line in again_log] == [json.loads(line)["loss"] for line in first_log]
+    weights = "model/model.safetensors"  # deterministic on CPU: the same weights, byte for byte
+    assert (tmp_path / "again" / weights).read_bytes() == (folder / "work/pretrain/diverse/s1/seed0" / weights).read_bytes()
 
 
 def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_study, tmp_path):
@@ -215,6 +217,45 @@ def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_stud
     manifest = json.loads((tmp_path / "again/manifest.json").read_text())
     weights = folder / "work/pretrain/diverse/s1/seed0/model/model.safetensors"
     assert manifest["inputs"]["model/model.safetensors"]["path"] == str(weights)
+
+
+def check_table(output: str) -> dict[str, str]:
+    """`weam study reproduce --check` rows → {file: result}."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 4 and cells[2] in ("same", "differs", "only in the original", "only in the re-run"):
+            rows[cells[1]] = cells[2]
+    return rows
+
+
+def test_reproduce_check_reruns_the_study_and_every_result_file_is_the_same(finished_study, tmp_path):
+    """The tiny study's steps again, into a scratch folder, byte for byte: the demo data, tokenizer,
+    alignments, budget, retrieval sets, every evaluation's results.json and the report (its primary
+    estimate). The pre-trained models are copied, not re-trained: the killed-study test above
+    re-trains them and gets the same scores, the reproduce test the same weights."""
+    folder, _ = finished_study
+    work = folder / "work"
+    output = run_to_end("study", "reproduce", "--check", str(work), "--scratch", str(tmp_path / "again"),
+                        "--only", "data,tokenizer,align,budget,tatoeba,eval,report")
+    rows = check_table(output)
+    assert set(rows.values()) == {"same"}, output
+    assert {"align/en-fi/alignment.txt", "tokenizer/tokenizer.json", "report/report.md",
+            "eval/diverse/s1/seed0/tatoeba/results.json", "eval/base/seed0/tatoeba/results.json"} <= set(rows), output
+    assert f"{len(rows)} result files: {len(rows)} same" in output
+
+
+def test_reproduce_check_names_a_file_that_differs_and_fails(finished_study, tmp_path):
+    folder, _ = finished_study
+    work = tmp_path / "work"
+    shutil.copytree(folder / "work", work, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "pretrain", "eval"))
+    tokenizer = work / "tokenizer" / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    process = weam("study", "reproduce", "--check", str(work), "--only", "tokenizer")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 1, output
+    assert check_table(output)["tokenizer/tokenizer.json"] == "differs", output
+    assert not list(tmp_path.glob("work-check-*")), "the scratch folder is removed without --keep"
 
 
 def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):

@@ -128,7 +128,7 @@ def power_command(
 
     study, _ = _load(_config_file(config, config_file), overrides)
     for line in power_statement(study, pilot):
-        console.print(line)
+        console.print(line, soft_wrap=True)  # a statement a line, whatever the console's width (logs, pipes)
 
 
 @app.command("report")
