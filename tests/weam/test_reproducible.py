@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -19,6 +21,7 @@ def weam(*args: str) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
+@pytest.mark.e2e
 def test_two_fresh_runs_of_the_tiny_demo_give_the_same_data_and_alignments(tmp_path):
     work = tmp_path / "work"
     first = weam("study", "run", str(CONFIGS / "demo-tiny.yaml"), "--only", "data,align",
