@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from weam.eval.tasks import get_task
+
 
 XNLI_ROWS = [
     ("the cat sat on the mat .", "a cat is on the mat .", "entailment"),
@@ -94,7 +96,7 @@ ENTITIES = [("Q1", "Anna is a person who lives in New York."), ("Q2", "New York 
             ("Q3", "Google is a company.")]
 
 
-def write_mewslix(root: Path) -> None:
+def write_mewslix(root: Path, langs: list[str] | None = None) -> None:
     _jsonl(root / "mewslix/candidate_set_entities.jsonl", [
         {"entity_id": e, "title": e, "description": d, "sentence_spans": [{"start": 0, "end": len(d)}],
          "description_language": "en", "description_url": "u"} for e, d in ENTITIES])
@@ -113,7 +115,9 @@ def write_mewslix(root: Path) -> None:
     _jsonl(root / "mewslix/wikipedia_pairs-dev.jsonl", pairs)
     # mewslix_preprocess: dev keeps entity ids, test blanks them (labels file {id: [""]}); json.dumps'
     # defaults (ASCII escapes), one record per line; labels with json.dump, no newline.
-    for lang, text, mention, entity in MEWSLIX_MENTIONS:
+    mentions = {lang: (text, mention, entity) for lang, text, mention, entity in MEWSLIX_MENTIONS}
+    for lang in langs or list(mentions):
+        text, mention, entity = mentions.get(lang, ("Google hired Anna.", "Google", "Q3"))
         start = text.index(mention)
         for split, gold in (("dev", entity), ("test", "")):
             record = mewslix_context(lang, text, start, start + len(mention), f"{lang}-0", gold)
@@ -160,47 +164,63 @@ def _xnli_test(path: Path) -> None:
     _tsv(path, [row[:2] for row in XNLI_ROWS])
 
 
-def write_xtreme(root: Path) -> Path:
+WRITTEN_LANGS = {
+    "xnli": ["en", "sw", "ur"], "xcopa": ["sw", "qu"], "panx": ["en", "sw", "yo"],
+    "udpos": ["en", "yo", "wo"], "xquad": ["en", "de"], "mlqa": ["de", "zh"], "tydiqa": ["en", "sw"],
+    "mewslix": ["de", "tr"], "lareqa": ["en", "de"], "tatoeba": ["sw", "de", "ur", "ja"],
+}
+"""The languages write_xtreme writes per task by default (the eval tests' tree; FIXTURE_LANGS below are
+the target languages among them). English training files are always written."""
+
+
+def write_xtreme(root: Path, langs: dict[str, list[str]] | None = None) -> Path:
     """The tree scripts/download_data.sh leaves, with its conventions: XNLI/PAN-X/UD-POS test files
     without labels, XCOPA test labels all 0, QA test files (and all TyDiQA dev files) with empty answers,
-    Mewsli-X test entity ids blanked, Tatoeba's English side sorted; dev files keep their labels."""
+    Mewsli-X test entity ids blanked, Tatoeba's English side sorted; dev files keep their labels.
+
+    ``langs``: task → the languages to write (default WRITTEN_LANGS; a task left out keeps its default);
+    the same tiny sentences in every language. The dress rehearsal (benchmarks/rehearsal_inputs.py)
+    writes every task for the study's languages this way."""
+    langs = {**WRITTEN_LANGS, **(langs or {})}
     _tsv(root / "xnli/train-en.tsv", XNLI_ROWS * 2)
-    for lang in ("en", "sw", "ur"):
+    for lang in langs["xnli"]:
         _tsv(root / f"xnli/dev-{lang}.tsv", XNLI_ROWS)
-    for lang in ("en", "sw", "ur"):
+    for lang in langs["xnli"]:
         _xnli_test(root / f"xnli/test-{lang}.tsv")
     _jsonl(root / "xcopa/train-en.jsonl", COPA * 2)
     _jsonl(root / "xcopa/val-en.jsonl", COPA)
     _jsonl(root / "xcopa/test-en.jsonl", [{**r, "label": 0} for r in COPA])  # xcopa_preprocess: all 0
     _jsonl(root / "siqa/socialIQa_v1.4_trn.jsonl", SIQA * 2)
     _jsonl(root / "siqa/socialIQa_v1.4_dev.jsonl", SIQA)
-    for lang in ("sw", "qu"):
+    for lang in langs["xcopa"]:
         _jsonl(root / f"xcopa/val-{lang}.jsonl", COPA)
         _jsonl(root / f"xcopa/test-{lang}.jsonl", [{**r, "label": 0} for r in COPA])
     _conll(root / "panx/train-en.tsv", PANX_SENTENCES * 2)
-    for lang in ("en", "sw", "yo"):
+    for lang in langs["panx"]:
         _conll(root / f"panx/dev-{lang}.tsv", PANX_SENTENCES)
         _conll(root / f"panx/test-{lang}.tsv", PANX_SENTENCES, with_tags=False)
     _conll(root / "udpos/train-en.tsv", POS_SENTENCES * 2)
-    for lang in ("en", "wo"):  # UD has no yo dev treebank: the download has no dev-yo.tsv
-        _conll(root / f"udpos/dev-{lang}.tsv", POS_SENTENCES)
-    for lang in ("en", "yo", "wo"):
+    no_dev = get_task("udpos").splits["dev"].missing  # UD has no dev treebank for yo, kk, th, tl
+    for lang in langs["udpos"]:
+        if lang not in no_dev:  # the download has no dev-<lang>.tsv for those
+            _conll(root / f"udpos/dev-{lang}.tsv", POS_SENTENCES)
+    for lang in langs["udpos"]:
         _conll(root / f"udpos/test-{lang}.tsv", POS_SENTENCES, with_tags=False)
     _squad_file(root / "squad/train-v1.1.json", squad("en"))
     _squad_file(root / "squad/dev-v1.1.json", squad("en"))
-    for lang in ("en", "de"):  # download_xquad fetches no ro
+    for lang in langs["xquad"]:  # download_xquad fetches no ro
         _squad_file(root / f"xquad/xquad.{lang}.json", strip_squad(squad(lang)))
-    for lang in ("de", "zh"):
+    for lang in langs["mlqa"]:
         _squad_file(root / f"mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json", squad(lang))
         _squad_file(root / f"mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json", strip_squad(squad(lang)))
     tydi = squad("en", prefix="english-")
     _squad_file(root / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json", tydiqa_train(tydi))
-    for lang in ("en", "sw"):
+    for lang in langs["tydiqa"]:
         _squad_file(root / f"tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json", strip_squad(squad(lang)))
-    write_mewslix(root)
-    for lang in ("en", "de"):
+    write_mewslix(root, langs["mewslix"])
+    for lang in langs["lareqa"]:
         _json(root / f"lareqa/xquad-r/{lang}.json", squad(lang, with_breaks=True))
-    for lang in ("sw", "de", "ur", "ja"):
+    for lang in langs["tatoeba"]:
         write_tatoeba_download(root / "tatoeba", lang, TATOEBA_XX, TATOEBA_EN)
         # Not part of the download: the gold a user keeps apart (leaderboard layout, for labels_dir).
         gold = sorted(range(len(TATOEBA_EN)), key=lambda i: TATOEBA_EN[i])

@@ -30,14 +30,16 @@ def _config_file(config: Path | None, option: Path | None) -> Path:
     return chosen
 
 
-def _load(config: Path, overrides: list[str] | None):
+def _load(config: Path, overrides: list[str] | None, check_inputs: bool = False):
     from weam.edge import environment, with_study_tools
-    from weam.study.plan import load_study
+    from weam.study.plan import check_inputs as check, load_study
 
     env = environment()
     # MLFLOW_TRACKING_URI points the study at a server unless the config or --set names one;
     # FAST_ALIGN_BIN / ATOOLS_BIN name fast_align's binaries unless the config does (as for `weam align run`).
     study, steps = load_study(config, env.with_tracking(overrides))
+    if check_inputs:  # corpora and gold labels, before any costly step (plan and run)
+        check(study, steps, str(config))
     return study, with_study_tools(steps, env)
 
 
@@ -57,7 +59,7 @@ def run_command(
     from weam.core.lock import lock_work_dir
 
     config = _config_file(config, config_file)
-    study, steps = _load(config, overrides)
+    study, steps = _load(config, overrides, check_inputs=True)
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
         write_resolved_study(study, study.work_dir)  # what `reproduce --check` re-runs
@@ -105,7 +107,7 @@ def plan_command(config: ConfigArg = None, overrides: SetOpt = None, config_file
     from weam.core.config import dump_config
     from weam.study.power import print_design
 
-    study, steps = _load(_config_file(config, config_file), overrides)
+    study, steps = _load(_config_file(config, config_file), overrides, check_inputs=True)
     print_design(study, steps, console)
     for step in steps:
         console.rule(step.key)

@@ -393,6 +393,11 @@ class StudyConfig(StrictModel):
     """Assumptions (or a pilot) for ``weam study power`` and ``weam study plan``."""
     corpora: dict[str, CorpusFiles] = {}
     """Real corpora by pair name (``en-de``); pairs not listed come from the demo data builder."""
+    corpora_fetch: Path | None = None
+    """The ``weam data fetch`` config that produces the corpora (its languages must hold every pool
+    language); ``weam study plan``/``run`` name it when a pair is missing (weam.study.plan.check_inputs)."""
+    corpora_clean: Path | None = None
+    """The ``weam data clean`` config that writes the cleaned pairs ``corpora`` reads."""
     xtreme_data_dir: Path | None = None
     """XTREME-R data root (the folder its download scripts fill). None: evaluate on the study's own
     held-out retrieval sets, built under work_dir/data/tatoeba from the held-out msgids."""

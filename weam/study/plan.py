@@ -209,3 +209,126 @@ def _pair(study: StudyConfig, work: Path, code: str, aligned: bool) -> dict[str,
     src, tgt = _pair_files(study, work, code)
     alignment = layout.alignment_dir(work, study.pivot, code) / "alignment.txt" if aligned else None
     return {"src": study.pivot, "tgt": code, "src_file": src, "tgt_file": tgt, "alignment": alignment}
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs, checked before the first costly step (`weam study plan` and `weam study run`)
+
+
+def pool_languages(study: StudyConfig) -> list[str]:
+    """Every language a condition may train on: each draw's pool and each explicit set's languages."""
+    codes: list[str] = []
+    for condition in study.conditions:
+        if condition.draw is not None:
+            codes += condition.draw.pool
+    codes += study.condition_languages()
+    return list(dict.fromkeys(codes))
+
+
+def missing_corpora(study: StudyConfig) -> dict[str, str]:
+    """Pool pairs without a cleaned corpus on disk → why (not in ``corpora``, or which file is absent).
+    Empty when the study lists no corpora (every pair then comes from the demo data builder)."""
+    if not study.corpora and study.corpora_fetch is None:
+        return {}
+    missing = {}
+    for code in pool_languages(study):
+        pair = f"{study.pivot}-{code}"
+        files = study.corpora.get(pair)
+        if files is None:
+            missing[pair] = "not in the study's corpora"
+            continue
+        absent = [str(path) for path in (files.src, files.tgt) if not Path(path).is_file()]
+        if absent:
+            missing[pair] = "no file " + " nor ".join(absent)
+    return missing
+
+
+def _fetch_languages(path: Path) -> list[str] | None:
+    """The languages a fetch config lists (None when the file is not there)."""
+    from weam.data.config import FetchConfig
+
+    if not Path(path).is_file():
+        return None
+    return load_config(FetchConfig, path).languages
+
+
+def corpora_problem(study: StudyConfig, source: str) -> str | None:
+    """The refusal for missing pool pairs, naming them and the fetch/clean configs that would produce them."""
+    missing = missing_corpora(study)
+    unlisted: list[str] = []
+    fetch = study.corpora_fetch
+    if fetch is not None:
+        listed = _fetch_languages(fetch)
+        if listed is None:
+            return f"{source}: corpora_fetch {fetch}: no such fetch config"
+        unlisted = [f"{study.pivot}-{code}" for code in pool_languages(study) if code not in listed]
+    if not missing and not unlisted:
+        return None
+    lines = [f"{source}: {len(missing)} of the pools' {len(pool_languages(study))} language pairs have no "
+             f"fetched and cleaned corpus: {', '.join(missing) or 'none'}"]
+    lines += [f"  {pair}: {why}" for pair, why in missing.items()]
+    if unlisted:
+        lines.append(f"{fetch} lists no {', '.join(unlisted)} ({len(unlisted)} pair(s) the pools need): "
+                     "add them to its languages (and to a source's), then fetch and clean")
+    if fetch is not None:
+        clean = f" && weam data clean --config {study.corpora_clean}" if study.corpora_clean else \
+            " && weam data clean --config <clean config>"
+        lines.append(f"produce them: weam data fetch --config {fetch}{clean}")
+    else:
+        lines.append("produce them with `weam data fetch --config <a fetch config listing them>` and "
+                     "`weam data clean`, and name that config as corpora_fetch")
+    return "\n".join(lines)
+
+
+def gold_problems(study: StudyConfig, steps: list[Step]) -> list[str]:
+    """Every evaluated task (the primary and every secondary) has gold labels for the held-out languages it
+    covers in ``xtreme_data_dir``: by XTREME's facts (or labels_dir) and as files on disk. Languages a task
+    does not cover are no problem (the report names those cells)."""
+    from weam.core.errors import WeamError
+    from weam.eval.config import EvalConfig
+    from weam.eval.data import split_path
+    from weam.eval.tasks import get_task
+
+    if study.xtreme_data_dir is None:
+        return []
+    config = next((s.config for s in steps if isinstance(s.config, EvalConfig)), None)
+    if config is None:
+        return []
+    problems = []
+    for task in config.tasks:
+        spec = get_task(task)
+        langs = [code for code in study.held_out if code in spec.languages]
+        if not langs:
+            continue
+        try:
+            split = config.require_labelled(langs, task)
+        except WeamError as exc:
+            problems.append(str(exc))
+            continue
+        hf = any(f"{spec.name}{suffix}" in config.hf_datasets for suffix in ("", ".test", ".dev"))
+        if hf:
+            continue
+        absent = {code: split_path(config, spec, split, code) for code in langs}
+        absent = {code: path for code, path in absent.items() if not path.is_file()}
+        if absent:
+            problems.append(f"task {spec.name}, split {split}: no file for language(s) {', '.join(absent)} in "
+                            f"{study.xtreme_data_dir}: " + ", ".join(str(p) for p in absent.values()))
+    return problems
+
+
+def check_inputs(study: StudyConfig, steps: list[Step], source: str = "<study>") -> None:
+    """Refuse a study whose inputs are not all there, before any costly step: every pool language's
+    cleaned corpus pair (naming the missing pairs and the fetch config that would produce them), and
+    gold labels for the held-out languages of every evaluated task (naming task, split and languages)."""
+    from weam.core.errors import WeamError
+
+    problems = []
+    corpora = corpora_problem(study, source)
+    if corpora:
+        problems.append(corpora)
+    gold = gold_problems(study, steps)
+    if gold:
+        problems.append(f"{source}: evaluation data without gold labels for held-out languages "
+                        f"(xtreme_data_dir {study.xtreme_data_dir}):\n" + "\n".join(f"  {p}" for p in gold))
+    if problems:
+        raise WeamError("\n".join(problems))
