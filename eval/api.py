@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from weam.eval import formats, metrics
+from weam.eval import metrics
 from weam.eval.config import EvalConfig
 from weam.eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
 from weam.core.errors import InputError
@@ -72,18 +72,14 @@ def task_languages(spec: TaskSpec, langs: list[str] | None) -> list[str]:
     ISO 639-3 code."""
     if langs is None:
         return list(spec.languages)
-    codes = [get_language(code).code for code in langs]
-    if spec.kind == "sentence_retrieval":
-        return [code for code in codes if code != "en"]  # English is the retrieval target
-    return [code for code in codes if code in spec.languages]
+    return spec.kind.languages(spec, [get_language(code).code for code in langs])
 
 
 def evaluate_task(model, spec: TaskSpec, config: EvalConfig, logger: RunLogger | None = None,
                   tags: dict | None = None) -> dict[str, Any]:
     langs = task_languages(spec, config.langs)
     split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
-    fine_tuned = spec.finetune is not None or (spec.kind == "sentence_retrieval" and config.tatoeba_encoder == "squad")
-    seeds = config.seeds if fine_tuned else config.seeds[:1]
+    seeds = config.seeds if spec.kind.fine_tuned(spec, config) else config.seeds[:1]
     per_seed = {}
     for seed in seeds:
         seed_logger = _seed_logger(model, spec, seed, logger, tags) if len(seeds) > 1 else logger
@@ -106,23 +102,13 @@ def _uses_hf(config: EvalConfig, spec: TaskSpec, split: str) -> bool:
     return any(hf_source(config, spec, name) is not None for name in (split, "test", "dev"))
 
 
-def _file_code(spec: TaskSpec, lang: str) -> str:
-    if spec.kind == "sentence_retrieval" and lang not in spec.lang_codes:
-        return get_language(lang).iso639_3
-    return spec.file_code(lang)
-
-
 def settings_key(spec: TaskSpec, config: EvalConfig) -> str:
     """The settings a cell's result depends on (not the model path: a study names each model's out_dir)."""
     import hashlib
 
-    used = ["data_dir", "labels_dir", "train_batch_size", "max_seq_len"]
-    if spec.kind == "sentence_retrieval":
-        used += ["retrieval_layer", "retrieval_pooling", "tatoeba_encoder"]
-    if spec.kind in ("retrieval_el", "retrieval_qa"):
-        used += ["dual_encoder_pooling"]
+    used = ["data_dir", "labels_dir", "train_batch_size", "max_seq_len", *spec.kind.result_settings]
     dump = config.model_dump(mode="json")
-    tasks = [spec.name, "xquad"] if spec.kind == "sentence_retrieval" else [spec.name]
+    tasks = spec.kind.settings_tasks(spec)
     key = {name: dump[name] for name in used} | {
         "hyperparams": {t: dump["hyperparams"].get(t) for t in tasks},
         "hf": {k: v for k, v in dump["hf_datasets"].items() if k.split(".")[0] in tasks},
@@ -175,8 +161,6 @@ _NO_LOG = _NoLog()
 
 def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) -> None:
     """Fine-tune once for this seed, then predict, score and store each pending language."""
-    from weam.eval.runners import RUNNERS
-
     started = time.perf_counter()
     if split not in spec.splits:  # e.g. split=dev for XQuAD, TyDiQA, LAReQA, Tatoeba: nothing to train for
         for lang in pending:
@@ -185,10 +169,9 @@ def _compute_cells(model, spec, config, seed, pending, split, seed_dir, logger) 
                 "count": 0, "settings": settings_key(spec, config),
                 "reason": f"{spec.name} has no {split} split in XTREME's download (it has {', '.join(spec.splits)})"})
         return
-    runner = RUNNERS[spec.kind](spec, config, model, progress=lambda m: print(f"[{spec.name} seed{seed}] {m}"))
+    runner = spec.kind.runner(spec, config, model, progress=lambda m: print(f"[{spec.name} seed{seed}] {m}"))
     runner.split = split
-    if spec.kind == "sentence_retrieval":
-        runner.spec = _with_codes(spec, pending)
+    spec.kind.prepare(runner, pending)
     info = runner.train(seed)
     # Params are immutable in MLflow and a re-run may recompute a cell: training outcomes are metrics.
     logger.log_params({f"{spec.name}.{k}": v for k, v in {"seed": seed, "model": str(model), "split": split,
@@ -216,7 +199,7 @@ def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, see
         return cell
     predictions, scores = runner.predict(lang)
     pred_path = seed_dir / "predictions" / spec.name / f"test-{lang}.{spec.prediction_ext}"
-    formats.write_predictions(pred_path, spec.kind, predictions)
+    spec.kind.write_predictions(pred_path, predictions)
     cell["count"] = len(predictions)
     gold_file = label_file(config.labels_dir, spec, lang) if split == "test" else None
     if scores is not None:
@@ -230,12 +213,6 @@ def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, see
         cell["reason"] += f"; predictions in {pred_path.name} for `weam eval score`"
     cell["metrics"] = scores
     return cell
-
-
-def _with_codes(spec: TaskSpec, langs: list[str]) -> TaskSpec:
-    import dataclasses
-
-    return dataclasses.replace(spec, lang_codes={**{l: _file_code(spec, l) for l in langs}, **spec.lang_codes})
 
 
 def _seed_logger(model, spec: TaskSpec, seed: int, logger: RunLogger | None, tags: dict | None) -> RunLogger | None:

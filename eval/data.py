@@ -24,17 +24,6 @@ from weam.eval.config import EvalConfig
 from weam.eval.tasks import TaskSpec, unlabelled
 from weam.core.errors import InputError, WeamError
 
-HF_COLUMNS = {
-    "classification": ("sentence1", "sentence2", "label"),
-    "multiple_choice": ("premise", "choice1", "choice2", "question", "label"),
-    "tagging": ("tokens", "tags"),
-    "qa": ("id", "question", "context", "answers"),
-    "retrieval_qa": ("id", "question", "context", "answers"),
-    "retrieval_el": ("context", "mentions"),
-    "sentence_retrieval": ("sentence", "english"),
-}
-
-
 def data_root(config: EvalConfig, spec: TaskSpec) -> Path:
     if config.data_dir is None:
         raise WeamError(f"task {spec.name}: set data_dir (XTREME download layout) or hf_datasets.{spec.name}")
@@ -56,15 +45,7 @@ def hf_source(config: EvalConfig, spec: TaskSpec, split: str) -> str | None:
 
 
 def read_file(spec: TaskSpec, path: Path) -> list[dict[str, Any]]:
-    if spec.kind == "classification":
-        return formats.read_pair_tsv(path, spec.labels)
-    if spec.kind == "multiple_choice":
-        return formats.read_copa(path)
-    if spec.kind == "tagging":
-        return formats.read_conll_tsv(path, spec.labels)
-    if spec.kind in ("qa", "retrieval_qa"):
-        return formats.read_squad(path)
-    raise WeamError(f"task {spec.name}: no record loader for kind {spec.kind}")
+    return spec.kind.read(spec, path)
 
 
 def load_english(config: EvalConfig, spec: TaskSpec, key: str) -> list[dict[str, Any]]:
@@ -101,12 +82,7 @@ def load_split(config: EvalConfig, spec: TaskSpec, split: str, lang: str) -> lis
 def strip_gold(spec: TaskSpec, record: dict[str, Any]) -> dict[str, Any]:
     """The record without its (placeholder) gold: XCOPA test's label 0, QA's empty answers."""
     record = dict(record)
-    if spec.kind in ("classification", "multiple_choice"):
-        record["label"] = None
-    elif spec.kind == "tagging":
-        record["tags"] = None
-    elif spec.kind in ("qa", "retrieval_qa"):
-        record["answers"] = []
+    spec.kind.strip_gold(record)
     return record
 
 
@@ -143,7 +119,7 @@ def _columns(config: EvalConfig, spec: TaskSpec, source: str) -> dict[str, str]:
     if spec.hf is not None and (source == "hf" or local or source.partition(":")[0] == spec.hf.id):
         registry = spec.hf.columns
     given = config.hf_columns.get(spec.name, {})
-    return {c: given.get(c, registry.get(c, c)) for c in HF_COLUMNS.get(spec.kind, ())}
+    return {c: given.get(c, registry.get(c, c)) for c in spec.kind.columns}
 
 
 def _load_hf(config: EvalConfig, source: str, spec: TaskSpec, split: str, lang: str) -> list[dict[str, Any]]:
@@ -163,25 +139,9 @@ def _load_hf(config: EvalConfig, source: str, spec: TaskSpec, split: str, lang: 
     for index, row in enumerate(dataset):
         record = {c: row.get(t) for c, t in theirs.items()}
         record["line"] = index + 1
-        _normalise(spec, record, names, source, index + 1)
+        spec.kind.normalise(spec, record, names, source, index + 1)
         records.append(record)
     return records
-
-
-def _normalise(spec: TaskSpec, record: dict[str, Any], names, source: str, line: int) -> None:
-    if spec.kind == "classification":
-        label = record["label"]
-        record["label"] = None if label is None or label == -1 else _label_name(spec, label, names, source, line)
-    elif spec.kind == "multiple_choice" and record["label"] is not None:
-        record["label"] = int(record["label"])
-    elif spec.kind == "tagging" and record["tags"] is not None:
-        record["tags"] = [_label_name(spec, t, names, source, line) for t in record["tags"]]
-    elif spec.kind in ("qa", "retrieval_qa"):
-        answers = record["answers"]
-        if isinstance(answers, dict):  # datasets' squad feature: {text: [...], answer_start: [...]}
-            record["answers"] = [{"text": t, "answer_start": s} for t, s in zip(answers["text"], answers["answer_start"])]
-        record["id"] = str(record["id"])
-        record.setdefault("sentence_breaks", None)
 
 
 def _class_names(features, theirs: dict[str, str]) -> list[str] | None:
@@ -192,14 +152,3 @@ def _class_names(features, theirs: dict[str, str]) -> list[str] | None:
         if hasattr(feature, "names"):
             return list(feature.names)
     return None
-
-
-def _label_name(spec: TaskSpec, label: Any, names: list[str] | None, source: str, line: int) -> str:
-    if isinstance(label, int):
-        names = names or list(spec.labels)
-        if not 0 <= label < len(names):
-            raise InputError(source, f"label index {label} outside the dataset's {len(names)} labels", line)
-        label = names[label]
-    if label not in spec.labels:
-        raise InputError(source, f"label {label!r} is not in the task's label set ({', '.join(spec.labels)})", line)
-    return label

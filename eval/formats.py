@@ -320,44 +320,69 @@ def write_tatoeba(folder: Path, lang: str, lang_sentences: list[str], eng_senten
 
 # --- leaderboard layout: <task>/test-<lang>.<ext> -------------------------------------------------
 
-def write_predictions(path: Path, kind: str, predictions: Any) -> None:
-    """Predictions in the layout XTREME's evaluate.py reads for the task's kind."""
-    if kind in ("qa", "retrieval_el", "retrieval_qa"):
-        atomic_write_json(path, predictions)
-        return
+def write_lines(path: Path, predictions: Iterable[Any]) -> None:
+    """One prediction a line (classification labels, Tatoeba's retrieved indices)."""
     with atomic_write(path) as handle:
-        if kind == "tagging":
-            handle.write("\n".join("\n".join(tags) + "\n" for tags in predictions))
-        elif kind == "multiple_choice":
-            handle.writelines(json.dumps({"label": int(p)}) + "\n" for p in predictions)
-        else:
-            handle.writelines(f"{p}\n" for p in predictions)
+        handle.writelines(f"{p}\n" for p in predictions)
 
 
-def read_leaderboard_file(path: Path, kind: str) -> Any:
-    """Read a prediction or label file of the leaderboard layout (as evaluate.py's readers)."""
+def read_lines(path: Path) -> list[str]:
     require_file(path, "leaderboard file")
-    if kind in ("qa",):
-        data = _load_json(path)
-        return data["data"] if isinstance(data, dict) and "data" in data else data
-    if kind in ("retrieval_el", "retrieval_qa"):
-        return read_id_lists(path)
-    if kind == "multiple_choice":
-        out = []
-        for number, record in read_jsonl(path):
-            if "label" not in record:
-                raise InputError(path, "missing field 'label'", number)
-            out.append(record["label"])
-        return out
-    if kind == "tagging":
-        sentences, current = [], []
-        for _, line in _lines(path):
-            if line.strip():
-                current.append(line.strip().split("\t")[-1])
-            elif current:
-                sentences.append(current)
-                current = []
-        if current:
-            sentences.append(current)
-        return sentences
     return [line.strip() for _, line in _lines(path)]
+
+
+def write_json(path: Path, predictions: Any) -> None:
+    """QA answers {id: text}, retrieval rankings {id: [id, …]}."""
+    atomic_write_json(path, predictions)
+
+
+def write_label_jsonl(path: Path, predictions: Iterable[Any]) -> None:
+    """XCOPA: one ``{"label": n}`` a line."""
+    with atomic_write(path) as handle:
+        handle.writelines(json.dumps({"label": int(p)}) + "\n" for p in predictions)
+
+
+def read_label_jsonl(path: Path) -> list[Any]:
+    require_file(path, "leaderboard file")
+    out = []
+    for number, record in read_jsonl(path):
+        if "label" not in record:
+            raise InputError(path, "missing field 'label'", number)
+        out.append(record["label"])
+    return out
+
+
+def write_tag_lines(path: Path, predictions: Iterable[list[str]]) -> None:
+    """Tagging: one tag a line, a blank line after each sentence."""
+    with atomic_write(path) as handle:
+        handle.write("\n".join("\n".join(tags) + "\n" for tags in predictions))
+
+
+def read_tag_lines(path: Path) -> list[list[str]]:
+    """Tag sentences (the last tab-separated field of each line; a blank line ends a sentence)."""
+    require_file(path, "leaderboard file")
+    sentences, current = [], []
+    for _, line in _lines(path):
+        if line.strip():
+            current.append(line.strip().split("\t")[-1])
+        elif current:
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def read_squad_articles(path: Path) -> Any:
+    """A QA file of the leaderboard layout: SQuAD's ``data`` list (labels) or the predictions' object."""
+    require_file(path, "leaderboard file")
+    data = _load_json(path)
+    return data["data"] if isinstance(data, dict) and "data" in data else data
+
+
+def squad_answers(articles: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """{id, answers} of every question of SQuAD articles."""
+    for article in articles:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                yield {"id": str(qa["id"]), "answers": qa["answers"]}

@@ -1,7 +1,7 @@
-"""One runner per task kind: build the model head, fine-tune on English, predict a language.
+"""One runner per task kind (:mod:`weam.eval.kinds` names each kind's): build the model head, fine-tune on English, predict a language.
 
 A runner's ``predict(lang)`` returns ``(predictions, metrics)``: predictions in the leaderboard
-layout's shape (see :func:`weam.eval.formats.write_predictions`), metrics None when the split is unlabeled.
+layout's shape (see the kind's ``write_predictions`` in :mod:`weam.eval.kinds`), metrics None when the split is unlabeled.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ class QARunner(Runner):
         predicted = {r["id"]: best.get(r["id"], (0.0, ""))[1] for r in records}
         gold = {r["id"]: [a["text"] for a in r["answers"]] for r in records}
         labelled = records and all(any(gold[q]) for q in gold)
-        scores = metrics.qa_scores(gold, predicted, lang, mlqa=self.spec.name == "mlqa") if labelled else None
+        scores = metrics.qa_scores(gold, predicted, lang, mlqa=self.spec.answer_normalisation == "mlqa") if labelled else None
         return predicted, scores
 
     def best_span(self, start_logits, end_logits, sequence_ids, offsets, context, top: int = 20):
@@ -596,7 +596,7 @@ class TatoebaRunner(Runner):
         if self.config.tatoeba_encoder == "squad":
             from weam.eval.tasks import get_task
 
-            squad = QARunner(get_task("xquad"), self.config, self.model_path, self.progress)
+            squad = QARunner(get_task(self.spec.kind.encoder_task), self.config, self.model_path, self.progress)
             info = {f"squad_{k}": v for k, v in squad.train(seed).items()}
             self.model = squad.model.base_model.eval()
         else:
@@ -661,7 +661,7 @@ class TatoebaRunner(Runner):
         path = label_file(self.config.labels_dir, self.spec, lang)
         if path is None:
             return None
-        lines = formats.read_leaderboard_file(path, self.spec.kind)
+        lines = self.spec.kind.read_leaderboard(path)
         if len(lines) != n_eng:
             raise InputError(path, f"{len(lines)} labels for {n_eng} English sentences of {lang}")
         gold = []
@@ -709,14 +709,3 @@ def retrieve_en_to_xx(src_vectors, eng_vectors) -> list[int]:
     """XTREME's direction (utils_retrieve.similarity_search(x=xx, y=en): index x, search y): for each
     English vector the index of its nearest xx vector (cosine on L2-normalised vectors)."""
     return similarity_en_to_xx(src_vectors, eng_vectors).argmax(-1).tolist()
-
-
-RUNNERS = {
-    "classification": ClassificationRunner,
-    "multiple_choice": MultipleChoiceRunner,
-    "tagging": TaggingRunner,
-    "qa": QARunner,
-    "retrieval_el": MewsliXRunner,
-    "retrieval_qa": LAReQARunner,
-    "sentence_retrieval": TatoebaRunner,
-}

@@ -21,29 +21,8 @@ GROUPS = {  # evaluate.py XTREME_R_GROUP2TASK (LAReQA has no leaderboard files t
 
 
 def score_language(spec: TaskSpec, predicted_path: Path, label_path: Path, lang: str) -> dict[str, float]:
-    predicted = formats.read_leaderboard_file(predicted_path, spec.kind)
-    gold = formats.read_leaderboard_file(label_path, spec.kind)
-    if spec.kind == "qa":
-        answers = {r["id"]: [a["text"] for a in r["answers"]] for r in _squad_records(gold)}
-        return metrics.qa_scores(answers, predicted, lang, mlqa=spec.name == "mlqa")
-    if spec.kind in ("retrieval_el", "retrieval_qa"):
-        return metrics.map_at_k({k: v for k, v in gold.items() if v and v[0]}, predicted)
-    if len(predicted) != len(gold):
-        raise InputError(predicted_path, f"{len(predicted)} predictions but {label_path} has {len(gold)} labels")
-    if spec.kind == "tagging":
-        try:
-            scores = metrics.tagging_scores(gold, predicted)
-        except ValueError as exc:
-            raise InputError(predicted_path, f"{exc} ({label_path})") from None
-        return {m: scores[m] for m in spec.metrics}
-    return metrics.accuracy([str(g) for g in gold], [str(p) for p in predicted])
-
-
-def _squad_records(articles: list[dict[str, Any]]):
-    for article in articles:
-        for paragraph in article.get("paragraphs", []):
-            for qa in paragraph.get("qas", []):
-                yield {"id": str(qa["id"]), "answers": qa["answers"]}
+    """One language's metrics, as the task's kind scores its leaderboard files."""
+    return spec.kind.score(spec, predicted_path, label_path, lang)
 
 
 def score_folder(predictions: Path, labels: Path, tasks: list[str] | None = None) -> dict[str, Any]:

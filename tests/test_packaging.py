@@ -133,3 +133,14 @@ def test_generic_code_never_tests_a_stage_name():
              for p in sorted((ROOT / folder).rglob("*.py"))
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_generic_code_never_switches_on_a_stage_or_task_kind():
+    """A task kind is an object (weam.eval.kinds) that the eval, scoring and cleaning code asks, as a
+    stage is: ``grep -n 'stage ==\\|kind ==\\|kind in' -r weam eval training alignment`` finds nothing,
+    not even in the registries (a loop variable named ``kind`` reads as a switch to that grep)."""
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for folder in ("weam", "alignment", "training", "eval")
+             for p in sorted((ROOT / folder).rglob("*")) if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".toml")
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if any(text in line for text in ("stage ==", "kind ==", "kind in"))]
+    assert found == []

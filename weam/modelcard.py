@@ -17,14 +17,6 @@ from typing import Any
 from weam.core.manifest import atomic_write_text
 
 CARD_NAME = "README.md"
-TASK_TYPES = {
-    "classification": "text-classification", "multiple_choice": "multiple-choice",
-    "tagging": "token-classification", "qa": "question-answering", "retrieval_el": "text-retrieval",
-    "retrieval_qa": "text-retrieval", "sentence_retrieval": "sentence-similarity",
-}
-"""XTREME-R task kinds → Hugging Face task types (model-index ``task.type``)."""
-
-
 def _alignment_engine(alignment: Path | None) -> str | None:
     """The engine the align stage recorded in its manifest beside the alignment file."""
     if alignment is None:
@@ -102,7 +94,7 @@ def record_eval_results(model_dir: str | Path, spec, result: dict[str, Any]) -> 
         return False  # a card someone else wrote: leave it alone
     results = [r for r in facts.get("results", []) if r["task"] != spec.name]
     metric = spec.score
-    rows = [{"task": spec.name, "title": spec.title, "kind": spec.kind, "dataset": spec.hf.id if getattr(spec, "hf", None) else "google/xtreme",
+    rows = [{"task": spec.name, "title": spec.title, "kind": spec.kind.name, "dataset": spec.hf.id if getattr(spec, "hf", None) else "google/xtreme",
              "config": "avg", "split": result.get("split", "test"), "metric": metric, "value": result.get("avg")}]
     for lang, metrics in sorted(result.get("per_language", {}).items()):
         rows.append({**rows[0], "config": lang, "value": spec.score_of(metrics)})
@@ -111,10 +103,17 @@ def record_eval_results(model_dir: str | Path, spec, result: dict[str, Any]) -> 
     return True
 
 
+def _task_type(kind: str) -> str:
+    """A results row's kind as a Hugging Face task type (model-index ``task.type``)."""
+    from weam.eval.kinds import KINDS
+
+    return getattr(KINDS.get(kind), "hf_task_type", "other")
+
+
 def _eval_results(results: list[dict[str, Any]], model_name: str):
     from huggingface_hub import EvalResult
 
-    return [EvalResult(task_type=TASK_TYPES.get(r["kind"], "other"), task_name=f"{r['title']} (zero-shot)",
+    return [EvalResult(task_type=_task_type(r["kind"]), task_name=f"{r['title']} (zero-shot)",
                        dataset_type=r["dataset"], dataset_name=f"XTREME-R {r['title']}", dataset_config=r["config"],
                        dataset_split=r.get("split", "test"), metric_type=r["metric"],
                        metric_name=f"{r['metric']} ({r['config']})",

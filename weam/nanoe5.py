@@ -223,8 +223,8 @@ def hf_state_dict(tensors: dict[str, np.ndarray], layers: int, prefix: str = "")
              "fo": "output.dense", "oln": "output.LayerNorm"}
     for layer in range(layers):
         for short, long in parts.items():
-            for suffix, kind in (("w", "weight"), ("b", "bias")):
-                names[f"l{layer}.{short}.{suffix}"] = f"encoder.layer.{layer}.{long}.{kind}"
+            for suffix, param in (("w", "weight"), ("b", "bias")):
+                names[f"l{layer}.{short}.{suffix}"] = f"encoder.layer.{layer}.{long}.{param}"
     return {prefix + names[k]: v for k, v in tensors.items()}
 
 

@@ -276,9 +276,9 @@ def check_only(steps: list[Step], only: set[str]) -> list[Step]:
 
     kinds = list(dict.fromkeys(step.stage for step in steps))
     unknown = []
-    for kind in sorted(only - set(kinds)):
-        close = difflib.get_close_matches(kind, kinds, n=1)
-        unknown.append(f"'{kind}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    for name in sorted(only - set(kinds)):
+        close = difflib.get_close_matches(name, kinds, n=1)
+        unknown.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     if unknown:
         raise WeamError(f"--only: no step kind {', '.join(unknown)} in this study; its kinds: {','.join(kinds)}")
     chosen = [step for step in steps if step.stage in only]
@@ -299,7 +299,7 @@ def check_only(steps: list[Step], only: set[str]) -> list[Step]:
                           for key, (_, state) in list(missing.items())[:6])
         more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
         needed = {s.stage for s, _ in missing.values()} | set(only)
-        add = ",".join(kind for kind in kinds if kind in needed)
+        add = ",".join(name for name in kinds if name in needed)
         raise WeamError(f"--only {','.join(k for k in kinds if k in only)}: upstream steps are not done: "
                         f"{shown}{more}; run them first or add their kinds: --only {add}")
     return chosen

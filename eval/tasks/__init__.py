@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from weam.core.errors import WeamError
+from weam.eval.kinds import TaskKind
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class TaskSpec:
     name: str
     """XTREME's task id (directory name under the download folder and in the leaderboard layout)."""
     title: str
-    kind: str
-    """classification | multiple_choice | tagging | qa | retrieval_el | retrieval_qa | sentence_retrieval."""
+    kind: TaskKind
+    """What the task is (:mod:`weam.eval.kinds`): its reader, runner, prediction files and scorer."""
     group: str
     """XTREME-R's task group (classification, structured prediction, QA, retrieval)."""
     languages: tuple[str, ...]
@@ -94,6 +95,8 @@ class TaskSpec:
     """Per-task file codes that differ from ours (Tatoeba's 3-letter LASER codes)."""
     hf: "HFSource | None" = None
     """The Hugging Face dataset carrying the same data (namespaced id, config, schema, label facts)."""
+    answer_normalisation: str = "squad"
+    """QA answers are compared after SQuAD's normalisation, or MLQA's language-aware one ("mlqa")."""
     notes: str = ""
 
     def file_code(self, lang: str) -> str:
@@ -123,7 +126,7 @@ class HFSource:
     splits: dict[str, str]
     """Our split → the dataset's split."""
     columns: dict[str, str]
-    """Our column → the dataset's column (see weam.eval.data.HF_COLUMNS)."""
+    """Our column → the dataset's column (the columns of the task's kind, weam.eval.kinds)."""
     labelled: tuple[str, ...]
     """Our splits whose rows carry gold labels in this dataset."""
     notes: str = ""

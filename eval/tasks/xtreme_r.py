@@ -8,6 +8,8 @@ Mewsli-X, 4 × 4 = 16 for LAReQA).
 
 from __future__ import annotations
 
+from weam.eval.kinds import (CLASSIFICATION, ENTITY_LINKING, MULTIPLE_CHOICE, QA_RETRIEVAL, SENTENCE_RETRIEVAL, SPAN_QA,
+                              TAGGING)
 from weam.eval.metrics import REFERENCE_METRICS
 from weam.eval.tasks import FineTune, HFSource, Split, TaskSpec
 
@@ -40,7 +42,7 @@ TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish
 
 TASKS: dict[str, TaskSpec] = {
     "xnli": TaskSpec(
-        name="xnli", title="XNLI", kind="classification", group="classification",
+        name="xnli", title="XNLI", kind=CLASSIFICATION, group="classification",
         languages=tuple("ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh".split(",")),
         metrics=("accuracy",), score="accuracy", train_data="MultiNLI (English), XNLI-MT train-en.tsv",
         files={"train": "xnli/train-en.tsv", "dev": "xnli/dev-en.tsv"},
@@ -55,7 +57,7 @@ TASKS: dict[str, TaskSpec] = {
                     {"sentence1": "premise", "sentence2": "hypothesis", "label": "label"},
                     ("train", "dev", "test"))),
     "xcopa": TaskSpec(
-        name="xcopa", title="XCOPA", kind="multiple_choice", group="classification",
+        name="xcopa", title="XCOPA", kind=MULTIPLE_CHOICE, group="classification",
         languages=tuple("et,ht,id,it,qu,sw,ta,th,tr,vi,zh".split(",")),
         metrics=("accuracy",), score="accuracy",
         train_data="SIQA train, then COPA train (English), as train_xcopa.sh (SIQA when its files are present)",
@@ -72,7 +74,7 @@ TASKS: dict[str, TaskSpec] = {
                     {c: c for c in ("premise", "choice1", "choice2", "question", "label")}, ("dev", "test"),
                     notes="English COPA (train) is not in it: train stays on xcopa/train-en.jsonl")),
     "udpos": TaskSpec(
-        name="udpos", title="UD-POS", kind="tagging", group="structured prediction",
+        name="udpos", title="UD-POS", kind=TAGGING, group="structured prediction",
         languages=tuple(("af,ar,bg,de,el,en,es,et,eu,fa,fi,fr,he,hi,hu,id,it,ja,kk,ko,mr,nl,pt,ru,ta,te,th,tl,tr,"
                          "ur,vi,yo,zh,lt,pl,uk,wo,ro").split(",")),
         metrics=("f1", "accuracy"), score="f1",
@@ -92,7 +94,7 @@ TASKS: dict[str, TaskSpec] = {
                           "override with hf_columns"),
         notes="seqeval F1 as evaluate.py (token accuracy also reported)"),
     "panx": TaskSpec(
-        name="panx", title="WikiANN-NER", kind="tagging", group="structured prediction",
+        name="panx", title="WikiANN-NER", kind=TAGGING, group="structured prediction",
         languages=tuple(("ar,he,vi,id,jv,ms,tl,eu,ml,ta,te,af,nl,en,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,"
                          "ko,th,sw,yo,my,zh,kk,tr,et,fi,hu,qu,pl,uk,az,lt,pa,gu,ro").split(",")),
         metrics=("f1", "precision", "recall"), score="f1",
@@ -108,7 +110,7 @@ TASKS: dict[str, TaskSpec] = {
                     {"tokens": "tokens", "tags": "ner_tags"}, ("train", "dev", "test"),
                     notes="the same Rahimi et al. splits; ner_tags is a ClassLabel")),
     "xquad": TaskSpec(
-        name="xquad", title="XQuAD", kind="qa", group="question answering",
+        name="xquad", title="XQuAD", kind=SPAN_QA, group="question answering",
         languages=tuple("en,es,de,el,ru,tr,ar,vi,th,zh,hi,ro".split(",")),
         metrics=("exact_match", "f1"), score="mean(exact_match,f1)", train_data="SQuAD v1.1 train",
         files=dict(_SQUAD_FILES),
@@ -121,7 +123,7 @@ TASKS: dict[str, TaskSpec] = {
         hf=HFSource("google/xquad", "xquad.{lang}", {"test": "validation"}, dict(_QA_COLUMNS), ("test",),
                     notes="XQuAD's only split (validation) with answers, ro included")),
     "mlqa": TaskSpec(
-        name="mlqa", title="MLQA", kind="qa", group="question answering",
+        name="mlqa", title="MLQA", kind=SPAN_QA, group="question answering",
         languages=tuple("en,es,de,ar,hi,vi,zh".split(",")),
         metrics=("exact_match", "f1"), score="mean(exact_match,f1)", train_data="SQuAD v1.1 train",
         files=dict(_SQUAD_FILES),
@@ -131,9 +133,9 @@ TASKS: dict[str, TaskSpec] = {
         input_format="SQuAD v1.1 JSON", prediction_ext="json", finetune=_QA_FT,
         hf=HFSource("facebook/mlqa", "mlqa.{lang}.{lang}", {"dev": "validation", "test": "test"},
                     dict(_QA_COLUMNS), ("dev", "test")),
-        notes="MLQA's language-specific answer normalization (evaluate_mlqa.py)"),
+        answer_normalisation="mlqa", notes="MLQA's language-specific answer normalization (evaluate_mlqa.py)"),
     "tydiqa": TaskSpec(
-        name="tydiqa", title="TyDiQA-GoldP", kind="qa", group="question answering",
+        name="tydiqa", title="TyDiQA-GoldP", kind=SPAN_QA, group="question answering",
         languages=tuple("en,ar,bn,fi,id,ko,ru,sw,te".split(",")),
         metrics=("exact_match", "f1"), score="mean(exact_match,f1)", train_data="TyDiQA-GoldP English train",
         files={"train": "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json"},
@@ -147,7 +149,7 @@ TASKS: dict[str, TaskSpec] = {
                           "prefix (<language name>-…)"),
         notes="no English dev answers: XTREME trains with --save_steps -1 and predicts with the last model"),
     "mewslix": TaskSpec(
-        name="mewslix", title="Mewsli-X", kind="retrieval_el", group="retrieval",
+        name="mewslix", title="Mewsli-X", kind=ENTITY_LINKING, group="retrieval",
         languages=tuple("ar,de,en,es,fa,ja,pl,ro,ta,tr,uk".split(",")),
         metrics=("map@20",), score="map@20", train_data="English Wikipedia mention-entity pairs",
         files={"train": "mewslix/wikipedia_pairs-train.jsonl", "dev": "mewslix/wikipedia_pairs-dev.jsonl",
@@ -167,7 +169,7 @@ TASKS: dict[str, TaskSpec] = {
                     notes="wikinews_mentions/<lang>/{dev,test}.jsonl in the download's ContextualMentions "
                           "schema; candidates and Wikipedia pairs stay on the download's files")),
     "lareqa": TaskSpec(
-        name="lareqa", title="LAReQA XQuAD-R", kind="retrieval_qa", group="retrieval",
+        name="lareqa", title="LAReQA XQuAD-R", kind=QA_RETRIEVAL, group="retrieval",
         languages=tuple("ar,de,el,en,es,hi,ru,th,tr,vi,zh".split(",")),
         metrics=("map@20",), score="map@20", train_data="SQuAD v1.1 train as question → answer-sentence pairs",
         files=dict(_SQUAD_FILES),
@@ -178,7 +180,7 @@ TASKS: dict[str, TaskSpec] = {
         hf=HFSource("google-research-datasets/xquad_r", "{lang}", {"test": "validation"}, dict(_QA_COLUMNS),
                     ("test",), notes="no sentence_breaks column: sentences are split on . ! ? and CJK stops")),
     "tatoeba": TaskSpec(
-        name="tatoeba", title="Tatoeba", kind="sentence_retrieval", group="retrieval",
+        name="tatoeba", title="Tatoeba", kind=SENTENCE_RETRIEVAL, group="retrieval",
         languages=tuple(("ar,he,vi,id,jv,tl,eu,ml,ta,te,af,nl,de,el,bn,hi,mr,ur,fa,fr,it,pt,es,bg,ru,ja,ka,ko,th,"
                          "sw,zh,kk,tr,et,fi,hu,az,lt,pl,uk,ro").split(",")),
         # XTREME's accuracy is the score; the rest (eval.metrics.retrieval_scores) read it against

@@ -7,7 +7,7 @@ import pytest
 
 from weam.eval.api import evaluate
 from weam.eval.config import EvalConfig
-from weam.eval.runners import RUNNERS, QARunner
+from weam.eval.runners import QARunner
 from weam.eval.tasks import get_task
 
 
@@ -47,7 +47,7 @@ def test_qa_windows_start_every_doc_stride_tokens(tiny_model_dir, tmp_path):
 
 def test_dual_encoder_uses_pooler_and_a_learnable_scale(tiny_model_dir, xtreme_dir, tmp_path):
     config = tiny_config(tmp_path, xtreme_dir, ["mewslix"], ["de"])
-    runner = RUNNERS["retrieval_el"](get_task("mewslix"), config, tiny_model_dir)
+    runner = get_task("mewslix").kind.runner(get_task("mewslix"), config, tiny_model_dir)
     model = runner.build_model(1)
     assert model.logit_scale.item() == pytest.approx(100.0) and model.logit_scale.requires_grad
     runner.model = model
@@ -57,7 +57,7 @@ def test_dual_encoder_uses_pooler_and_a_learnable_scale(tiny_model_dir, xtreme_d
     import torch
 
     assert torch.allclose(pooled, model.encoder(**enc).pooler_output)
-    lareqa = RUNNERS["retrieval_qa"](get_task("lareqa"), config, tiny_model_dir)
+    lareqa = get_task("lareqa").kind.runner(get_task("lareqa"), config, tiny_model_dir)
     assert (lareqa.query_len, lareqa.answer_len) == (96, 256)
     before = model.logit_scale.item()
     runner.settings = runner.settings.__class__(**{**vars(runner.settings), "learning_rate": 1e-2})

@@ -115,36 +115,6 @@ def _split_sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE_END.split(text) if part.strip()]
 
 
-def _sentences_of(kind: str, split: str, path: Path) -> list[str]:
-    """The text units of one evaluation file, read with eval's own readers."""
-    from weam.eval import formats
-
-    if kind == "sentence_retrieval":
-        return [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if kind == "classification":
-        return [text for r in formats.read_pair_tsv(path, ()) for text in (r["sentence1"], r["sentence2"])]
-    if kind == "multiple_choice":
-        return [r[key] for r in formats.read_copa(path) for key in ("premise", "choice1", "choice2")]
-    if kind == "tagging":
-        return [" ".join(sentence["tokens"]) for sentence in formats.read_conll_tsv(path, ())]
-    if kind in ("qa", "retrieval_qa"):
-        units: list[str] = []
-        seen_contexts: set[str] = set()
-        for record in formats.read_squad(path):
-            units.append(record["question"])
-            context = record["context"]
-            if context in seen_contexts:
-                continue
-            seen_contexts.add(context)
-            breaks = record.get("sentence_breaks")
-            if breaks:
-                units.extend(context[start:end] for start, end in breaks)
-            else:
-                units.extend(_split_sentences(context))
-        return units
-    raise ConfigError(f"task kind {kind!r} has no sentence reader for the overlap check")
-
-
 def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
     """Files whose sentences an en-``lang`` pair must not contain: English ones, and ``lang``'s."""
     from weam.eval.tasks import get_task
@@ -189,7 +159,7 @@ def build_index(config: CleanConfig, langs: list[str]) -> EvalIndex:
         if not file.path.is_file():
             index.missing.append({"task": file.task, "split": file.split, "lang": file.lang, "path": str(file.path)})
             continue
-        index.add(file, _sentences_of(get_task(file.task).kind, file.split, file.path), config.min_match_chars)
+        index.add(file, get_task(file.task).kind.text_units(file.path, _split_sentences), config.min_match_chars)
     return index
 
 

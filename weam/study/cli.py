@@ -64,7 +64,7 @@ def run_command(
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
         write_resolved_study(study, study.work_dir)  # what `reproduce --check` re-runs
         runner = StudyRunner(study, steps, study_file=config, echo=console.print)
-        runner.run({kind.strip() for kind in only.split(",") if kind.strip()} if only else None)
+        runner.run({name.strip() for name in only.split(",") if name.strip()} if only else None)
     print_summary(study)
     console.print(f"MLflow: mlflow ui --backend-store-uri {redact(runner.uri)}")
 
@@ -232,7 +232,7 @@ def _check_command(work_dir: Path, only: str | None, scratch: Path | None, keep:
         raise WeamError(f"{work_dir}: --check needs a study's work directory, and this is not a folder")
     chosen = scratch or Path(tempfile.mkdtemp(prefix=f"{work_dir.resolve().name}-check-", dir=work_dir.resolve().parent))
     try:
-        kinds = [kind.strip() for kind in only.split(",") if kind.strip()] if only else None
+        kinds = [name.strip() for name in only.split(",") if name.strip()] if only else None
         rows = check_reproducible(work_dir, kinds, chosen, config, echo=console.print)
     finally:
         if not keep and scratch is None:

@@ -427,15 +427,15 @@ def balance_table(covariates: pd.DataFrame) -> pd.DataFrame:
     over its sets, the difference, and the standardised difference (pooled sd of the kind)."""
     roles = covariates[covariates["role"].isin(["treatment", "control"])]
     rows = []
-    for kind in BALANCE_KINDS:
-        values = roles.dropna(subset=[kind])
-        sd = float(values[kind].std()) if len(values) > 1 else 0.0
+    for measure in BALANCE_KINDS:
+        values = roles.dropna(subset=[measure])
+        sd = float(values[measure].std()) if len(values) > 1 else 0.0
         for target, part in [*values.groupby("target", sort=False), ("all targets", values)]:
-            means = part.groupby("role")[kind].mean()
+            means = part.groupby("role")[measure].mean()
             treatment, control = means.get("treatment", math.nan), means.get("control", math.nan)
             difference = treatment - control
             smd = difference / sd if sd > 0 else (0.0 if difference == 0 else math.inf)
-            rows.append({"kind": kind, "target": target, "treatment": treatment, "control": control,
+            rows.append({"kind": measure, "target": target, "treatment": treatment, "control": control,
                          "difference": difference, "standardised": smd})
     return pd.DataFrame(rows)
 
@@ -458,15 +458,15 @@ def print_balance(covariates: pd.DataFrame, console) -> None:
     table = balance_table(covariates)
     wide = table.pivot_table(index="target", columns="kind", values=["treatment", "control", "standardised"],
                              sort=False)
-    out = Table("target", *[f"{BALANCE_LABELS[kind]} {role}" for kind in BALANCE_KINDS for role in ("T", "C", "Δ/sd")],
+    out = Table("target", *[f"{BALANCE_LABELS[measure]} {role}" for measure in BALANCE_KINDS for role in ("T", "C", "Δ/sd")],
                 title="Balance: each condition's mean relatedness to each target over its sets (T treatment, "
                       "C control, Δ/sd: (T − C) / the kind's sd over all set-target pairs; typological is a "
                       "distance: higher is less related)")
     for target in table["target"].unique():
         cells = []
-        for kind in BALANCE_KINDS:
-            cells += [f"{wide.loc[target, ('treatment', kind)]:.3g}", f"{wide.loc[target, ('control', kind)]:.3g}",
-                      f"{wide.loc[target, ('standardised', kind)]:+.2f}"]
+        for measure in BALANCE_KINDS:
+            cells += [f"{wide.loc[target, ('treatment', measure)]:.3g}", f"{wide.loc[target, ('control', measure)]:.3g}",
+                      f"{wide.loc[target, ('standardised', measure)]:+.2f}"]
         out.add_row(target, *cells)
     console.print(out)
     warnings_ = balance_warnings(table)
@@ -479,14 +479,16 @@ def print_balance(covariates: pd.DataFrame, console) -> None:
 def _print_budgets(study, steps, console) -> None:
     from weam.training.stage import BudgetConfig, check_budgets
 
-    pretrain = [s for s in steps if s.kind == "pretrain"]
-    files = [Path(f) for s in pretrain for p in s.config.data.pairs for f in (p.src_file, p.tgt_file)]
+    budget = next((s.config for s in steps if isinstance(s.config, BudgetConfig)), None)
+    if budget is None:
+        return
+    files = [Path(f) for condition in budget.conditions for f in condition.files]
     if not all(f.is_file() for f in files):
         console.print("budgets: checked once the data exist (`weam study run` checks them before the first "
                       "pre-training run)")
         return
     try:
-        available = check_budgets(next(s.config for s in steps if isinstance(s.config, BudgetConfig)))
+        available = check_budgets(budget)
     except OSError:
         console.print("budgets: the tokenizer does not exist yet; checked before the first pre-training run")
         return
