@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage, with_tool_binaries
+from weam.edge import ConfigOpt, Environment, SetOpt, add_config_command, run_stage, with_options, with_tool_binaries
 
 app = typer.Typer(no_args_is_help=True, help="Word-align parallel corpora (fast_align, seeded eflomal via thot, or eflomal), sharded on Ray.")
 
@@ -21,14 +21,7 @@ def build_config(config: Path | None, overrides: list[str], engine: str | None, 
     from weam.edge import load_stage_config
 
     env = Environment.read(environ)
-    extra = list(overrides)
-    if engine is not None:
-        extra.append(f"engine={engine}")
-    if shards is not None:
-        extra.append(f"shards={shards}")
-    ray_address = ray_address or env.ray_address
-    if ray_address is not None:
-        extra.append(f"ray_address={ray_address}")
+    extra = with_options(overrides, engine=engine, shards=shards, ray_address=ray_address or env.ray_address)
     loaded = load_stage_config("align", config, extra, env)
     return loaded.model_copy(update={"fast_align": with_tool_binaries(loaded.fast_align, env)})
 

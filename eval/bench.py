@@ -119,14 +119,14 @@ def main() -> None:
 
     from weam.eval.api import evaluate
     from weam.eval.config import EvalConfig
-    from weam.core.tracking import RunLogger
+    from weam.core.tracking import RunLogger, store_uri
 
     hf_logging.set_verbosity_error()
     with tempfile.TemporaryDirectory() as tmp:
         root, work = Path(tmp) / "download", Path(tmp)
         build_data(root, args.sentences)
         model = build_model(work / "model", root)
-        uri = f"sqlite:///{work / 'mlflow.db'}"
+        uri = store_uri(work)
         parent = RunLogger(uri, "bench", "tiny-model")
         steps = {"max_steps": 5, "batch_size": 16, "max_seq_len": 64}
         task_langs = {"tatoeba": list(LANGS), "mewslix": ["de", "tr", "ta", "ar"], "lareqa": ["en", "de", "ar"],

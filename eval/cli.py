@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from weam.edge import ConfigOpt, SetOpt, add_config_command, load_stage_config, run_stage
+from weam.edge import ConfigOpt, SetOpt, add_config_command, comma_list, load_stage_config, run_stage, with_options
 
 
 class _RunByDefault(TyperGroup):
@@ -59,13 +59,8 @@ def run_command(
 ) -> None:
     """Fine-tune on English (English-dev selection where XTREME's script does it), predict every target
     language; score the split that carries gold labels (split=labelled), write the rest for `weam eval score`."""
-    overrides = list(overrides or [])
-    for key, value in (("tasks", _split(tasks)), ("langs", _split(langs))):
-        if value:
-            overrides.append(f"{key}={json.dumps(value)}")
-    for key, value in (("data_dir", data_dir), ("out_dir", out_dir)):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = with_options(overrides, tasks=comma_list(tasks), langs=comma_list(langs), data_dir=data_dir,
+                             out_dir=out_dir)
     config = load_stage_config("eval", config, overrides)
     from transformers.utils import logging as hf_logging
 
@@ -87,14 +82,10 @@ def score_command(
     from weam.eval.score import score_folder
     from weam.core.manifest import atomic_write_json
 
-    result = score_folder(predictions, labels, _split(tasks))
+    result = score_folder(predictions, labels, comma_list(tasks))
     if output:
         atomic_write_json(output, result)
     _print_scores(result)
-
-
-def _split(text: str | None) -> list[str] | None:
-    return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 def _fmt(value) -> str:

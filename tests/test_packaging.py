@@ -144,3 +144,11 @@ def test_generic_code_never_switches_on_a_stage_or_task_kind():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if any(text in line for text in ("stage ==", "kind ==", "kind in"))]
     assert found == []
+
+
+def test_a_free_port_is_found_in_one_place():
+    """weam.core.ports.free_port is the one copy (it was written five times, tests included)."""
+    copies = [f"{p.relative_to(ROOT)}" for folder in ("weam", "alignment", "training", "eval", "tests", "benchmarks")
+              for p in sorted((ROOT / folder).rglob("*.py"))
+              if any(f"def {name}(" in p.read_text(encoding="utf-8") for name in ("free_port", "_free_port"))]
+    assert copies == ["weam/core/ports.py"]

@@ -26,7 +26,6 @@ documented where it is declared.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from weam.core.config import StrictModel, not_result, result_config
 from weam.core.languages import get_language
+from weam.core.ports import free_port
 from weam.core.tracking import TrackingConfig
 
 Objective = Literal["mlm", "tlm", "word_aligned", "weam", "partner_id_prediction"]
@@ -435,12 +435,6 @@ def result_affecting(model: BaseModel) -> dict[str, Any]:
     """``model_dump(mode="json")`` without the fields marked ``affects_result: False``, at any depth
     (lists of models included): :func:`weam.core.config.result_config`, the one rule of every stage."""
     return result_config(model)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

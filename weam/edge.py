@@ -10,6 +10,7 @@ nesting its run under a study's condition run).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,22 @@ SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a config key: --set key=value (repeatable; value is YAML, dotted keys nest)."),
 ]
+
+
+def with_options(overrides: list[str] | None, **options: Any) -> list[str]:
+    """The command's ``--set`` items, then one ``key=value`` item for each alias option given (a
+    command's ``--out``, ``--langs`` …). An option left out (None or an empty list) adds nothing; a
+    list is written as JSON, so YAML never reads a code such as "no" or "on" as a boolean."""
+    items = list(overrides or [])
+    for key, value in options.items():
+        if value is not None and value != []:
+            items.append(f"{key}={json.dumps(value) if isinstance(value, list) else value}")
+    return items
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``de,fi, sw`` as ``["de", "fi", "sw"]``; None when not given."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 @dataclass(frozen=True)
@@ -53,10 +70,8 @@ class Environment:
 
     def with_tracking(self, overrides: list[str] | None, key: str = "tracking.uri") -> list[str]:
         """MLFLOW_TRACKING_URI fills ``tracking.uri`` unless the command line names one."""
-        overrides = list(overrides or [])
-        if self.tracking_uri and not any(item.startswith(f"{key}=") for item in overrides):
-            overrides.append(f"{key}={self.tracking_uri}")
-        return overrides
+        named = any(item.startswith(f"{key}=") for item in overrides or [])
+        return with_options(overrides, **{key: None if named else self.tracking_uri})
 
     def distributed(self):
         from weam.training.config import DistributedEnv
@@ -166,10 +181,10 @@ def print_fields(model_cls) -> None:
 
 
 def _existing_store(out_dir: Path) -> str | None:
-    from weam.core.tracking import nearest_store
+    from weam.core.tracking import nearest_store, store_uri
 
     folder = nearest_store(out_dir)
-    return f"sqlite:///{folder / 'mlflow.db'}" if folder else None
+    return store_uri(folder) if folder else None
 
 
 def add_config_command(app: typer.Typer, stage: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.manifests import ROOT, load_documents
+from weam.core.ports import free_port
 
 pytestmark = [pytest.mark.server]
 
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install Flask-WTF==1.3.0)")
 
 ADMIN_PASSWORD = "rehearsal-admin-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request(url: str, host: str | None = None, password: str | None = None) -> int:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import ROOT, all_documents, containers, pod_templates, resource_id
+from weam.core.ports import free_port
 
 CLUSTER = yaml.safe_load((ROOT / "deploy" / "ray" / "cluster.yaml").read_text())
 RAY_DOCS = [(p, d) for p, d in all_documents() if d["kind"] in ("RayCluster", "RayJob")]
@@ -75,12 +76,6 @@ def test_kuberay_dashboard_is_behind_the_network_policy():
                p["spec"]["policyTypes"] for p in policies)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.server
 @pytest.mark.xdist_group("ray")  # one Ray head at a time (tests/conftest.py)
 @pytest.mark.slow
@@ -92,7 +87,7 @@ def test_a_head_with_the_shipped_auth_settings_refuses_clients_without_the_token
     temp = Path(tempfile.mkdtemp(prefix="weam-ray-", dir="/tmp"))  # Ray's socket paths must stay short
     token = secrets.token_hex(16)
     (tmp_path / "auth_token").write_text(token)
-    port = _free_port()
+    port = free_port()
     base = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": docker_env(CLUSTER)["RAY_AUTH_MODE"]}
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",

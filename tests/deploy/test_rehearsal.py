@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import yaml
 
 from tests.deploy.manifests import ROOT, expand_vars, literal_env, load_documents
 from weam.core.config import deep_merge
+from weam.core.ports import free_port
 
 NODES = 2
 MAX_STEPS = 6
@@ -34,12 +34,6 @@ SENTENCES = [
     ("the house is small .", "das Haus ist klein ."),
     ("the book is on the table .", "das Buch ist auf dem Tisch ."),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def job_and_config() -> tuple[dict, str]:

@@ -64,3 +64,22 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(Outer, tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(Outer, None, ["name"])
+
+
+def test_alias_options_become_set_items_in_one_place():
+    """Every command's alias options (--out, --langs, --engine …) are built into ``--set`` items by
+    weam.edge.with_options: left-out options add nothing, lists are JSON (YAML reads a bare no or on as a boolean)."""
+    from pathlib import Path
+
+    from weam.core.config import load_config
+    from weam.data.config import DemoDataConfig
+    from weam.edge import Environment, comma_list, with_options
+
+    items = with_options(["max_words=30"], out_dir=Path("out/demo"), languages=comma_list("fi, de"), shards=None,
+                         tasks=comma_list(None), engine="thot")
+    assert items == ["max_words=30", "out_dir=out/demo", 'languages=["fi", "de"]', "engine=thot"]
+    loaded = load_config(DemoDataConfig, None, items[:3])
+    assert loaded.languages == ["fi", "de"] and loaded.out_dir == Path("out/demo")
+    env = Environment(tracking_uri="sqlite:////tmp/x.db")
+    assert env.with_tracking(["a=1"]) == ["a=1", "tracking.uri=sqlite:////tmp/x.db"]
+    assert env.with_tracking(["tracking.uri=file:///y"]) == ["tracking.uri=file:///y"]

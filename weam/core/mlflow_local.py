@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,18 +18,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from weam.core.ports import free_port
+
 MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
 STARTUP_SECONDS = 120
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def closed_port_uri() -> str:

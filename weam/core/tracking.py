@@ -106,12 +106,17 @@ def run_name(stage: str, condition: str | None = None, seed: int | None = None, 
     return "/".join(str(part) for part in parts if part not in (None, ""))
 
 
+def store_uri(folder: str | Path) -> str:
+    """The URI of the SQLite store ``<folder>/mlflow.db`` (no server needed)."""
+    return f"sqlite:///{Path(folder) / DEFAULT_STORE_NAME}"
+
+
 def resolve_tracking_uri(uri: str | None, work_dir: str | Path) -> str:
     if uri:
         return uri
-    store = Path(work_dir).resolve() / DEFAULT_STORE_NAME
-    store.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store}"
+    folder = Path(work_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return store_uri(folder)
 
 
 def artifact_location_for(uri: str, experiment: str) -> str | None:
@@ -423,7 +428,7 @@ def nearest_store(folder: str | Path) -> Path | None:
     work directory), or None: a stage run inside a study logs to the study's store."""
     folder = Path(folder).resolve()
     for candidate in [folder, *folder.parents]:
-        if (candidate / "mlflow.db").is_file():
+        if (candidate / DEFAULT_STORE_NAME).is_file():
             return candidate
     return None
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weam.data.config import FETCH_PIVOT, CleanConfig
+from weam.data.config import PIVOT, CleanConfig
 from weam.data.fetch import pair_name, read_fetch_manifest
 from weam.core.errors import ConfigError, InputError
 from weam.core.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, atomic_write_text,
@@ -128,7 +128,7 @@ def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
         for name in EVAL_SPLITS:
             split = spec.splits.get(name)
             for code in codes if split is not None else ():
-                if code in (FETCH_PIVOT, lang) and code not in split.missing:
+                if code in (PIVOT, lang) and code not in split.missing:
                     path = root / split.path.format(lang=code, code=spec.file_code(code))
                     files.append(EvalFile(task, name, code, path))
         for key, side in EVAL_FILES.items():
@@ -136,11 +136,11 @@ def eval_files(config: CleanConfig, lang: str) -> list[EvalFile]:
             if pattern is None:
                 continue
             if "{lang}" not in pattern and "{code}" not in pattern:  # one English file (xnli/dev-en.tsv, SQuAD dev)
-                files.append(EvalFile(task, key, FETCH_PIVOT, root / pattern))
+                files.append(EvalFile(task, key, PIVOT, root / pattern))
                 continue
             for code in codes:
-                sentences_in = FETCH_PIVOT if side == "en" else code
-                if sentences_in in (FETCH_PIVOT, lang):
+                sentences_in = PIVOT if side == "en" else code
+                if sentences_in in (PIVOT, lang):
                     files.append(EvalFile(task, key, sentences_in,
                                           root / pattern.format(lang=code, code=spec.file_code(code))))
     return files
@@ -173,7 +173,7 @@ class LanguageIdentifier:
 
         self.model = Model.from_model_file(MODEL_FILE, norm_probs=True)
         labels = set(self.model.labels)
-        for code in (FETCH_PIVOT, lang):
+        for code in (PIVOT, lang):
             if code not in labels:
                 raise ConfigError(f"language identification: py3langid has no model for {code!r}; "
                                   f"set langid=false to clean en-{lang} without it")
@@ -181,7 +181,7 @@ class LanguageIdentifier:
             unknown = sorted(set(config.langid_candidates) - labels)
             if unknown:
                 raise ConfigError(f"langid_candidates: py3langid does not know {', '.join(unknown)}")
-            self.model.set_languages(sorted({*config.langid_candidates, FETCH_PIVOT, lang}))
+            self.model.set_languages(sorted({*config.langid_candidates, PIVOT, lang}))
         self.min_prob = config.langid_min_prob
 
     def is_lang(self, text: str, code: str) -> bool:
@@ -224,13 +224,13 @@ class PairCleaner:
         if self.config.drop_copies:
             yield "copy", lambda s, t, f: f[0] != f[1]
         if self.langid is not None:
-            yield "langid", lambda s, t, f: self.langid.is_lang(s, FETCH_PIVOT) and self.langid.is_lang(t, self.lang)
+            yield "langid", lambda s, t, f: self.langid.is_lang(s, PIVOT) and self.langid.is_lang(t, self.lang)
         if self.config.dedup:
             yield "duplicate", self._first_time
 
     def _clean_of_eval(self, src: str, tgt: str, forms: tuple[str, str]) -> bool:
         found = False
-        for side, text, form in ((FETCH_PIVOT, src, forms[0]), (self.lang, tgt, forms[1])):
+        for side, text, form in ((PIVOT, src, forms[0]), (self.lang, tgt, forms[1])):
             if len(form) < self.config.min_match_chars:
                 continue
             owners = self.index.match(side, _key(form))
@@ -330,7 +330,7 @@ def clean_pair(config: CleanConfig, lang: str, fetched_pair: dict[str, Any],
     key = fingerprint(inputs, settings)
     previous = read_manifest(pair_dir)
     if previous and previous.get("fingerprint") == key and all(
-            (pair_dir / f"train.{side}").is_file() for side in (FETCH_PIVOT, lang)):
+            (pair_dir / f"train.{side}").is_file() for side in (PIVOT, lang)):
         return previous["report"]
     index = get_index() if config.decontaminate else None
     cleaner = PairCleaner(config, lang, index)
@@ -338,7 +338,7 @@ def clean_pair(config: CleanConfig, lang: str, fetched_pair: dict[str, Any],
     kept = src_words = tgt_words = 0
     total = sum(info["counts"]["pairs"] for info in fetched_pair["sources"].values())
     with atomic_directory(pair_dir) as tmp, Progress(f"clean {pair}", total=total, unit="pairs") as bar:
-        with atomic_write(tmp / f"train.{FETCH_PIVOT}") as src_out, atomic_write(tmp / f"train.{lang}") as tgt_out:
+        with atomic_write(tmp / f"train.{PIVOT}") as src_out, atomic_write(tmp / f"train.{lang}") as tgt_out:
             for name, src, tgt in _fetched_pairs(config, lang, fetched_pair):
                 per_source[name] = per_source.get(name, 0) + 1
                 if cleaner.keep(src, tgt):
@@ -356,7 +356,7 @@ def clean_pair(config: CleanConfig, lang: str, fetched_pair: dict[str, Any],
         }
         atomic_write_json(tmp / MANIFEST_NAME, {
             "stage": STAGE, "pair": pair, "fingerprint": key, "inputs": inputs, "config": settings,
-            "outputs": {side: f"train.{side}" for side in (FETCH_PIVOT, lang)}, "report": result,
+            "outputs": {side: f"train.{side}" for side in (PIVOT, lang)}, "report": result,
             "versions": package_versions(("weam", "py3langid", "opustools", "datasets")),
         })
     return result
@@ -367,7 +367,7 @@ def _fetched_pairs(config: CleanConfig, lang: str, fetched_pair: dict[str, Any])
 
     folder = Path(config.in_dir) / pair_name(lang)
     for name in fetched_pair["sources"]:
-        for pair in read_parallel(folder / f"{name}.{FETCH_PIVOT}", folder / f"{name}.{lang}", fmt="moses",
+        for pair in read_parallel(folder / f"{name}.{PIVOT}", folder / f"{name}.{lang}", fmt="moses",
                                   max_chars=0, allow_empty=True):
             yield name, pair.src, pair.tgt
 
@@ -383,8 +383,8 @@ def _contamination(cleaner: PairCleaner, index: EvalIndex | None) -> dict[str, A
     return {
         "checked": True, "pairs_removed": cleaner.removed.get("contamination", 0), "overlaps": overlaps,
         "eval_files_read": [{"task": f.task, "split": f.split, "lang": f.lang, "path": str(f.path),
-                             "sentences": f.sentences} for f in index.files if f.lang in (FETCH_PIVOT, cleaner.lang)],
-        "eval_files_missing": [m for m in index.missing if m["lang"] in (FETCH_PIVOT, cleaner.lang)],
+                             "sentences": f.sentences} for f in index.files if f.lang in (PIVOT, cleaner.lang)],
+        "eval_files_missing": [m for m in index.missing if m["lang"] in (PIVOT, cleaner.lang)],
         "examples": cleaner.examples,
     }
 

@@ -3,7 +3,6 @@ options), list the demo languages, check a corpus, list the config keys."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional, get_args
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from weam.core.config import load_config
 from weam.core.corpus import CorpusFormat, read_parallel
 from weam.data.config import DemoDataConfig
-from weam.edge import ConfigOpt, SetOpt, add_config_command, load_stage_config, run_stage
+from weam.edge import ConfigOpt, SetOpt, add_config_command, comma_list, load_stage_config, run_stage, with_options
 from weam.core.languages import get_language
 
 app = typer.Typer(no_args_is_help=True)
@@ -42,13 +41,7 @@ def demo(
     set_: SetOpt = None,
 ) -> None:
     """Build English–X corpora from translations shipped in Django, pycountry and babel (= data run)."""
-    overrides = list(set_ or [])
-    if out is not None:
-        overrides.append(f"out_dir={out}")
-    if langs is not None:
-        # JSON-quoted, so YAML never reads a code such as "no" or "on" as a boolean.
-        overrides.append(f"languages={json.dumps([code.strip() for code in langs.split(',') if code.strip()])}")
-    _build(load_stage_config("data", config, overrides))
+    _build(load_stage_config("data", config, with_options(set_, out_dir=out, languages=comma_list(langs))))
 
 
 def _build(settings: DemoDataConfig) -> None:
@@ -140,11 +133,7 @@ def fetch(
     from weam.data.config import FetchConfig
     from weam.data.fetch import fetch as run_fetch, summary_rows
 
-    overrides = list(set_ or [])
-    if out is not None:
-        overrides.append(f"out_dir={out}")
-    if langs is not None:
-        overrides.append(f"languages={json.dumps([code.strip() for code in langs.split(',') if code.strip()])}")
+    overrides = with_options(set_, out_dir=out, languages=comma_list(langs))
     if show_config:
         _show(FetchConfig, config, overrides)
         return
@@ -178,10 +167,7 @@ def clean(
     from weam.data.clean import FILTERS, clean as run_clean, missing_eval_files, report_rows
     from weam.data.config import CleanConfig
 
-    overrides = list(set_ or [])
-    for key, value in (("in_dir", in_dir), ("out_dir", out), ("xtreme_data_dir", xtreme)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    overrides = with_options(set_, in_dir=in_dir, out_dir=out, xtreme_data_dir=xtreme)
     if show_config:
         _show(CleanConfig, config, overrides)
         return

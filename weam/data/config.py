@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from weam.core.config import StrictModel
 from weam.core.languages import normalize_code
@@ -13,7 +13,26 @@ from weam.core.languages import normalize_code
 DemoSource = Literal["django", "pycountry", "babel"]
 PycountryDomain = Literal["iso3166-1", "iso3166-3", "iso4217", "iso15924", "iso639-3", "iso639-5"]
 PIVOT = "en"
-"""Every demo pair is English–X: the catalogs' msgids (and CLDR's English names) are English."""
+"""Every pair is English–X: the catalogs' msgids (and CLDR's English names) are English; OPUS pairs are read en-xx."""
+
+
+def target_languages(codes: list[str]) -> list[str]:
+    """The codes normalised (``deu`` → ``de``), each once, in order; the pivot and an empty list are refused."""
+    normalised: list[str] = []
+    for code in codes:
+        canonical = normalize_code(code)
+        if canonical == PIVOT:
+            raise ValueError(f"'{PIVOT}' is the pivot side of every pair, not a target language")
+        if canonical not in normalised:
+            normalised.append(canonical)
+    if not normalised:
+        raise ValueError("at least one target language is needed")
+    return normalised
+
+
+TargetLanguages = Annotated[list[str], AfterValidator(target_languages)]
+"""Target language codes of English–X pairs, checked and normalised by :func:`target_languages`."""
+
 
 DEFAULT_LANGUAGES = ["fi", "tr", "id", "ar", "de", "fr", "es", "ru", "sw", "mr", "ml", "te", "pa"]
 
@@ -21,7 +40,7 @@ DEFAULT_LANGUAGES = ["fi", "tr", "id", "ar", "de", "fr", "es", "ru", "sw", "mr",
 class DemoDataConfig(StrictModel):
     """``weam data demo``: English–X parallel corpora from translations shipped in pip packages."""
 
-    languages: list[str] = list(DEFAULT_LANGUAGES)
+    languages: TargetLanguages = list(DEFAULT_LANGUAGES)
     """Target languages (registry codes; locale forms such as ``pt_BR`` resolve to ``pt``)."""
     heldout_fraction: float = 0.2
     """Share of English source strings held out from every language's training split."""
@@ -37,20 +56,6 @@ class DemoDataConfig(StrictModel):
     """A language with fewer training pairs than this fails the build (name it and its count)."""
     out_dir: Path = Path("data/demo")
     """Output folder: ``<out_dir>/en-<xx>/train.en`` … and ``<out_dir>/manifest.json``."""
-
-    @field_validator("languages")
-    @classmethod
-    def _known_languages(cls, codes: list[str]) -> list[str]:
-        normalised: list[str] = []
-        for code in codes:
-            canonical = normalize_code(code)
-            if canonical == PIVOT:
-                raise ValueError("'en' is the source side of every pair, not a target language")
-            if canonical not in normalised:
-                normalised.append(canonical)
-        if not normalised:
-            raise ValueError("at least one target language is needed")
-        return normalised
 
     @field_validator("heldout_fraction")
     @classmethod
@@ -76,22 +81,6 @@ class DemoDataConfig(StrictModel):
 
 # --- weam data fetch / clean: real OPUS corpora ---------------------------------------------------
 
-FETCH_PIVOT = "en"
-
-
-def _target_languages(codes: list[str]) -> list[str]:
-    normalised: list[str] = []
-    for code in codes:
-        canonical = normalize_code(code)
-        if canonical == FETCH_PIVOT:
-            raise ValueError("'en' is the pivot side of every pair, not a target language")
-        if canonical not in normalised:
-            normalised.append(canonical)
-    if not normalised:
-        raise ValueError("at least one target language is needed")
-    return normalised
-
-
 class HFSource(StrictModel):
     """A Hugging Face dataset whose records are ``{"translation": {"en": …, "<xx>": …}}`` (OPUS-100's schema)."""
 
@@ -112,7 +101,7 @@ class HFSource(StrictModel):
     """Licence to record; None: the dataset card's ``license`` (OPUS-100's card says ``unknown``)."""
     max_pairs: int | None = Field(None, gt=0)
     """Keep at most this many pairs per language (the first ones); None: all."""
-    languages: list[str] | None = None
+    languages: TargetLanguages | None = None
     """Target languages this source is read for; None: every language of the fetch."""
 
 
@@ -136,7 +125,7 @@ class OpusSource(StrictModel):
     """Licence to record; None: the ``LICENSE`` file inside the release's zip (else its README)."""
     max_pairs: int | None = Field(None, gt=0)
     """Keep at most this many pairs per language (the first ones); None: all."""
-    languages: list[str] | None = None
+    languages: TargetLanguages | None = None
     """Target languages this source is read for; None: every language of the fetch (CCMatrix has no en-ka)."""
     missing: Literal["fail", "skip"] = "fail"
     """A pair OPUS has no such release for: fail before downloading anything, or skip this source for
@@ -149,18 +138,13 @@ Source = Annotated[Union[HFSource, OpusSource], Field(discriminator="kind")]
 class FetchConfig(StrictModel):
     """``weam data fetch``: English–X corpora from OPUS, written as Moses pairs with a manifest."""
 
-    languages: list[str] = ["fi", "tr", "id", "ar", "ka", "vi", "de", "fr", "es", "ru", "hi", "el"]
+    languages: TargetLanguages = ["fi", "tr", "id", "ar", "ka", "vi", "de", "fr", "es", "ru", "hi", "el"]
     """Target languages; every pair is English–X."""
     sources: list[Source] = [HFSource(), OpusSource(missing="skip")]
     """Corpora to fetch for every language, in order (each writes its own pair of files). Default: OPUS-100,
     then CCMatrix v1 where OPUS has it (configs/fetch/opus.yaml is the study's choice)."""
     out_dir: Path = Path("data/opus")
     """Output: ``<out_dir>/en-<xx>/<source>.en``, ``<source>.<xx>``, ``manifest.json``; ``<out_dir>/manifest.json``."""
-
-    @field_validator("languages")
-    @classmethod
-    def _known_languages(cls, codes: list[str]) -> list[str]:
-        return _target_languages(codes)
 
     @field_validator("sources")
     @classmethod
@@ -173,9 +157,6 @@ class FetchConfig(StrictModel):
         for name in names:
             if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
                 raise ValueError(f"source name {name!r} may hold only letters, digits, '-', '_' and '.'")
-        for source in sources:
-            if source.languages is not None:
-                source.languages = _target_languages(source.languages)
         return sources
 
     @model_validator(mode="after")
@@ -196,7 +177,7 @@ class CleanConfig(StrictModel):
     """A ``weam data fetch`` output folder (its pair manifests name the files to read)."""
     out_dir: Path = Path("data/opus-clean")
     """Output: ``<out_dir>/en-<xx>/train.en``, ``train.<xx>``, ``manifest.json``; ``report.json``, ``contamination.tsv``."""
-    languages: list[str] | None = None
+    languages: TargetLanguages | None = None
     """Pairs to clean (target codes); None: every pair in ``in_dir``'s manifest."""
     min_words: int = Field(1, ge=1)
     """Fewest words a side may have."""
@@ -227,16 +208,11 @@ class CleanConfig(StrictModel):
     eval_tasks: list[str] = ["tatoeba", "xnli", "xcopa", "xquad", "mlqa", "tydiqa", "lareqa", "panx", "udpos"]
     """XTREME-R tasks whose dev and test sentences (QA: contexts split into sentences, and questions) are
     removed from training data."""
-    eval_languages: list[str] | None = None
+    eval_languages: TargetLanguages | None = None
     """Languages whose evaluation files are read; None: every language of each task. English sides are checked
     against the English sentences of all of them (an English Tatoeba sentence leaks whatever it is paired with)."""
     min_match_chars: int = Field(1, ge=1)
     """Normalised evaluation sentences shorter than this are not matched (1: match all)."""
-
-    @field_validator("languages", "eval_languages")
-    @classmethod
-    def _known_languages(cls, codes: list[str] | None) -> list[str] | None:
-        return None if codes is None else _target_languages(codes)
 
     @model_validator(mode="after")
     def _needs_eval_data(self) -> "CleanConfig":

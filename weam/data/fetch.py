@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from weam.data.config import FETCH_PIVOT, FetchConfig, HFSource, OpusSource
+from weam.data.config import PIVOT, FetchConfig, HFSource, OpusSource
 from weam.core.errors import InputError, WeamError
 from weam.core.manifest import (MANIFEST_NAME, atomic_directory, atomic_write, atomic_write_json, describe_file,
                            fingerprint, package_versions, read_manifest)
@@ -41,14 +41,14 @@ _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]+")
 
 
 def pair_name(lang: str) -> str:
-    return f"{FETCH_PIVOT}-{lang}"
+    return f"{PIVOT}-{lang}"
 
 
 def fetch(config: FetchConfig) -> dict[str, Any]:
     """Fetch every source for every language; returns the summary manifest."""
     out = Path(config.out_dir)
     check_releases(config)
-    summary: dict[str, Any] = {"stage": STAGE, "pivot": FETCH_PIVOT, "pairs": {}}
+    summary: dict[str, Any] = {"stage": STAGE, "pivot": PIVOT, "pairs": {}}
     for lang in config.languages:
         summary["pairs"][pair_name(lang)] = fetch_pair(config, lang)
     summary["created"] = _now()
@@ -86,7 +86,7 @@ def fetch_pair(config: FetchConfig, lang: str) -> dict[str, Any]:
             "stage": STAGE, "pair": pair_name(lang), "fingerprint": key, "config": settings, "sources": sources,
             "skipped": skipped,
             "outputs": {f"{name}.{side}": describe_file(tmp / f"{name}.{side}", tmp)
-                        for name in sources for side in (FETCH_PIVOT, lang)},
+                        for name in sources for side in (PIVOT, lang)},
             "counts": {name: info["counts"] for name, info in sources.items()},
             "versions": package_versions(("weam", "datasets", "opustools", "huggingface_hub")),
             "created": _now(),
@@ -118,7 +118,7 @@ def write_pairs(pairs: Iterator[tuple[str, str]], folder: Path, name: str, lang:
     """Write a source's pairs as ``<name>.en`` / ``<name>.<lang>``; returns its counts."""
     counts = {"pairs": 0, "line_breaks_replaced": 0, "src_words": 0, "tgt_words": 0}
     limit = min(total, max_pairs) if total and max_pairs else (max_pairs or total)
-    with atomic_write(folder / f"{name}.{FETCH_PIVOT}") as src_out, atomic_write(folder / f"{name}.{lang}") as tgt_out, \
+    with atomic_write(folder / f"{name}.{PIVOT}") as src_out, atomic_write(folder / f"{name}.{lang}") as tgt_out, \
             Progress(description, total=limit, unit="pairs") as bar:
         for src, tgt in pairs:
             if max_pairs is not None and counts["pairs"] >= max_pairs:
@@ -140,7 +140,7 @@ def write_pairs(pairs: Iterator[tuple[str, str]], folder: Path, name: str, lang:
 def _fetch_hf(source: HFSource, lang: str, folder: Path) -> dict[str, Any]:
     from datasets import load_dataset
 
-    config_name = source.config_name.format(pair=pair_name(lang), sorted_pair="-".join(sorted((FETCH_PIVOT, lang))))
+    config_name = source.config_name.format(pair=pair_name(lang), sorted_pair="-".join(sorted((PIVOT, lang))))
     where = f"{source.dataset} (config {config_name}, split {source.split})"
     try:
         dataset = load_dataset(source.dataset, config_name, split=source.split, revision=source.revision,
@@ -154,10 +154,10 @@ def _fetch_hf(source: HFSource, lang: str, folder: Path) -> dict[str, Any]:
     def records() -> Iterator[tuple[str, str]]:
         for number, record in enumerate(dataset, start=1):
             translation = record.get(source.field)
-            if not isinstance(translation, dict) or FETCH_PIVOT not in translation or lang not in translation:
+            if not isinstance(translation, dict) or PIVOT not in translation or lang not in translation:
                 raise InputError(where, f"record {number}: expected {source.field!r} with keys "
-                                        f"{FETCH_PIVOT!r} and {lang!r}, got {record!r:.200}")
-            yield translation[FETCH_PIVOT] or "", translation[lang] or ""
+                                        f"{PIVOT!r} and {lang!r}, got {record!r:.200}")
+            yield translation[PIVOT] or "", translation[lang] or ""
 
     counts = write_pairs(records(), folder, source.name, lang, total, source.max_pairs, f"fetch {source.name} {lang}")
     return {
@@ -189,7 +189,7 @@ def _hub_revision(source: HFSource) -> str:
 
 def _fetch_opus(source: OpusSource, lang: str, folder: Path) -> dict[str, Any]:
     entry, archive = _opus_archive(source, lang)
-    first, second = sorted((FETCH_PIVOT, lang))
+    first, second = sorted((PIVOT, lang))
     stem = f"{entry['corpus']}.{first}-{second}"
     try:
         return _read_opus_archive(source, lang, folder, entry, archive, stem)
@@ -204,13 +204,13 @@ def _read_opus_archive(source: OpusSource, lang: str, folder: Path, entry: dict[
                        stem: str) -> dict[str, Any]:
     with zipfile.ZipFile(archive) as bundle:
         names = set(bundle.namelist())
-        members = {side: _member(names, stem, side, archive) for side in (FETCH_PIVOT, lang)}
+        members = {side: _member(names, stem, side, archive) for side in (PIVOT, lang)}
         licence = source.licence or _licence_text(bundle, names)
         for extra in ("LICENSE", "README"):
             if extra in names:
                 (folder / f"{source.name}.{extra}").write_bytes(bundle.read(extra))
         total = entry.get("alignment_pairs") if isinstance(entry.get("alignment_pairs"), int) else None
-        with bundle.open(members[FETCH_PIVOT]) as src_raw, bundle.open(members[lang]) as tgt_raw:
+        with bundle.open(members[PIVOT]) as src_raw, bundle.open(members[lang]) as tgt_raw:
             src_lines = io.TextIOWrapper(src_raw, encoding="utf-8", newline="\n")
             tgt_lines = io.TextIOWrapper(tgt_raw, encoding="utf-8", newline="\n")
             pairs = _aligned(src_lines, tgt_lines, archive, members)
@@ -233,7 +233,7 @@ def _opus_getter(source: OpusSource, lang: str):
     if source.database is not None:
         kwargs["database"] = str(source.database)
     Path(source.download_dir).mkdir(parents=True, exist_ok=True)
-    return OpusGet(source=FETCH_PIVOT, target=lang, directory=source.corpus, release=source.version,
+    return OpusGet(source=PIVOT, target=lang, directory=source.corpus, release=source.version,
                    preprocess="moses", local_db=source.local_db, download_dir=str(source.download_dir),
                    suppress_prompts=True, **kwargs)
 
@@ -261,7 +261,7 @@ def _opus_entry(getter, source: OpusSource, lang: str) -> dict[str, Any]:
             entries = getter.get_response(getter.url)["corpora"]
     except Exception as exc:
         raise WeamError(f"{what}: cannot look the release up: {type(exc).__name__}: {exc}") from None
-    wanted = sorted((FETCH_PIVOT, lang))
+    wanted = sorted((PIVOT, lang))
     entries = [e for e in entries if e.get("preprocessing") == "moses" and sorted((e["source"], e["target"])) == wanted]
     if not entries:
         raise WeamError(f"{what}: OPUS lists no such release (check the corpus id, version and language codes)")
@@ -302,10 +302,10 @@ def _aligned(src_lines, tgt_lines, archive: Path, members: dict[str, str]) -> It
     for number, src in enumerate(src_lines, start=1):
         tgt = tgt_lines.readline()
         if not tgt:
-            raise InputError(archive, f"{members[FETCH_PIVOT]} has more lines than the other side", number)
+            raise InputError(archive, f"{members[PIVOT]} has more lines than the other side", number)
         yield src.rstrip("\n"), tgt.rstrip("\n")
     if tgt_lines.readline():
-        raise InputError(archive, f"the other side has more lines than {members[FETCH_PIVOT]}", number + 1)
+        raise InputError(archive, f"the other side has more lines than {members[PIVOT]}", number + 1)
 
 
 def _first_bad_line(bundle: zipfile.ZipFile, archive: Path, members: dict[str, str]) -> InputError:
