@@ -10,7 +10,7 @@ from weam.core.config import StrictModel, result_config
 from weam.core.layout import WEIGHT_FILES, model_files
 from weam.core.manifest import MANIFEST_NAME, write_manifest
 from weam.core.tracking import TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK, RunLogger, primary_metric_name, run_name as name_of
-from weam.stages import Stage, Step, work_relative
+from weam.stages import Stage, Step, one_gpu, work_relative
 
 
 class TatoebaConfig(StrictModel):
@@ -120,4 +120,4 @@ TATOEBA = Stage("tatoeba", "weam.eval.stage.TatoebaConfig", run_tatoeba, tatoeba
                 "data/tatoeba/", "data: held-out splits")
 EVAL = Stage("eval", "weam.eval.config.EvalConfig", run_eval, eval_identity,
              "eval/<condition>/<set>/seed<k>/ (base: eval/base/seed<k>/)", "a model's weights, tatoeba or XTREME-R data",
-             fresh=True, run_name=eval_run_name, tags=eval_tags, costs=eval_costs)
+             fresh=True, run_name=eval_run_name, tags=eval_tags, costs=eval_costs, resources=one_gpu)

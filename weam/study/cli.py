@@ -51,8 +51,16 @@ def run_command(
     only: Annotated[
         Optional[str], typer.Option(help="Run only these step kinds, comma-separated: data,tokenizer,base_init,base,align,pretrain,tatoeba,eval,report.")
     ] = None,
+    ray_address: Annotated[
+        Optional[str], typer.Option(
+            "--ray-address", help="Run the steps as tasks on this Ray cluster (HOST:6379, ray://HOST:10001, or auto: "
+                                  "the cluster of `ray job submit`): each asks for its stage's CPUs or GPU and starts "
+                                  "once the steps it reads from are done; a lost worker's step is retried from its "
+                                  "checkpoint. Every node must see the work directory at the same path.")
+    ] = None,
 ) -> None:
-    """Run every stage of the study locally, skipping finished work, then print the held-out scores."""
+    """Run every stage of the study, skipping finished work, then print the held-out scores: one step
+    after another here, or with --ray-address as a DAG of tasks on a Ray cluster."""
     from weam.study.reproduce import write_resolved_study
     from weam.study.run import StudyRunner
 
@@ -61,10 +69,21 @@ def run_command(
     config = _config_file(config, config_file)
     study, steps = _load(config, overrides, check_inputs=True)
     console.print(f"study [bold]{study.name}[/]: {len(steps)} steps, work dir {study.work_dir}")
+    kinds = {name.strip() for name in only.split(",") if name.strip()} if only else None
     with lock_work_dir(study.work_dir):  # one study run per work directory (tracking store included)
         write_resolved_study(study, study.work_dir)  # what `reproduce --check` re-runs
-        runner = StudyRunner(study, steps, study_file=config, echo=console.print)
-        runner.run({name.strip() for name in only.split(",") if name.strip()} if only else None)
+        if ray_address:
+            from weam.alignment.ray_runtime import RayLocalConfig, ray_session
+            from weam.study.ray_run import RayStudyRunner
+
+            with ray_session(ray_address, RayLocalConfig()):
+                # a step a line, whatever the console's width (the driver's log is read in `kubectl logs`)
+                runner = RayStudyRunner(study, steps, study_file=config,
+                                        echo=lambda line: console.print(line, soft_wrap=True))
+                runner.run(kinds)
+        else:
+            runner = StudyRunner(study, steps, study_file=config, echo=console.print)
+            runner.run(kinds)
     print_summary(study)
     console.print(f"MLflow: mlflow ui --backend-store-uri {redact(runner.uri)}")
 
@@ -79,19 +98,23 @@ def status_command(
                          "its manifest is checked by a sampled hash only (64 blocks of 64 KiB; files up to 4 MiB "
                          "whole), which misses an in-place edit between the sampled blocks of a bigger file.")] = False,
 ) -> None:
-    """Show which steps are done, stale (and why: the config key or input that changed), running or missing.
+    """Show which steps are done, stale (and why: the config key or input that changed), running or missing;
+    while `weam study run --ray-address` runs, also which are queued and each running step's Ray task.
 
     A file counts as unchanged when its inode, size and mtime match what the manifest recorded and
     a sampled hash of it matches too; --rehash reads every file whole instead."""
     from weam.core.manifest import rehash_all
     from weam.stages import plan_status
 
-    _, steps = _load(_config_file(config, config_file), overrides)
+    from weam.study.ray_run import cluster_states
+
+    study, steps = _load(_config_file(config, config_file), overrides)
     table = Table("step", "status", "reason", "output")
-    colours = {"done": "green", "running": "yellow", "missing": "red", "stale": "magenta"}
+    colours = {"done": "green", "running": "yellow", "queued": "cyan", "missing": "red", "stale": "magenta"}
     counts: dict[str, int] = {}
     with rehash_all(rehash):
         states = plan_status(steps)
+    states.update(cluster_states(study.work_dir.resolve()))  # a Ray driver's running and queued steps
     for step in steps:
         verdict = states[step.key]
         counts[verdict.state] = counts.get(verdict.state, 0) + 1

@@ -113,4 +113,4 @@ PROBE = Stage("probe", "weam.study.instrument.ProbeConfig", run_probe, probe_ide
               "probe/<arm>/<set>/seed<k>/ (base: probe/base/seed<k>/)",
               "a model's weights, held-out splits, word-gold (instrument check)", fresh=True)
 REPORT = Stage("report", "weam.study.stage.ReportConfig", run_report, report_identity,
-               "report/", "eval results.json, pretrain manifests")
+               "report/", "eval results.json, pretrain manifests", after_all=True)

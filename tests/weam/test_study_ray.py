@@ -1,0 +1,144 @@
+"""`weam study run --ray-address`: the plan as a DAG of Ray tasks (weam/study/ray_run.py).
+
+Fast: the DAG and the resources of a planned study (no Ray). e2e: a tiny study through the real
+CLI on a local Ray head with 2 CPUs and 2 GPUs declared (custom resources: the GPU steps run on
+CPU), steps seen running at once, then re-submitted with nothing to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weam.core.errors import WeamError
+from weam.study.plan import load_study
+from weam.study.ray_run import PROGRESS_NAME, QUEUE_MARK, check_fits, dependencies, ray_options, step_resources
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+# The smallest study with every kind of step of a preset base: two languages against one, no
+# high-resource check, a few hundred tokens per run.
+STUDY = """
+name: tiny-ray
+work_dir: {work}
+conditions:
+  - {{name: diverse, role: treatment, languages: [fi, tr], families: [Uralic, Turkic]}}
+  - {{name: single, role: control, languages: [de], families: [Indo-European]}}
+held_out: [sw]
+high_resource: []
+token_budget: 3000
+seeds: [0]
+base:
+  model: "preset:tiny"
+  vocab_size: 600
+  token_budget: 3000
+  pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
+data: {{_base_: {configs}/data/demo.yaml}}
+align: {{_base_: {configs}/align/default.yaml, engine: thot, thot: {{length: 0.3}}}}
+pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
+eval: {{_base_: {configs}/eval/tatoeba.yaml}}
+"""
+
+
+def write_study(folder: Path) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(STUDY.format(work=folder / "work", configs=CONFIGS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def planned(tmp_path):
+    return load_study(write_study(tmp_path))[1]
+
+
+def test_each_step_waits_for_what_it_reads(planned):
+    deps = dependencies(planned)
+    keys = [step.key for step in planned]
+    assert deps["data"] == []
+    assert deps["tokenizer"] == ["data"] and deps["align/en-fi"] == ["data"]
+    # its pairs' data and alignments, the base model, and the budget check (a gate: nothing it reads)
+    assert set(deps["pretrain/diverse/s1/seed0"]) == {"data", "align/en-fi", "align/en-tr", "budget", "base"}
+    assert set(deps["eval/diverse/s1/seed0"]) == {"data", "budget", "tatoeba", "pretrain/diverse/s1/seed0"}
+    assert deps["report"] == keys[:-1]  # it reads every result the plan writes
+
+
+def test_resources_come_from_the_stage_objects(planned):
+    by_key = {step.key: step_resources(step) for step in planned}
+    assert by_key["pretrain/single/s1/seed0"] == by_key["base"] == by_key["eval/base/seed0"] == {"CPU": 1, "GPU": 1}
+    assert by_key["align/en-de"] == by_key["report"] == {"CPU": 1}
+    assert ray_options({"CPU": 1, "GPU": 1, "slice": 2}, 3) == {
+        "num_cpus": 1, "num_gpus": 1, "resources": {"slice": 2}, "max_retries": 3, "retry_exceptions": False}
+
+
+def test_a_step_no_node_can_run_is_refused_before_any_work(planned):
+    with pytest.raises(WeamError, match=r"step base needs CPU 1, GPU 1.*largest has CPU 8, GPU 0"):
+        check_fits(planned, [{"Alive": True, "Resources": {"CPU": 8.0}}])
+    check_fits(planned, [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 1.0, "GPU": 1.0}}])
+
+
+HEAD = """
+import sys, ray
+ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, object_store_memory=128 * 1024**2,
+         log_to_driver=False, _node_ip_address="127.0.0.1")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray head of its own in a child process (the session's Ray, if any, declares no GPU);
+    stopped by closing the child's stdin (ray.init's atexit shuts its processes down)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    head = subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env)
+    address = head.stdout.readline().strip()
+    assert re.fullmatch(r"[\d.]+:\d+", address), address
+    yield address
+    head.stdin.close()
+    head.wait(timeout=120)
+
+
+def step_lines(output: str) -> dict[str, str]:
+    """The driver's ``[  12.3 s] key: status  · queue: …`` lines → {key: status}."""
+    found = re.findall(r"^\[\s*[\d.]+ s\] (\S+): (.+)$", output, flags=re.M)
+    return {key: status.split(QUEUE_MARK)[0].strip() for key, status in found}
+
+
+def run_study(*args: str) -> str:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "weam.cli", "study", "run", *args], capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("ray")
+@pytest.mark.timeout(1500)  # a whole study, each step in a fresh worker process; ~17 min on the loaded 2-core machine
+def test_study_runs_as_ray_tasks_in_parallel_and_resubmits_to_nothing(tmp_path, ray_head):
+    study = write_study(tmp_path)
+    keys = [step.key for step in load_study(study)[1]]
+    output = run_study(str(study), "--ray-address", ray_head)
+    lines = step_lines(output)
+    assert set(lines) == set(keys) and all(status.startswith("done in") for status in lines.values()), output
+    assert "ray task" in lines["pretrain/diverse/s1/seed0"]
+    progress = json.loads((tmp_path / "work" / PROGRESS_NAME).read_text())
+    records = progress["steps"]
+    assert {record["state"] for record in records.values()} == {"done"} and not progress["driver"]["active"]
+    # Every step started after the steps it reads had ended, and two steps ran at the same time.
+    for key, record in records.items():
+        assert all(records[need]["ended"] <= record["started"] for need in record["needs"]), key
+    spans = sorted((r["started"], r["ended"]) for r in records.values())
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    assert json.loads((tmp_path / "work/eval/diverse/s1/seed0/tatoeba/results.json").read_text())["per_language"]
+    assert (tmp_path / "work/report/report.md").is_file()
+
+    again = run_study(str(study), "--ray-address", ray_head)
+    lines = step_lines(again)
+    assert lines == {key: "skipped (finished)" for key in keys}, again
