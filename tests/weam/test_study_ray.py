@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,33 @@ def test_a_step_no_node_can_run_is_refused_before_any_work(planned):
     with pytest.raises(WeamError, match=r"step base needs CPU 1, GPU 1.*largest has CPU 8, GPU 0"):
         check_fits(planned, [{"Alive": True, "Resources": {"CPU": 8.0}}])
     check_fits(planned, [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": True, "Resources": {"CPU": 1.0, "GPU": 1.0}}])
+
+
+def test_status_shows_the_steps_of_the_driver_holding_the_work_dir(tmp_path):
+    from weam.core.lock import lock_work_dir
+    from weam.study.ray_run import cluster_states
+
+    steps = {"pretrain/a": {"state": "running", "task_id": "ab12", "node": "10.0.0.7", "pid": 4242,
+                            "started": 0.0, "attempts": 2},
+             "eval/a": {"state": "queued", "task_id": "cd34", "resources": {"CPU": 1.0, "GPU": 1.0}},
+             "report": {"state": "waiting"}}
+
+    def progress(pid):
+        driver = {"host": socket.gethostname(), "pid": pid, "active": True}
+        (tmp_path / PROGRESS_NAME).write_text(json.dumps({"driver": driver, "steps": steps}))
+
+    progress(os.getpid())
+    with lock_work_dir(tmp_path):
+        states = cluster_states(tmp_path)
+        assert set(states) == {"pretrain/a", "eval/a"}
+        assert states["pretrain/a"].state == "running"
+        assert re.fullmatch(r"ray task ab12 on 10\.0\.0\.7 pid 4242 since \d\d:\d\d:\d\d, attempt 2",
+                            states["pretrain/a"].reason)
+        assert (states["eval/a"].state, states["eval/a"].reason) == ("queued", "ray task cd34, waiting for CPU 1, GPU 1")
+        progress(os.getpid() + 1)  # written by another driver than the one holding the work dir
+        assert cluster_states(tmp_path) == {}
+    progress(os.getpid())
+    assert cluster_states(tmp_path) == {}  # nobody holds the work dir: the driver is gone
 
 
 HEAD = """

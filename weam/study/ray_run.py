@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from weam.core.errors import WeamError
-from weam.core.lock import WORK_LOCK_NAME
+from weam.core.lock import WORK_LOCK_NAME, read_holder
 from weam.core.manifest import Verdict, atomic_write_json
 from weam.stages import STAGES, Step, Tracking, _needs, check_only, execute, verdict
 from weam.study.run import StudyRunner
@@ -270,13 +270,17 @@ def driver_running(work: Path) -> bool:
 def cluster_states(work: Path) -> dict[str, Verdict]:
     """Running and queued steps as the Ray driver of this work directory last wrote them, while it
     runs: ``running`` (ray task, node, PID, since when) and ``queued`` (submitted, waiting for
-    resources). Empty when no Ray driver is running."""
+    resources). Empty unless the driver that wrote them holds the work directory now (a killed
+    driver's file, or one left from before a later run, says nothing)."""
     path = Path(work) / PROGRESS_NAME
     try:
         progress = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not progress.get("driver", {}).get("active") or not driver_running(work):
+    driver = progress.get("driver", {})
+    holder = read_holder(Path(work) / WORK_LOCK_NAME)  # who holds the work dir: this driver, not a later run
+    if not driver.get("active") or not driver_running(work) or \
+            (holder.get("pid"), holder.get("host")) != (driver.get("pid"), driver.get("host")):
         return {}
     states = {}
     for key, record in progress.get("steps", {}).items():
