@@ -12,7 +12,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 CHECKOV_VENV ?= .venv-checkov
 export CHECKOV_BIN ?= $(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 
-.PHONY: install demo test test-fast report ui clean
+.PHONY: install demo rehearsal test test-fast report ui clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/weam study run $(STUDY)
+
+# The dress rehearsal of the real study on CPU (configs/studies/rehearsal.yaml, the template with its sizes
+# shrunk): inputs in the real formats (benchmarks/rehearsal_inputs.py), fetch, clean, every stage, the report.
+rehearsal: install
+	$(BIN)/python benchmarks/rehearsal_inputs.py
+	$(BIN)/weam data fetch --config configs/fetch/rehearsal.yaml
+	$(BIN)/weam data clean --config configs/clean/rehearsal.yaml
+	$(BIN)/weam study run configs/studies/rehearsal.yaml
 
 # Both cores: tests are spread over two workers, those sharing a Ray head kept on one (tests/conftest.py).
 test: install $(CHECKOV_VENV)/.installed

@@ -21,7 +21,7 @@ where each input goes, then writes, nothing downloaded:
 The sentences are real translations shipped in pip packages (the demo's source, weam/data/README.md),
 split between the two corpora of a pair; one pair of en-<first pool language> copies an English
 Tatoeba sentence of the XTREME-R files, so the clean step's contamination check has something to find.
-Existing outputs are replaced. Then: ``weam data fetch``, ``weam data clean``, ``weam study run``
+Outputs already there are kept (``--force`` rewrites them). Then: ``weam data fetch``, ``weam data clean``, ``weam study run``
 (``make rehearsal`` runs all four).
 """
 
@@ -150,12 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", type=Path, default=ROOT / "configs/studies/rehearsal.yaml")
     parser.add_argument("--pairs", type=int, default=PAIRS_PER_CORPUS, help="pairs per language and corpus")
     parser.add_argument("--vocab-size", type=int, default=4000)
+    parser.add_argument("--force", action="store_true", help="rewrite inputs that are already there")
     args = parser.parse_args(argv)
     t0 = time.time()
     study, _ = load_study(args.study)
     if study.corpora_fetch is None or study.xtreme_data_dir is None:
         raise SystemExit(f"{args.study}: names no corpora_fetch or xtreme_data_dir")
     fetch = load_config(FetchConfig, study.corpora_fetch)
+    done = [Path(study.xtreme_data_dir), Path(study.base.model) / "config.json",
+            *(Path(s.dataset) / "README.md" for s in fetch.sources if s.kind == "hf")]
+    if not args.force and all(path.exists() for path in done):
+        print(f"rehearsal inputs already there ({', '.join(map(str, done))}); --force rewrites them")
+        return 0
     clean = load_config(CleanConfig, study.corpora_clean) if study.corpora_clean else None
     if clean is not None and clean.xtreme_data_dir and Path(clean.xtreme_data_dir).resolve() != study.xtreme_data_dir.resolve():
         raise SystemExit(f"{study.corpora_clean}: xtreme_data_dir {clean.xtreme_data_dir} is not the study's "

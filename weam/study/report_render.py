@@ -14,8 +14,9 @@ from weam.core.secrets import redact
 from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_TASK
 from weam.study import plots
 from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES
-from weam.study.report_analysis import (Analysis, Design, budget_notes, described_metrics, design_table, language_label,
-                                        no_gold_cells, task_table)
+from weam.study.config import diversity
+from weam.study.report_analysis import (Analysis, Design, described_metrics, language_label, no_gold_cells,
+                                        task_table)
 from weam.study.report_read import TAG_FAMILIES, TAG_N_FAMILIES, TAG_ROLE, StudyRuns
 from weam.study.stats import Estimate, statement
 
@@ -40,6 +41,37 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
 
 def _interval(low: float, high: float) -> str:
     return "—" if math.isnan(low) else f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def design_table(tidy: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
+    """Per condition and set: its languages, families (diversity) and runs."""
+    rows = []
+    roles = dict(zip(conditions["condition"], conditions["role"]))
+    for (condition, language_set), part in tidy.groupby(["condition", "language_set"]):
+        languages = [c for c in part["languages"].iloc[0].split(",") if c]
+        measure = diversity(languages) if languages else {}
+        role = roles.get(condition, "baseline")
+        rows.append({"condition": condition, "role": role, "set": "—" if role == "baseline" else language_set,
+                     "languages": ", ".join(languages) or "—", "families": measure.get("n_families", "—"),
+                     "runs": part["run"].nunique()})
+    return pd.DataFrame(rows)
+
+
+def budget_notes(budgets: pd.DataFrame, design: Design, roles: dict[str, str]) -> list[str]:
+    """Spread of trained tokens across compared runs against budget_tolerance; realised vs stated budget."""
+    if budgets.empty or budgets["tokens"].isna().all():
+        return ["no pre-training token counts found: budgets cannot be checked"]
+    compared = budgets[budgets["condition"].map(lambda c: roles.get(c) in ("treatment", "control"))]
+    tokens = compared["tokens"].dropna()
+    notes = []
+    spread = (tokens.max() - tokens.min()) / tokens.min() if len(tokens) and tokens.min() > 0 else math.nan
+    verdict = "within" if spread <= design.budget_tolerance else "BREACHES"
+    notes.append(f"trained tokens differ by {spread:.2%} between the largest and smallest compared run: "
+                 f"{verdict} budget_tolerance = {design.budget_tolerance:.2%}")
+    if design.token_budget:
+        notes.append(f"realised / stated budget: {tokens.min() / design.token_budget:.3f}–"
+                     f"{tokens.max() / design.token_budget:.3f} of {design.token_budget:,} tokens")
+    return notes
 
 
 PRIMARY_REASON = (
