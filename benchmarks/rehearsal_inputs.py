@@ -116,17 +116,17 @@ def task_languages(study) -> dict[str, list[str]]:
 def write_withheld_gold(download: Path, labels: Path, langs: dict[str, list[str]]) -> list[Path]:
     """The gold the download withholds, in the leaderboard layout (as a user keeps it apart): UD-POS
     test tags and TyDiQA-GoldP answers of the sentences write_xtreme wrote (Tatoeba's it writes itself)."""
-    from weam.eval.formats import write_predictions
+    from weam.eval.tasks import get_task
 
+    gold = {"udpos": lambda lang: [[tag for _, tag in sentence] for sentence in xtreme.POS_SENTENCES],
+            "tydiqa": lambda lang: xtreme.squad(lang)}  # the leaderboard layout's label files: as predictions
     written = []
-    for lang in langs["udpos"]:
-        path = labels / "udpos" / f"test-{lang}.tsv"
-        write_predictions(path, "tagging", [[tag for _, tag in sentence] for sentence in xtreme.POS_SENTENCES])
-        written.append(path)
-    for lang in langs["tydiqa"]:
-        path = labels / "tydiqa" / f"test-{lang}.json"
-        write_predictions(path, "qa", xtreme.squad(lang))
-        written.append(path)
+    for task, labels_of in gold.items():
+        spec = get_task(task)
+        for lang in langs[task]:
+            path = labels / task / f"test-{lang}.{spec.prediction_ext}"
+            spec.kind.write_predictions(path, labels_of(lang))
+            written.append(path)
     return written
 
 

@@ -162,6 +162,8 @@ def _small_rehearsal(tmp_path: Path) -> Path:
     codes = [code for pool in SMALL_POOLS.values() for code in pool]
     for condition in study["conditions"]:
         condition["draw"].update(pool=SMALL_POOLS[condition["name"]], k=2, n_sets=1)
+        if condition["draw"].get("families"):
+            condition["draw"]["families"] = ["Indo-European"]
     fetch = read_yaml(ROOT / "configs/fetch/rehearsal.yaml")
     fetch.update(languages=codes, out_dir=str(inputs / "opus"))
     for source in fetch["sources"]:
