@@ -101,15 +101,19 @@ def write_corpora(fetch, contamination: str, per_corpus: int) -> dict[str, int]:
 
 
 def task_languages(study) -> dict[str, list[str]]:
-    """Per task, every language of the study (targets, checks, pools, English) that XTREME-R covers."""
+    """Per task, every language of the study (targets, checks, pools, English) that eval reads for it
+    (weam.eval.api.task_languages: the task's XTREME-R languages; Tatoeba any language but English, so
+    the rehearsal writes Tatoeba files beyond XTREME-R's list, which a real download does not have)."""
+    from weam.eval.api import task_languages as eval_languages
     from weam.eval.tasks import get_task
     from weam.study.plan import pool_languages
 
-    wanted = dict.fromkeys(["en", *study.held_out, *study.high_resource, *pool_languages(study)])
+    wanted = list(dict.fromkeys(["en", *study.held_out, *study.high_resource, *pool_languages(study)]))
     out = {}
     for name in xtreme.WRITTEN_LANGS:
         spec = get_task(name)
-        out[name] = [code for code in wanted if code in spec.languages or (code == "en" and name != "xcopa")]
+        out[name] = eval_languages(spec, wanted) + (["en"] if name not in ("xcopa", "tatoeba") else [])
+        out[name] = list(dict.fromkeys(out[name]))
     return out
 
 

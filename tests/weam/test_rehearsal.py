@@ -146,7 +146,8 @@ def test_a_task_without_gold_for_a_held_out_language_is_refused_naming_task_spli
     panx = [code for code in panx if code in get_task("panx").languages]
     assert f"task panx, split dev: no file for language(s) {', '.join(panx)}" in message, message
     assert str(download / f"panx/dev-{panx[0]}.tsv") in message
-    assert "task xnli" not in message  # XNLI's held-out languages here: sw only, which it has
+    assert "task xnli, split dev: no file" not in message  # XNLI's held-out languages here: sw only, which it has
+    assert "task xnli, split dev: eval reads language(s) " in message  # but a set's own languages have no file
 
 
 SMALL_POOLS = {"diverse": ["fi", "tr", "id", "ar"], "single": ["de", "fr", "es"]}
@@ -182,6 +183,7 @@ def _small_rehearsal(tmp_path: Path) -> Path:
         corpora={f"en-{c}": {"src": str(inputs / f"clean/en-{c}/train.en"), "tgt": str(inputs / f"clean/en-{c}/train.{c}")}
                  for c in codes})
     study["analysis"]["n_bootstrap"] = 100
+    study["held_out"] = ["sw", "yo", "my", "qu"]  # 12 in the template: fewer targets, fewer evaluations
     study["eval"].update(tasks=["panx", "xnli"], labels_dir=str(inputs / "download/labels"))
     path = tmp_path / "rehearsal-small.yaml"
     path.write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
@@ -205,13 +207,15 @@ def test_a_small_rehearsal_runs_from_files_in_the_real_formats_to_a_panx_report(
                     ["study", "run", str(study_file)]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output, result.exception)
-    contamination = (tmp_path / "inputs/clean/contamination.tsv").read_text(encoding="utf-8")
-    assert "sentence number 3 about the cat ." in contamination  # the planted Tatoeba copy was removed
+    contamination = (tmp_path / "inputs/clean/contamination.tsv").read_text(encoding="utf-8").splitlines()
+    planted = [line.split("\t") for line in contamination if line.startswith("en-fi\ten\ttatoeba\t")]
+    assert planted and all(row[6] == "1" for row in planted)  # the planted Tatoeba copy was removed
     report = (tmp_path / "study/report/report.md").read_text(encoding="utf-8")
     assert "Pre-declared in the study config: task **panx**, metric **f1**, group **all held-out**" in report
     tasks = report.split("\n## Tasks\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in tasks.splitlines() if line.startswith("| panx") or line.startswith("| xnli")]
-    assert len(rows) == 2 and "| primary |" in rows[0] and "| secondary |" in rows[1], tasks
-    # XNLI has sw only among the targets: every other target is named, with the reason.
+    assert len(rows) == 2 and "| primary |" in rows[0], tasks
+    # XNLI has sw only among the targets (described: fewer than 4); every other target is named, with the reason.
+    assert "| described | 1 | yo, my, qu |" in rows[1], rows[1]
     assert "- yo: not among XTREME-R's xnli languages" in report
     assert "## panx — f1 per language" in report and "## xnli — accuracy per language" in report

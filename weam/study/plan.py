@@ -318,6 +318,37 @@ def gold_problems(study: StudyConfig, steps: list[Step]) -> list[str]:
         if absent:
             problems.append(f"task {spec.name}, split {split}: no file for language(s) {', '.join(absent)} in "
                             f"{study.xtreme_data_dir}: " + ", ".join(str(p) for p in absent.values()))
+    return problems + unreadable_languages(study, steps)
+
+
+def unreadable_languages(study: StudyConfig, steps: list[Step]) -> list[str]:
+    """Languages some eval step scores (eval's own rule, weam.eval.api.task_languages: Tatoeba takes any
+    language but English) whose file the download lacks, where XTREME's facts do not explain the gap
+    (those become a cell with its reason): eval would stop there, after pre-training."""
+    from weam.eval.api import task_languages
+    from weam.eval.config import EvalConfig
+    from weam.eval.data import split_path
+    from weam.eval.tasks import get_task, resolve_split
+
+    configs = [s.config for s in steps if isinstance(s.config, EvalConfig)]
+    if study.xtreme_data_dir is None or not configs:
+        return []
+    config = configs[0]
+    evaluated = list(dict.fromkeys(code for c in configs for code in (c.langs or [])))
+    problems = []
+    for task in config.tasks:
+        spec = get_task(task)
+        if any(f"{spec.name}{suffix}" in config.hf_datasets for suffix in ("", ".test", ".dev")):
+            continue
+        langs = task_languages(spec, evaluated)
+        split = resolve_split(spec, config.split, langs, config.labels_dir)
+        info = spec.splits.get(split)
+        known = info.missing if info is not None else {}
+        absent = [code for code in langs if code not in known and not split_path(config, spec, split, code).is_file()]
+        if absent:
+            problems.append(f"task {spec.name}, split {split}: eval reads language(s) {', '.join(absent)} (held-out, "
+                            f"high-resource or a set's own) and the download has no file for them: "
+                            + ", ".join(str(split_path(config, spec, split, code)) for code in absent))
     return problems
 
 
