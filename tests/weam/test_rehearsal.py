@@ -77,6 +77,8 @@ def test_plan_refuses_the_template_without_its_corpora_naming_the_pairs_and_fetc
     for pair in ("en-fi", "en-ug", "en-tl", "en-de"):
         assert f"  {pair}: no file /work/corpora/clean/{pair}/train.en" in text
     assert "weam data fetch --config configs/fetch/opus.yaml && weam data clean --config configs/clean/opus.yaml" in text
+    assert "xtreme_data_dir /work/xtreme/download: no such folder" in text
+    assert "task tydiqa, split labelled: no gold labels for language(s) sw, te" in text  # labels_dir is empty too
 
 
 def _corpora(tmp_path: Path, codes: list[str]) -> list[str]:
