@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from weam.study.instrument import frozen_check, instrument_rows, interval, sentence_retrieval, word_retrieval
+from weam.study.instrument import (frozen_check, instrument_rows, interval, moving_mean, sentence_retrieval,
+                                   warmup_loss_figure, word_retrieval)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -64,6 +65,20 @@ def test_rows_differences_and_frozen_check_by_hand():
     assert frozen_check(probes, 1) == (True, 0.0)
     probes["weam"][1] = probe(26.0, 9.0, frozen=50.5)
     assert frozen_check(probes, 1) == (False, 0.5)
+
+
+def test_moving_mean_by_hand():
+    assert moving_mean([4.0, 2.0, 6.0, 0.0], 2) == [4.0, 3.0, 4.0, 3.0]
+
+
+def test_warmup_loss_figure(tmp_path):
+    """A PNG of the base's logged steps; no figure when the base logged none."""
+    assert warmup_loss_figure(tmp_path, tmp_path / "none.png", 100) is None
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "train_log.jsonl").write_text(
+        "".join(json.dumps({"step": i + 1, "loss": 5.0 - 0.01 * i}) + "\n" for i in range(30)), encoding="utf-8")
+    path = warmup_loss_figure(tmp_path, tmp_path / "report" / "curve.png", 100, window=5)
+    assert path == tmp_path / "report" / "curve.png" and path.read_bytes()[:4] == b"\x89PNG"
 
 
 STUDY = """
@@ -130,4 +145,6 @@ def test_tiny_instrument_study_end_to_end(tmp_path):
     assert len(frozen) == 1 and len(trained) > 1  # layer 1 frozen in every arm (one set of scores), 2 not
     report = (work / "report" / "instrument.md").read_text()
     assert "## Evaluator check: layer 1 is frozen in every arm" in report and "passed" in report
-    assert "## Base MLM head warm-up" in report and "- weam: vs base" in report
+    assert "## Base model MLM warm-up" in report and "- weam: vs base" in report
+    assert "![warm-up loss](base_warmup_loss.png)" in report
+    assert (work / "report" / "base_warmup_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -395,10 +395,7 @@ def criterion(rows: list[dict[str, Any]], word_layer: int, min_gain: float) -> l
 
 def base_loss_curve(work: Path, points: int = 12) -> list[tuple[int, float]]:
     """The base model's warm-up loss (train_log.jsonl) at about ``points`` evenly spaced steps."""
-    path = Path(work) / "base" / "train_log.jsonl"
-    if not path.is_file():
-        return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = base_loss_records(work)
     if not records:
         return []
     every = max(1, len(records) // points)
@@ -406,6 +403,60 @@ def base_loss_curve(work: Path, points: int = 12) -> list[tuple[int, float]]:
     if chosen[-1] is not records[-1]:
         chosen.append(records[-1])
     return [(r["step"], r["loss"]) for r in chosen]
+
+
+def base_loss_records(work: Path) -> list[dict[str, Any]]:
+    """Every step the base model's MLM warm-up logged (``base/train_log.jsonl``)."""
+    path = Path(work) / "base" / "train_log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def base_vocab_size(work: Path) -> int | None:
+    """The base model's vocabulary size (its config.json), None when it is not there."""
+    path = layout.base_model_dir(Path(work)) / "config.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("vocab_size") if path.is_file() else None
+
+
+def moving_mean(values: list[float], window: int) -> list[float]:
+    """The mean of the last ``window`` values at every point (fewer at the start)."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def warmup_loss_figure(work: Path, path: Path, vocab_size: int | None, window: int = 20) -> Path | None:
+    """``path`` (PNG): the base model's warm-up loss per step, its moving mean over ``window`` steps,
+    and ln(vocabulary), the loss of uniform guessing; None when the base logged no steps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    records = base_loss_records(work)
+    if not records:
+        return None
+    steps = [r["step"] for r in records]
+    losses = [r["loss"] for r in records]
+    figure = Figure(figsize=(6.0, 3.4))
+    axes = figure.add_subplot()
+    axes.plot(steps, losses, lw=0.8, alpha=0.45, label="loss per step")
+    axes.plot(steps, moving_mean(losses, window), lw=1.8, label=f"mean of the last {window} steps")
+    if vocab_size:
+        axes.axhline(math.log(vocab_size), color="grey", ls="--", lw=1,
+                     label=f"uniform guess, ln {vocab_size:,} = {math.log(vocab_size):.2f}")
+    axes.set_xlabel("step")
+    axes.set_ylabel("MLM loss (nats)")
+    axes.set_title("Base model: MLM warm-up")
+    axes.legend(fontsize="small")
+    FigureCanvasAgg(figure)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
 
 
 def _fmt(ci: dict | None) -> str:
@@ -449,8 +500,14 @@ def write_instrument_report(study, work: Path, out_dir: Path) -> Path:
                   f"models is {spread:.4f} points (identical weights must give identical scores).", ""]
     curve = base_loss_curve(work)
     if curve:
-        lines += ["## Base MLM head warm-up", "", "| step | loss |", "|---|---|",
-                  *[f"| {step} | {loss:.4f} |" for step, loss in curve], ""]
+        vocab = base_vocab_size(work)
+        figure = warmup_loss_figure(work, out / "base_warmup_loss.png", vocab)
+        ended = (read_manifest(Path(work) / "base") or {}).get("counts", {}).get("stopped")
+        lines += ["## Base model MLM warm-up", "",
+                  f"Ended by: {ended or 'unknown'}; last loss {curve[-1][1]:.4f}"
+                  + (f" (uniform guessing over the {vocab:,}-piece vocabulary: {math.log(vocab):.4f})" if vocab else "")
+                  + ".", "", *([f"![warm-up loss]({figure.name})", ""] if figure else []),
+                  "| step | loss |", "|---|---|", *[f"| {step} | {loss:.4f} |" for step, loss in curve], ""]
     lines += ["## Table", "", render_table(rows)]
     path = out / "instrument.md"
     path.write_text("\n".join(lines), encoding="utf-8")
