@@ -292,6 +292,8 @@ def main() -> None:
     formulas = sorted({r["flop_formula"] for _, _, r in rows if "error" not in r})
     print("FLOPs (MFU): " + "; ".join(formulas))
     if args.json:
+        from weam.training.metrics import device_name
+
         args.json.write_text(json.dumps({
             "device": device_name(), "devices": 1, "preset": args.preset, "seq": args.seq, "batch": args.batch,
             "precision": args.precision, "packing": args.packing,
@@ -311,17 +313,6 @@ def json_rows(rows: list[tuple[str, int, dict]], preset: str, vocab: int) -> lis
                         "peak_mem": {"gb": r["peak_mem_gb"], "kind": r["mem_kind"]}})
         out.append({**row, **{k: v for k, v in r.items() if k not in row}})
     return out
-
-
-def device_name() -> str:
-    """The accelerator the runs used (CUDA device name), else the CPU and its core count."""
-    import platform
-
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def dry_run(spec: dict) -> str:

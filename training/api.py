@@ -20,7 +20,7 @@ from weam.core.determinism import deterministic_torch
 from weam.training import data as data_mod
 from weam.training import distributed
 from weam.training.config import DistributedEnv, PretrainConfig
-from weam.training.metrics import flops_per_step, memory_metrics, peak_flops
+from weam.training.metrics import device_name, flops_per_step, memory_metrics, peak_flops
 from weam.training.objectives import PretrainingModel, mask_batch
 from weam.core.errors import ConfigError
 from weam.core.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
@@ -34,7 +34,8 @@ def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger:
     """Train, export ``<out_dir>/model`` and write the manifest; skip when already finished.
 
     ``logger`` is the stage's MLflow run (:func:`weam.stages.execute` opens and ends it): the config
-    goes in as params and the losses as metrics; this function never opens or ends a run."""
+    goes in as params, each pair read as a dataset, the losses as metrics and the exported model as a
+    LoggedModel made by the run; this function never opens or ends a run."""
     distributed.check_config(config.parallel, config.optim, config.data.batch_size,
                              (dist or DistributedEnv()).world_size)  # before any data or model loads
     out = Path(config.out_dir)
@@ -61,6 +62,7 @@ def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger:
         logger = logger if env.is_main else None
         if logger:
             logger.log_params(config.model_dump(mode="json", exclude={"logging": {"tracking", "tags"}}))
+            logger.log_datasets(data_mod.corpus_datasets(config.data.pairs, sizes))
         try:
             steps, stopped = train(engine, stream, config, env, tokenizer, logger, run_hash(inputs, config))
             distributed.export_hf(engine, tokenizer, model_dir)
@@ -73,12 +75,17 @@ def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger:
                 "links_per_pair": dict(stream.links_seen),
                 "passes_per_pair": {name: round(int(n) / size, 4) for name, n, size in
                                     zip(stream.names, stream.sampler.counts(stream.consumed), stream.sizes)},
-                "examples": stream.consumed, "world_size": env.world_size,
+                "examples": stream.consumed, "world_size": env.world_size, "device": device_name(),
                 "wall_seconds": round(time.time() - started, 3),
             }
-            write_model_card(model_dir, config, counts, logger.run_id if logger else None)
+            write_model_card(model_dir, config, counts, logger.run_id if logger else None,
+                             logger.parent_run_id if logger else None)
             write_manifest(out, "pretrain", inputs, config.fingerprint_config(),
                            {"model": "model/config.json", "weights": "model/model.safetensors"}, counts)
+            if logger:
+                logger.log_model(model_dir, params={"base_model": config.model, "objective": config.objective.name,
+                                                    "steps": steps, "tokens": stream.tokens},
+                                 model_type="encoder")
         distributed.barrier()
     return model_dir
 

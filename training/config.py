@@ -332,10 +332,9 @@ class LoggingConfig(StrictModel):
     (a study's work directory holds one), else to ``<out_dir>/mlflow.db``."""
     run_name: str | None = Field(None, json_schema_extra={"affects_result": False})
     """MLflow run name; None: ``pretrain-<objective>-<out_dir name>``."""
-    parent_run_id: str | None = Field(None, json_schema_extra={"affects_result": False})
-    """MLflow parent run (the study's condition run); the pretrain() argument wins."""
     tags: dict[str, str] = Field({}, json_schema_extra={"affects_result": False})
-    """Extra MLflow tags; merged under the pretrain() argument's."""
+    """Extra MLflow tags of the run; the stage's own (weam.stage, weam.objective, a study's weam.condition,
+    weam.seed …) win. The parent run is the study's, or WEAM_PARENT_RUN_ID's for a cluster job."""
 
 
 # Keys of the flat config (before the split) → where they live now; an old YAML fails naming both.
@@ -350,7 +349,7 @@ MOVED = {
     "deepspeed_overrides": "parallel.deepspeed_overrides", "checkpoint_every": "checkpoint.every",
     "keep_checkpoints": "checkpoint.keep", "log_every": "logging.log_every",
     "cpu_peak_flops": "logging.cpu_peak_flops", "tracking": "logging.tracking", "run_name": "logging.run_name",
-    "parent_run_id": "logging.parent_run_id", "tags": "logging.tags",
+    "tags": "logging.tags",
 }
 
 

@@ -27,10 +27,12 @@ up to the budget.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -406,6 +408,25 @@ def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int
 def count_lines_checked(pairs: Sequence[PairData]) -> list[int]:
     """Validate every pair (see check_pair) and return their sentence counts."""
     return [check_pair(pair) for pair in pairs]
+
+
+def corpus_datasets(pairs: Sequence[PairData], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Each pair as the MLflow dataset a pre-training run reads (:meth:`weam.core.tracking.RunLogger.log_datasets`):
+    name ``<src>-<tgt>``, digest the first 8 hex digits of each file's sha256 as the data (and align)
+    stage's manifest records it (source side, target side, alignment), source the files, profile the
+    pair's sentence count."""
+    from weam.core.manifest import recorded_digest
+
+    datasets = []
+    for pair, size in zip(pairs, sizes):
+        files = {"src": pair.src_file, "tgt": pair.tgt_file, **({"alignment": pair.alignment} if pair.alignment else {})}
+        digests = {role: recorded_digest(path) for role, path in files.items()}
+        datasets.append({
+            "name": pair.name, "digest": "".join(digest[:8] for digest in digests.values()),
+            "source": json.dumps({"uri": Path(pair.src_file).resolve().parent.as_uri(),
+                                  "files": {role: str(Path(path).resolve()) for role, path in files.items()}}),
+            "profile": json.dumps({"num_rows": size, "sha256": digests})})
+    return datasets
 
 
 def data_files(pairs: Sequence[PairData]) -> dict[str, Path]:

@@ -25,6 +25,17 @@ GPU_BF16_PEAK = [
 ]
 
 
+def device_name() -> str:
+    """The device a process trains on, as a cost is stated against: the CUDA device's name, else the
+    CPU and its core count."""
+    import os
+    import platform
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
 def peak_flops(cpu_peak: float) -> float:
     """Peak FLOP/s of this process's device: the GPU table, else the configured CPU peak."""
     if not torch.cuda.is_available():

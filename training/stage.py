@@ -115,7 +115,11 @@ def run_base_init(step: Step, logger: RunLogger | None, tags: dict[str, Any]) ->
     from weam.base_models import prepare_base
 
     cfg = step.config
-    prepare_base(cfg.source, cfg.work_dir, cfg.files, seed=cfg.seed)
+    model_dir = prepare_base(cfg.source, cfg.work_dir, cfg.files, seed=cfg.seed)
+    if logger:
+        logger.log_model(model_dir, params={"source": cfg.source, "seed": cfg.seed}, model_type="encoder")
+
+
 @work_relative
 def budget_identity(step: Step):
     cfg = step.config

@@ -31,7 +31,8 @@ def _alignment_engine(alignment: Path | None) -> str | None:
     return f"{engine} ({symmetrize})" if engine and isinstance(symmetrize, str) else engine
 
 
-def training_facts(config, counts: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+def training_facts(config, counts: dict[str, Any], run_id: str | None = None,
+                   parent_run_id: str | None = None) -> dict[str, Any]:
     """What the card records about a pre-training run (``config``: a weam.training.config.PretrainConfig)."""
     from weam.core.languages import get_language
     from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STUDY
@@ -65,13 +66,14 @@ def training_facts(config, counts: dict[str, Any], run_id: str | None = None) ->
         "trained": {key: counts.get(key) for key in ("steps", "tokens", "tokens_per_pair", "examples", "world_size")},
         "study": logging.tags.get(TAG_STUDY), "condition": logging.tags.get(TAG_CONDITION),
         "seed_tag": logging.tags.get(TAG_SEED), "run_name": logging.run_name,
-        "mlflow_run_id": run_id, "mlflow_parent_run_id": logging.parent_run_id,
+        "mlflow_run_id": run_id, "mlflow_parent_run_id": parent_run_id,
     }
 
 
-def write_model_card(model_dir: str | Path, config, counts: dict[str, Any], run_id: str | None = None) -> Path:
+def write_model_card(model_dir: str | Path, config, counts: dict[str, Any], run_id: str | None = None,
+                     parent_run_id: str | None = None) -> Path:
     """Write ``<model_dir>/README.md`` for a finished pre-training run (results added later by eval)."""
-    facts = training_facts(config, counts, run_id)
+    facts = training_facts(config, counts, run_id, parent_run_id)
     return _save(Path(model_dir), facts, results=[])
 
 

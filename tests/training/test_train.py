@@ -21,6 +21,7 @@ from weam.training import distributed
 from weam.training.api import pretrain
 from weam.training.config import DistributedEnv, PretrainConfig, free_port
 from weam.core.config import load_config
+from weam.core.manifest import file_sha256
 from weam.core.tracking import RunLogger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,6 +119,14 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     buffered = [json.loads(line) for line in (first.out_dir / "tracking-buffer/journal.jsonl").read_text().splitlines()]
     metrics = [r["metrics"] for r in buffered if r["op"] == "metrics"]
     assert any("perf/mfu" in m and "train/tokens/en-de" in m and "train/loss_cross" in m for m in metrics)
+    # The pairs read are the run's datasets, digests from the files' sha256; the export is its LoggedModel.
+    (inputs,) = [r["datasets"] for r in buffered if r["op"] == "inputs"]
+    files = [[p.src_file, p.tgt_file, *([p.alignment] if p.alignment else [])] for p in first.data.pairs]
+    assert [(d["name"], d["digest"]) for d in inputs] == [
+        (p.name, "".join(file_sha256(f)[:8] for f in fs)) for p, fs in zip(first.data.pairs, files)]
+    (model,) = [r for r in buffered if r["op"] == "model"]
+    assert model["tags"]["weam.model_dir"] == str((first.out_dir / "model").resolve())
+    assert model["name"] == "pretrain-weam-a-seed0" and int(model["params"]["steps"]) > 0
     stamp = (first.out_dir / "manifest.json").stat().st_mtime
     started = time.time()
     pretrain(first)  # finished and unchanged: skipped

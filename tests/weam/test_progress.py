@@ -126,3 +126,30 @@ def test_weam_pretrain_not_on_a_terminal_logs_progress_lines_and_no_library_nois
     assert int(lines[-1].split(": ")[1].split("%")[0]) >= 90  # the budget ends within the last batch
     for message in ("Attempting to get learning rate", "Setting accelerator to CPU", "Setting ds_accelerator"):
         assert message not in output
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_library_bars_that_say_nothing_are_not_drawn(tmp_path, quiet):
+    """transformers' "Loading weights" / "Writing model shards" bars (one per model load or save) are
+    dropped once weam quiets the libraries, before transformers is imported; another bar is still drawn.
+    Without it they are there (the test notices transformers renaming them)."""
+    script = textwrap.dedent(f"""
+        import sys
+        from weam.core.progress import quiet_library_noise
+        if {quiet}:
+            quiet_library_noise()
+            assert "transformers" not in sys.modules  # quieting costs no import
+        from transformers import BertConfig, BertModel
+        from transformers.utils import logging
+        tiny = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+        BertModel(tiny).save_pretrained({str(tmp_path)!r})
+        BertModel.from_pretrained({str(tmp_path)!r})
+        list(logging.tqdm(range(3), desc="Downloading"))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("HF_DATASETS_DISABLE_PROGRESS_BARS", None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Downloading: 100%" in done.stderr
+    for bar in ("Loading weights", "Writing model shards"):
+        assert (bar in done.stderr) is not quiet, bar

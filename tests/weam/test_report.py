@@ -205,7 +205,8 @@ def test_budgets_design_and_power_sections(report):
     assert row(text, "| single | s2 | 1 |")[10] == "0.000"
     assert "| diverse | treatment | s2 | et, kk, ms | 3 | 2 |" in text
     assert "minimum detectable effect (α = 0.05, power 80%)" in text
-    assert "cost: 12 runs × 1.5 GPU-h = 18 GPU-hours (assumed, not measured: power.gpu_hours_per_run in the config" in text
+    assert ("cost: 12 runs × 1.5 device-h = 18 device-hours on an unstated GPU (assumed, not measured: "
+            "power.gpu_hours_per_run in the config") in text
 
 
 def test_plots_and_artifacts_are_logged_to_the_report_run(report):

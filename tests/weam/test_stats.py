@@ -235,7 +235,7 @@ def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
     # With 6 targets, 2 · 1.5² / 6 alone gives SE 0.87: no number of sets detects 2 points.
     assert ("sets per condition needed for effect 2 (power 80%, 1 seed(s)): none — with 6 targets the "
             "condition × target spread alone leaves MDE 3.02") in result.output
-    assert "GPU-hours unknown" in result.output
+    assert "device-hours unknown" in result.output
 
 
 def test_power_without_a_condition_by_target_term_gives_sets_for_each_effect():
@@ -252,31 +252,42 @@ def test_power_without_a_condition_by_target_term_gives_sets_for_each_effect():
     assert needed[-1].endswith(": 15 = 30 pre-training runs")
 
 
-def test_gpu_hours_come_from_a_measured_throughput_else_are_said_to_be_assumed(tmp_path):
+def test_device_hours_come_from_manifests_else_a_benchmark_else_are_said_to_be_assumed(tmp_path):
     import json
 
     from weam.core.config import load_config
     from weam.study.config import StudyConfig
-    from weam.study.power import gpu_hours_per_run
+    from weam.study.power import device_hours_per_run, power_statement
 
     bench = tmp_path / "bench.json"
     overrides = [f"work_dir={tmp_path / 'work'}", f"power.throughput={bench}", "power.gpu_hours_per_run=1.0",
                  "power.device=one A100"]
     study = load_config(StudyConfig, "configs/studies/family-diversity-mbert.yaml", overrides)
-    hours, source = gpu_hours_per_run(study)
-    assert hours == 1.0 and source.startswith("assumed, not measured") and "one A100" in source
+    hours, device, source = device_hours_per_run(study)
+    assert (hours, device) == (1.0, "one A100") and source.startswith("assumed, not measured")
     assert "does not exist yet" in source
     bench.write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "devices": 1, "preset": "mbert-base",
                                  "precision": "bf16", "rows": [
                                      {"objective": "weam", "zero": 2, "tokens_per_s": 50_000.0},
                                      {"objective": "weam", "zero": 3, "error": "out of memory"},
                                      {"objective": "mlm", "zero": 2, "tokens_per_s": 90_000.0}]}))
-    hours, source = gpu_hours_per_run(study)
+    hours, device, source = device_hours_per_run(study)
     assert hours == pytest.approx(200_000_000 / 50_000 / 3600)  # the template's budget at weam's rate
-    assert source.startswith("measured: 50,000 tokens/s of weam, ZeRO-2") and "NVIDIA H100 80GB HBM3" in source
+    assert device == "NVIDIA H100 80GB HBM3" and source.startswith("measured: 50,000 tokens/s of weam, ZeRO-2")
+    # Finished pre-training runs win, and name the device they ran on: CPU hours are not called GPU hours.
+    run = tmp_path / "work" / "pretrain" / "diverse" / "s1" / "seed0"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"counts": {"tokens": 1_000_000, "wall_seconds": 360.0,
+                                                              "world_size": 2, "device": "CPU x86_64 (2 cores)"}}))
+    hours, device, source = device_hours_per_run(study)
+    assert hours == pytest.approx(360.0 * 2 / 1_000_000 * 200_000_000 / 3600) and device == "CPU x86_64 (2 cores)"
+    cost = next(line for line in power_statement(study) if line.startswith("cost:"))
+    assert "device-hours on CPU x86_64 (2 cores) (measured: median throughput of 1 finished" in cost
+    assert "GPU" not in cost
     bench.write_text(json.dumps({"rows": [{"objective": "mlm", "tokens_per_s": 1.0}]}))
+    (run / "manifest.json").unlink()
     with pytest.raises(WeamError, match="no successful weam row"):
-        gpu_hours_per_run(study)
+        device_hours_per_run(study)
 
 
 def test_power_reads_a_pilots_variance_components(tmp_path):

@@ -310,6 +310,17 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
         return None
 
 
+def recorded_digest(path: str | Path) -> str:
+    """The sha256 of ``path`` as the manifest of the stage that wrote it records it (the manifest in
+    its folder, an output entry naming it); hashed anew where no manifest names it or the file changed
+    since (:func:`content_hash` checks the recorded size, times and sample)."""
+    path = Path(path)
+    manifest = read_manifest(path.parent) or {}
+    recorded = next((info for info in manifest.get("outputs", {}).values() if isinstance(info, dict)
+                     and (path.parent / str(info.get("path", ""))).resolve() == path.resolve()), None)
+    return content_hash(path, recorded)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a stage's folder holds a finished run of these inputs and config, and if not, why."""

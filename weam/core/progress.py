@@ -10,12 +10,15 @@ per step::
 With an unknown total it prints a line every ``every_seconds``. ``WEAM_PROGRESS=plain`` forces
 the plain lines on a terminal, ``WEAM_PROGRESS=off`` turns progress off.
 
-:func:`quiet_library_noise` filters the warnings and log records that tell a user nothing
-(DeepSpeed's scheduler and accelerator messages, …); the ``weam`` command applies it once at start.
+:func:`quiet_library_noise` filters the warnings, log records and progress bars that tell a user
+nothing (DeepSpeed's scheduler and accelerator messages, transformers' "Loading weights" bar at every
+model load, datasets' bars over small files, …); the ``weam`` command applies it once at start.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import os
 import re
@@ -49,6 +52,18 @@ NOISE_MESSAGES: tuple[str, ...] = (
 NOISY_LOGGERS = ("DeepSpeed", "deepspeed", "torch.distributed.elastic", "accelerate")
 """Loggers whose records are checked against :data:`NOISE_MESSAGES` (other records pass)."""
 
+NOISE_BARS: tuple[str, ...] = (
+    # transformers, one bar per from_pretrained (a study loads a model for every fine-tuning seed and
+    # task) and one per save_pretrained.
+    "Loading weights",
+    "Writing model shards",
+)
+"""Descriptions of library progress bars that say nothing to a user (they are not drawn)."""
+
+QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+"""Set (unless the user set them) before the libraries load: datasets' "Generating split", "Map" and
+"Filter" bars over the small evaluation files (weam streams its large corpora: no bar there)."""
+
 
 class _NoiseFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -80,6 +95,62 @@ def quiet_library_noise() -> None:
     for handler in logging.getLogger().handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    _after_import("transformers.utils.logging", _quiet_transformers_bars)
+
+
+def _quiet_bar(factory, args, kwargs):
+    """transformers' tqdm hook: a bar of :data:`NOISE_BARS` is created disabled, any other as asked."""
+    if kwargs.get("desc") in NOISE_BARS:
+        kwargs = {**kwargs, "disable": True}
+    return factory(*args, **kwargs)
+
+
+def _quiet_transformers_bars(hf_logging) -> None:
+    if getattr(hf_logging, "set_tqdm_hook", None) is not None:  # transformers >= 5
+        hf_logging.set_tqdm_hook(_quiet_bar)
+
+
+def _after_import(name: str, callback) -> None:
+    """Run ``callback(module)`` now if ``name`` is imported, else right after it is (so that quieting
+    transformers does not cost its import at every command's start)."""
+    if name in sys.modules:
+        callback(sys.modules[name])
+    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """A post-import hook: finds ``name`` with the other finders and runs the callback on the module
+    once it has executed; then steps aside."""
+
+    def __init__(self, name: str, callback):
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenCall(spec.loader, self.callback)
+        return spec
+
+
+class _ThenCall(importlib.abc.Loader):
+    def __init__(self, loader, callback):
+        self.loader, self.callback = loader, callback
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.loader.exec_module(module)
+        self.callback(module)
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, … as the real loader has them
+        return getattr(self.loader, name)
 
 
 def _format_duration(seconds: float | None) -> str:

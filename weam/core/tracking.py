@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -526,10 +527,45 @@ def _send(client, run_id: str, op: str, record: dict[str, Any], journal: Journal
             client.log_artifact(run_id, str(path), record.get("artifact_path"))
         if record.get("copy"):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    elif op == "inputs":
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        client.log_inputs(run_id, datasets=[
+            DatasetInput(Dataset(d["name"], d["digest"], d.get("source_type", "local"), d["source"], None,
+                                 d.get("profile")), [InputTag("mlflow.data.context", d.get("context", "train"))])
+            for d in record["datasets"]])
+    elif op == "model":
+        _log_external_model(client, run_id, record)
     elif op == "status":
         client.update_run(run_id, status=record["status"])
     elif op == "end":
         client.set_terminated(run_id, record["status"], end_time=record.get("end_ms"))
+
+
+def _log_external_model(client, run_id: str, record: dict[str, Any]) -> None:
+    """A LoggedModel whose files stay where the stage wrote them (MLflow's external model: only a
+    small MLmodel file goes to the store, the weights are not copied), made by and output of ``run_id``."""
+    import tempfile
+
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models.model import MLMODEL_FILE_NAME
+    from mlflow.models.utils import get_external_mlflow_model_spec
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_IS_EXTERNAL
+
+    experiment_id = client.get_run(run_id).info.experiment_id
+    model = client.create_logged_model(experiment_id, name=record["name"], source_run_id=run_id,
+                                       tags={**record.get("tags", {}), MLFLOW_MODEL_IS_EXTERNAL: "true"},
+                                       params=record.get("params") or None, model_type=record.get("model_type"))
+    with tempfile.TemporaryDirectory() as tmp:
+        get_external_mlflow_model_spec(model).save(str(Path(tmp) / MLMODEL_FILE_NAME))
+        client.log_model_artifacts(model.model_id, tmp)
+    client.finalize_logged_model(model.model_id, "READY")
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, record.get("step") or 0)])
+
+
+def model_name(run_name: str) -> str:
+    """A LoggedModel name from a run name (MLflow refuses / : . % and quotes in model names)."""
+    return re.sub(r"""[/:.%"']+""", "-", run_name).strip("-") or "model"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,6 +663,8 @@ class RunLogger:
         self._index = is_remote(uri or "") and bool(buffer_dir or buffer_path)
         self.server = _Server.get(uri)
         self.run_id = self.journal.resolve(run_id)
+        self.parent_run_id = self.journal.resolve(parent_run_id)
+        """The run this one is nested in (None: top level, or a resumed run)."""
         self.status: str | None = None
         self._monitor = None
         self._sigterm = sigterm_as_exception()
@@ -743,6 +781,20 @@ class RunLogger:
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._do("artifact", path=str(path), artifact_path=artifact_path)
+
+    def log_datasets(self, datasets: list[Mapping[str, Any]]) -> None:
+        """The data the run read, as MLflow datasets (the runs table's Datasets column): each
+        ``{name, digest, source, profile}`` (``source``/``profile``: JSON text), context ``train``."""
+        if datasets:
+            self._do("inputs", datasets=[dict(d) for d in datasets])
+
+    def log_model(self, path: str | Path, name: str | None = None, params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None, model_type: str | None = None) -> None:
+        """A model the run wrote to ``path``, as an MLflow LoggedModel made by this run (the runs table's
+        Models column). Its files stay in ``path`` (tag ``weam.model_dir``): the weights are not copied."""
+        self._do("model", name=model_name(name or self.run_name), model_type=model_type,
+                 params={k: str(v)[:6000] for k, v in flatten(params or {}).items()},
+                 tags={**{str(k): str(v) for k, v in (tags or {}).items()}, "weam.model_dir": str(Path(path).resolve())})
 
     def end(self, status: str = "FINISHED") -> None:
         """End the run (once; later calls do nothing). ``status``: FINISHED, FAILED or KILLED."""

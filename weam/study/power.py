@@ -1,5 +1,5 @@
 """Power before compute: the minimum detectable effect of a planned design, the runs a wanted
-effect needs, what the plan costs in GPU-hours, and synthetic studies to check the statistics.
+effect needs, what the plan costs in device-hours (the device named), and synthetic studies to check the statistics.
 
 The model is the report's (:mod:`weam.study.stats`): the total effect, targets random, for a
 balanced design with ``S`` language sets per condition, ``R`` seeds per set and ``T`` targets,
@@ -164,12 +164,13 @@ def targets_needed(c: Components, seeds: int, effect: float, alpha: float = 0.05
     return None
 
 
-def gpu_hours_per_run(study) -> tuple[float | None, str]:
-    """GPU-hours of one pre-training run and where the figure comes from: the study's finished
-    pre-training manifests (throughput × budget), else a measured benchmark (``power.throughput``,
-    the JSON of ``benchmarks/pretrain_bench.py --json`` on the stated hardware), else the
-    assumed ``power.gpu_hours_per_run``, said to be assumed and for which device."""
-    rates = []
+def device_hours_per_run(study) -> tuple[float | None, str, str]:
+    """Device-hours of one pre-training run (wall time × processes), the device they are hours of, and
+    where the figure comes from: the study's finished pre-training manifests (throughput × budget; the
+    device each recorded), else a measured benchmark (``power.throughput``, the JSON of
+    ``benchmarks/pretrain_bench.py --json`` on the stated hardware), else the assumed
+    ``power.gpu_hours_per_run``, said to be assumed and for ``power.device``."""
+    rates, devices_seen = [], []
     for manifest in sorted((Path(study.work_dir) / "pretrain").glob("**/manifest.json")):
         try:
             counts = json.loads(manifest.read_text(encoding="utf-8")).get("counts", {})
@@ -178,21 +179,25 @@ def gpu_hours_per_run(study) -> tuple[float | None, str]:
         if counts.get("tokens") and counts.get("wall_seconds"):
             devices = counts.get("world_size", 1)
             rates.append(counts["wall_seconds"] * devices / counts["tokens"])  # device-seconds per token
+            devices_seen.append(counts.get("device") or "an unrecorded device")
     if rates:
         hours = float(np.median(rates)) * study.token_budget / 3600
-        return hours, f"measured: median throughput of {len(rates)} finished pre-training run(s) in {study.work_dir}/pretrain"
+        device = " / ".join(dict.fromkeys(devices_seen))
+        return hours, device, (f"measured: median throughput of {len(rates)} finished pre-training run(s) in "
+                               f"{study.work_dir}/pretrain")
     path = study.power.throughput
     if path is not None and Path(path).is_file():
         return _hours_from_benchmark(Path(path), study.token_budget)
     missing = f"; {path} does not exist yet" if path is not None else ""
     if study.power.gpu_hours_per_run is not None:
-        return study.power.gpu_hours_per_run, (f"assumed, not measured: power.gpu_hours_per_run in the config, for "
-                                               f"{study.power.device}{missing}")
-    return None, f"unknown (no finished pre-training manifest, no throughput benchmark; set power.throughput{missing})"
+        return study.power.gpu_hours_per_run, study.power.device, (
+            f"assumed, not measured: power.gpu_hours_per_run in the config{missing}")
+    return None, study.power.device, ("unknown (no finished pre-training manifest, no throughput benchmark; set "
+                                      f"power.throughput{missing})")
 
 
-def _hours_from_benchmark(path: Path, token_budget: int) -> tuple[float, str]:
-    """GPU-hours from the fastest successful ``weam`` row of a pretrain_bench JSON."""
+def _hours_from_benchmark(path: Path, token_budget: int) -> tuple[float, str, str]:
+    """Device-hours from the fastest successful ``weam`` row of a pretrain_bench JSON, and its device."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = [r for r in data["rows"] if r.get("objective") == "weam" and r.get("tokens_per_s")]
@@ -203,9 +208,9 @@ def _hours_from_benchmark(path: Path, token_budget: int) -> tuple[float, str]:
     best = max(rows, key=lambda r: r["tokens_per_s"])
     devices = int(data.get("devices", 1))
     hours = token_budget / best["tokens_per_s"] * devices / 3600
-    return hours, (f"measured: {best['tokens_per_s']:,.0f} tokens/s of weam, ZeRO-{best.get('zero', '?')}, "
-                   f"preset {data.get('preset', '?')}, {data.get('precision', '?')}, on {data.get('device', '?')} "
-                   f"× {devices} ({path})")
+    return hours, data.get("device") or "an unrecorded device", (
+        f"measured: {best['tokens_per_s']:,.0f} tokens/s of weam, ZeRO-{best.get('zero', '?')}, preset "
+        f"{data.get('preset', '?')}, {data.get('precision', '?')}, × {devices} device(s) ({path})")
 
 
 def primary_targets(study) -> list[str]:
@@ -269,12 +274,12 @@ def power_statement(study, pilot: Path | None = None) -> list[str]:
         seeds_floor = power_for(c, sets, 10_000, targets, alpha, wanted).mde
         lines.append(f"more seeds alone cannot go below MDE {seeds_floor:.4g} with {sets} sets per condition "
                      "(σ_set / sets is the floor)")
-    hours, source = gpu_hours_per_run(study)
+    hours, device, source = device_hours_per_run(study)
     runs = 2 * sets * seeds
     if hours is not None:
-        lines.append(f"cost: {runs} runs × {hours:.3g} GPU-h = {runs * hours:.3g} GPU-hours ({source})")
+        lines.append(f"cost: {runs} runs × {hours:.3g} device-h = {runs * hours:.3g} device-hours on {device} ({source})")
     else:
-        lines.append(f"cost: {runs} runs; GPU-hours {source}")
+        lines.append(f"cost: {runs} runs; device-hours {source}")
     return lines
 
 
