@@ -34,15 +34,17 @@ rehearsal: install
 	$(BIN)/weam data clean --config configs/clean/rehearsal.yaml
 	$(BIN)/weam study run configs/studies/rehearsal.yaml
 
-# Both cores: tests are spread over two workers, those sharing a Ray head kept on one (tests/conftest.py).
+# Both cores: tests are spread over two workers, those sharing a Ray head or one study's copy kept
+# on one (tests/conftest.py); the tiny study all whole-study tests share is built once, in the
+# background from the end of collection.
 test: install $(CHECKOV_VENV)/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-# The local loop: every test that needs no whole study, no second process, no server, no external
-# tool and no GPU (markers in pyproject.toml); `make test` runs everything.
+# The local loop, on both cores: every test that needs no whole study, no second process, no
+# server, no external tool and no GPU (markers in pyproject.toml); `make test` runs everything.
 FAST := not e2e and not multiprocess and not server and not tool and not gpu
 test-fast: install
-	$(BIN)/python -m pytest -m "$(FAST)" -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "$(FAST)" -q
 
 # The security-policy checker, kept apart because its pins conflict with the project's.
 $(CHECKOV_VENV)/.installed:

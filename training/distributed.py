@@ -46,6 +46,10 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
             MASTER_ADDR=env.master_addr, MASTER_PORT=str(env.master_port),
         )
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "gloo":
+            # On CPU DeepSpeed JIT-compiles a shared-memory all-reduce op (minutes of g++ in a fresh
+            # environment) used by inference_all_reduce only, which training never calls.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
         if torch.cuda.is_available():
             torch.cuda.set_device(env.local_rank)

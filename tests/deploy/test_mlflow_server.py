@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.manifests import ROOT, load_documents
-from weam.core.ports import free_port
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.server]
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import ROOT, all_documents, containers, pod_templates, resource_id
-from weam.core.ports import free_port
+from tests.ports import free_port
 
 CLUSTER = yaml.safe_load((ROOT / "deploy" / "ray" / "cluster.yaml").read_text())
 RAY_DOCS = [(p, d) for p, d in all_documents() if d["kind"] in ("RayCluster", "RayJob")]

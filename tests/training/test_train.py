@@ -19,7 +19,8 @@ import yaml
 from tests.training.conftest import TORCH_ADAM, tiny_config
 from weam.training import distributed
 from weam.training.api import pretrain
-from weam.training.config import DistributedEnv, PretrainConfig, free_port
+from tests.ports import free_port
+from weam.training.config import DistributedEnv, PretrainConfig
 from weam.core.config import load_config
 from weam.core.manifest import file_sha256
 from weam.core.tracking import RunLogger

@@ -17,34 +17,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]  # one worker builds the module's study once
+from tests.tiny_study import STUDY, TinyStudy, write_study  # noqa: F401 - STUDY, write_study: for other test files
 
-STUDY = """
-name: tiny
-work_dir: {work}
-conditions:
-  - {{name: diverse, role: treatment, languages: [fi, tr], families: [Uralic, Turkic]}}
-  - {{name: single, role: control, languages: [de, fr], families: [Indo-European]}}
-held_out: [sw]
-token_budget: 12000
-seeds: [0]
-base:
-  model: "preset:tiny"
-  vocab_size: 1500
-  token_budget: 12000
-  pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
-data: {{_base_: {configs}/data/demo.yaml}}
-align: {{_base_: {configs}/align/default.yaml, engine: thot, thot: {{length: 0.3}}}}
-pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
-eval: {{_base_: {configs}/eval/tatoeba.yaml}}
-"""
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-def write_study(folder: Path) -> Path:
-    path = folder / "study.yaml"
-    path.write_text(STUDY.format(work=folder / "work", configs=CONFIGS), encoding="utf-8")
-    return path
+# The study is the session's tiny study (tests/conftest.py, built once by `weam study run`); the
+# tests that re-run or change it share one copy, in file order, so they are one xdist group.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tiny-study")]
 
 
 def weam(*args: str, **kwargs) -> subprocess.Popen:
@@ -70,15 +47,13 @@ def eval_scores(work: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("study")
-    output = run_to_end("study", "run", str(write_study(folder)))
-    return folder, output
+def study_copy(tiny_study, tmp_path_factory) -> TinyStudy:
+    """The session's study copied once for this module's tests that re-run it or change its settings."""
+    return tiny_study.copy(tmp_path_factory.mktemp("study"))
 
 
-def test_study_runs_every_stage_and_prints_held_out_scores(finished_study):
-    folder, output = finished_study
-    work = folder / "work"
+def test_study_runs_every_stage_and_prints_held_out_scores(tiny_study):
+    output, work = tiny_study.output, tiny_study.work
     assert "Zero-shot sentence retrieval" in output and "diverse (1 runs)" in output and "single (1 runs)" in output
     for step in ("data", "tokenizer", "base", "align/en-fi", "pretrain/diverse/s1/seed0", "eval/single/s1/seed0", "report"):
         assert f"] {step}: done" in output, step
@@ -95,9 +70,8 @@ def test_study_runs_every_stage_and_prints_held_out_scores(finished_study):
     assert "## Primary endpoint" in report and "not tested" in report and "significant" not in report
 
 
-def test_mlflow_has_both_conditions_with_nested_stage_runs(finished_study):
-    folder, _ = finished_study
-    client = MlflowClient(f"sqlite:///{folder / 'work' / 'mlflow.db'}")
+def test_mlflow_has_both_conditions_with_nested_stage_runs(tiny_study):
+    client = MlflowClient(f"sqlite:///{tiny_study.work / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id], max_results=200)
     by_stage: dict[str, list] = {}
@@ -123,9 +97,16 @@ def step_lines(output: str) -> dict[str, str]:
 
 
 def status_table(study: Path, *overrides: str) -> dict[str, tuple[str, str]]:
-    """`weam study status` rows → {step: (state, reason)}."""
+    """`weam study status` rows → {step: (state, reason)}. In process: it only reads the manifests,
+    and a process start costs more than the command."""
+    from typer.testing import CliRunner
+
+    from weam.cli import app
+
     args = [item for override in overrides for item in ("--set", override)]
-    output = run_to_end("study", "status", str(study), *args)
+    result = CliRunner().invoke(app, ["study", "status", str(study), *args])
+    output = result.output
+    assert result.exit_code == 0, (output, result.exception)
     rows = {}
     for line in output.splitlines():
         cells = [cell.strip() for cell in line.strip("│ ").split("│")]
@@ -135,19 +116,19 @@ def status_table(study: Path, *overrides: str) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_rerun_skips_finished_work(finished_study):
-    folder, first = finished_study
-    planned = step_lines(first)
+def test_rerun_skips_finished_work(tiny_study, study_copy):
+    folder = study_copy.folder
+    planned = step_lines(tiny_study.stdout)
     assert status_table(folder / "study.yaml") == {key: ("done", "") for key in planned}
     output = run_to_end("study", "run", str(folder / "study.yaml"))
     assert step_lines(output) == {key: "skipped (finished)" for key in planned}
     assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
 
 
-def test_study_report_writes_the_report_again_as_the_study_step(finished_study):
+def test_study_report_writes_the_report_again_as_the_study_step(study_copy):
     """`weam study report` re-writes the report from the stage files through the study's report step,
     so its manifest follows and `status` still calls it done (not "output changed")."""
-    folder, _ = finished_study
+    folder = study_copy.folder
     study, report = folder / "study.yaml", folder / "work" / "report" / "report.md"
     before = report.stat().st_mtime_ns
     output = run_to_end("study", "report", str(study))
@@ -156,8 +137,8 @@ def test_study_report_writes_the_report_again_as_the_study_step(finished_study):
     assert status_table(study)["report"] == ("done", "")
 
 
-def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
-    reference_folder, _ = finished_study
+def test_killed_study_resumes_with_the_same_result(tiny_study, tmp_path):
+    reference_folder = tiny_study.folder
     study = write_study(tmp_path)
     # Start from the reference's finished data, tokenizer and base model (their manifests make the
     # study skip what has the same inputs and settings; it saves time). The alignments are made
@@ -181,9 +162,14 @@ def test_killed_study_resumes_with_the_same_result(finished_study, tmp_path):
     assert eval_scores(tmp_path / "work") == eval_scores(reference_folder / "work")
 
 
-def reproduce_the_one_run(folder: Path, out: Path, where: str):
-    """The study's single run matching ``where``, reproduced into ``out`` through the CLI."""
-    uri = f"sqlite:///{folder / 'work' / 'mlflow.db'}"
+def reproduce_the_one_run(study: TinyStudy, out: Path, where: str):
+    """The study's single run matching ``where``, reproduced into ``out`` through the CLI, logged
+    to a copy of the study's store (the session's study stays as it was)."""
+    store = out.parent / "store"
+    store.mkdir(parents=True)
+    shutil.copy2(study.work / "mlflow.db", store / "mlflow.db")
+    shutil.copytree(study.work / "mlartifacts", store / "mlartifacts")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
     experiment = MlflowClient(uri).get_experiment_by_name("tiny")
     [run] = MlflowClient(uri).search_runs([experiment.experiment_id], where)
     output = run_to_end("study", "reproduce", run.info.run_id, "--tracking-uri", uri, "--out", str(out))
@@ -191,9 +177,9 @@ def reproduce_the_one_run(folder: Path, out: Path, where: str):
     return run
 
 
-def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, tmp_path):
-    folder, _ = finished_study
-    reproduce_the_one_run(folder, tmp_path / "again",
+def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(tiny_study, tmp_path):
+    folder = tiny_study.folder
+    reproduce_the_one_run(tiny_study, tmp_path / "again",
                           "tags.`weam.stage` = 'pretrain' and tags.`weam.condition` = 'diverse'")
     original = json.loads((folder / "work/pretrain/diverse/s1/seed0/manifest.json").read_text())["counts"]
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())["counts"]
@@ -206,9 +192,9 @@ def test_reproduce_reruns_a_pretraining_run_from_what_it_logged(finished_study, 
     assert (tmp_path / "again" / weights).read_bytes() == (folder / "work/pretrain/diverse/s1/seed0" / weights).read_bytes()
 
 
-def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(finished_study, tmp_path):
-    folder, _ = finished_study
-    run = reproduce_the_one_run(folder, tmp_path / "again",
+def test_reproduce_reruns_an_evaluation_from_what_its_stage_logged(tiny_study, tmp_path):
+    folder = tiny_study.folder
+    run = reproduce_the_one_run(tiny_study, tmp_path / "again",
                                 "tags.`weam.stage_config` = 'weam.eval.config.EvalConfig' and tags.`weam.condition` = 'diverse'")
     assert run.info.run_name == "eval/tatoeba/diverse.s1/seed0" and run.data.tags["weam.seed"] == "0"
     original = json.loads((folder / "work/eval/diverse/s1/seed0/tatoeba/results.json").read_text())
@@ -229,8 +215,8 @@ def check_table(output: str) -> dict[str, str]:
     return rows
 
 
-def test_reproduce_check_names_a_file_that_differs_and_fails(finished_study, tmp_path):
-    folder, _ = finished_study
+def test_reproduce_check_names_a_file_that_differs_and_fails(tiny_study, tmp_path):
+    folder = tiny_study.folder
     work = tmp_path / "work"
     shutil.copytree(folder / "work", work, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "pretrain", "eval"))
     tokenizer = work / "tokenizer" / "tokenizer.json"
@@ -242,12 +228,12 @@ def test_reproduce_check_names_a_file_that_differs_and_fails(finished_study, tmp
     assert not list(tmp_path.glob("work-check-*")), "the scratch folder is removed without --keep"
 
 
-def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(finished_study):
+def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(tiny_study):
     from weam.core.errors import WeamError
     from weam.training.stage import check_budgets
     from weam.study.plan import load_study
 
-    folder, _ = finished_study
+    folder = tiny_study.folder
     _, steps = load_study(folder / "study.yaml", ["token_budget=50000000"])
     budget = next(step for step in steps if step.stage == "budget")
     with pytest.raises(WeamError, match=r"condition 'diverse': the token budget 50,000,000 needs .*\(languages fi, tr\)"):
@@ -261,14 +247,15 @@ def test_budget_the_data_cannot_meet_is_refused_naming_condition_and_languages(f
     assert counts["available_tokens"] == {key: v["tokens"] for key, v in available.items()}
 
 
-# The three tests below change the finished study in place, so they run last (pytest keeps file order).
+# The three tests below change the module's copy in place, in file order (the one before them leaves
+# it done; each leaves it for the next).
 CONDITION_RUNS = {"pretrain/diverse/s1/seed0", "pretrain/single/s1/seed0"}
 CONDITION_EVALS = {"eval/diverse/s1/seed0", "eval/single/s1/seed0"}
 ALL_EVALS = CONDITION_EVALS | {"eval/base/seed0"}
 
 
-def test_changed_lr_reruns_exactly_the_condition_runs_and_their_evaluations(finished_study):
-    folder, first = finished_study
+def test_changed_lr_reruns_exactly_the_condition_runs_and_their_evaluations(study_copy):
+    folder = study_copy.folder
     study = folder / "study.yaml"
     before = eval_scores(folder / "work")
     rows = status_table(study, "pretrain.optim.lr=0.002")
@@ -288,8 +275,8 @@ def test_changed_lr_reruns_exactly_the_condition_runs_and_their_evaluations(fini
     assert {state for state, _ in status_table(study, "pretrain.optim.lr=0.002").values()} == {"done"}
 
 
-def test_changed_eval_setting_reruns_only_the_evaluations(finished_study):
-    folder, _ = finished_study
+def test_changed_eval_setting_reruns_only_the_evaluations(study_copy):
+    folder = study_copy.folder
     study = folder / "study.yaml"
     lr = "pretrain.optim.lr=0.002"  # the state the previous test left
     rows = status_table(study, lr, "eval.max_seq_len=77")
@@ -308,8 +295,8 @@ def test_changed_eval_setting_reruns_only_the_evaluations(finished_study):
     assert {"model/model.safetensors", "data/tatoeba/sw-en.sw", "labels/tatoeba/test-sw.tsv"} <= set(manifest["inputs"])
 
 
-def test_a_setting_that_does_not_affect_results_reruns_nothing(finished_study):
-    folder, _ = finished_study
+def test_a_setting_that_does_not_affect_results_reruns_nothing(study_copy):
+    folder = study_copy.folder
     # The result-affecting settings the tests above leave the study with (run here too, so the test
     # holds whatever ran before it on this worker), then settings that affect no result on top.
     changed = ["pretrain.optim.lr=0.002", "eval.max_seq_len=77"]

@@ -18,6 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from tests.tiny_study import PLANTED_PASSWORD  # the one the tiny study's tracking URI holds too
 from weam.core import tracking
 from weam.cli import app
 from weam.core.mlflow_local import closed_port_uri
@@ -291,7 +292,6 @@ def test_sync_command(tmp_path, store):
     assert run.info.run_name == "align/en-fi" and run.info.status == "FINISHED"
 
 
-PLANTED_PASSWORD = "planted-S3cret-9f2"
 
 
 def test_a_password_in_the_uri_is_never_printed_or_journalled_and_sync_reads_it_again(tmp_path, monkeypatch, capsys):
@@ -328,7 +328,7 @@ def test_a_password_in_the_uri_is_never_printed_or_journalled_and_sync_reads_it_
 def test_study_report_reads_the_stage_files_not_the_server(tmp_path):
     """With the server down, `weam study report` of a study that has not run names what is missing
     (its evaluations), not the server: the report reads the stage files; MLflow only mirrors it."""
-    from tests.weam.test_study_e2e import write_study
+    from tests.tiny_study import write_study
 
     down = closed_port_uri()
     result = CliRunner().invoke(app, ["study", "report", str(write_study(tmp_path)), "--set", f"tracking.uri={down}"])
@@ -398,41 +398,38 @@ STAGE_RUNS = sorted([
 ])
 
 
-@pytest.mark.e2e
 @pytest.mark.server
-def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path):
-    """The whole tiny study with the tracking server down (the report is written from the stage
-    files all the same); then `weam tracking sync` to a real server puts every stage's run there,
-    once; a re-run against it skips every step and adds no run; a copy of the down-phase work
-    directory, run when the server is back at its address, replays itself."""
-    import shutil
-
+def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tiny_study_offline, tmp_path):
+    """The session's tiny study ran with the tracking server down (the report is written from the
+    stage files all the same); then `weam tracking sync` to a real server puts every stage's run
+    there, once; a re-run against it skips every step and adds no run; a copy of the down-phase
+    work directory, run when the server is back at its address, replays itself."""
     from collections import Counter
 
-    from tests.weam.test_study_e2e import step_lines, write_study
-    from weam.core.mlflow_local import free_port, mlflow_server
+    from tests.weam.test_study_e2e import step_lines
+    from weam.core.mlflow_local import mlflow_server
 
-    port = free_port()  # nothing listens here until the last phase: the server is down, then back
+    offline = tiny_study_offline  # read-only: the phases below run on copies of it
+    port = int(offline.down_uri.rsplit(":", 1)[1])  # nothing listens here until the last phase
     # A password in the URI (issue 26): printed masked, never written to a file the study leaves.
-    study, down = write_study(tmp_path), f"http://weam:{PLANTED_PASSWORD}@127.0.0.1:{port}"
-    done = _weam("study", "run", str(study), uri=down)
-    said = [line for line in done.stderr.splitlines() if line.startswith("tracking:")]
+    assert offline.down_uri == f"http://weam:{PLANTED_PASSWORD}@127.0.0.1:{port}"
+    said = [line for line in offline.stderr.splitlines() if line.startswith("tracking:")]
     assert len(said) == 1 and f"cannot reach the MLflow server http://weam:***@127.0.0.1:{port} (connection refused)" \
         in said[0], said
-    assert PLANTED_PASSWORD not in done.stdout + done.stderr
-    leaked = [str(path) for path in tmp_path.rglob("*")
+    assert PLANTED_PASSWORD not in offline.stdout + offline.stderr
+    leaked = [str(path) for path in offline.folder.rglob("*")
               if path.is_file() and PLANTED_PASSWORD.encode() in path.read_bytes()]
     assert leaked == []  # journal, buffered artifacts (config/*.yaml), manifests, report, logs
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "] report: done in" in done.stdout  # read from the stage files, MLflow not needed
-    assert "diverse (1 runs)" in done.stdout  # the held-out scores, from the eval files
-    work = tmp_path / "work"
-    assert "## Primary endpoint" in (work / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Traceback" not in offline.stdout + offline.stderr
+    assert "] report: done in" in offline.stdout  # read from the stage files, MLflow not needed
+    assert "diverse (1 runs)" in offline.stdout  # the held-out scores, from the eval files
+    assert "## Primary endpoint" in (offline.work / "report" / "report.md").read_text(encoding="utf-8")
     # The buffer journal holds every call made while the server was down: each run is ended once.
-    records = [json.loads(line) for line in (work / "tracking-buffer" / "journal.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (offline.work / "tracking-buffer" / "journal.jsonl").read_text().splitlines()]
     ends = Counter(record["run"] for record in records if record["op"] == "end")
     assert ends and set(ends.values()) == {1}, ends
-    shutil.copytree(work, tmp_path / "copy" / "work", symlinks=True)
+    study = offline.copy(tmp_path / "synced")
+    work = study.work
 
     with mlflow_server(tmp_path / "back.db", tmp_path / "back-artifacts") as url:
         synced = _weam("tracking", "sync", "--buffer", str(work), "--uri", url, uri="")
@@ -463,7 +460,7 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert [a.path for a in client.list_artifacts(runs["condition/diverse"].info.run_id, "config")] == [
             "config/study.yaml"]
 
-        rerun = _weam("study", "run", str(study), uri=url)  # reaches the server: every step done, skipped
+        rerun = _weam("study", "run", str(study.config), uri=url)  # reaches the server: every step done, skipped
         assert "pretrain/diverse/s1/seed0: skipped (finished)" in rerun.stdout
         assert "report: skipped (finished)" in rerun.stdout
         assert not [line for line in rerun.stderr.splitlines() if line.startswith("tracking:")]
@@ -472,8 +469,8 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tmp_path)
         assert {run.info.status for run in runs.values()} == {"FINISHED"}
 
     with mlflow_server(tmp_path / "other.db", tmp_path / "other-artifacts", port=port) as url:
-        copy = write_study(tmp_path / "copy")
-        resumed = _weam("study", "run", str(copy), uri=url)
+        copy = offline.copy(tmp_path / "copy")
+        resumed = _weam("study", "run", str(copy.config), uri=url)
         [said] = [line for line in resumed.stderr.splitlines() if line.startswith("tracking:")]
         assert "replayed" in said and f"({len(STAGE_RUNS)} runs)" in said
         # The moved work directory is done (fingerprints hold its paths relative to it): nothing
