@@ -42,9 +42,11 @@ eval: {{_base_: {configs}/eval/tatoeba.yaml}}
 PLANTED_PASSWORD = "planted-S3cret-9f2"
 """In the tracking URI the study is built with (issue 26): printed masked, never written to a file."""
 
-BUILD_TIMEOUT_S = 1500
-"""How long a test waits for the build (pytest-timeout's 600 s per test applies as well; the build
-starts at the end of collection, so the first test that needs it waits for what is left)."""
+BUILD_TIMEOUT_S = 3600
+"""How long a test waits for the build at most; pytest-timeout's limit per test (600 s) comes first:
+the build starts at the end of collection, so the first test that needs it waits for what is left
+(31 min for the whole build on the shared 2-core machine under a load near 17, a 15-min DeepSpeed
+op compile included)."""
 
 
 def write_study(folder: Path) -> Path:
@@ -90,9 +92,18 @@ class TinyStudy:
         return replace(self, folder=dest)
 
 
+REUSE_VARIABLE = "WEAM_TEST_TINY_STUDY"
+"""A folder to build the tiny study in and, when it holds a finished build, reuse from: for running
+whole-study tests again without the build (remove the folder when the code the study runs changes)."""
+
+
 def shared_folder(config) -> Path:
     """One folder per test session that every xdist worker sees (each worker's basetemp is a
     ``popen-gwN`` folder inside the session's); without xdist, the session's basetemp."""
+    if os.environ.get(REUSE_VARIABLE):
+        folder = Path(os.environ[REUSE_VARIABLE]).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     base = config._tmp_path_factory.getbasetemp()  # noqa: SLF001 - tmp_path_factory outside a fixture
     folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-study"
     folder.mkdir(parents=True, exist_ok=True)
