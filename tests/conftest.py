@@ -57,11 +57,11 @@ def worker_ports():
     import weam.core.mlflow_local
     import weam.core.ports
     import weam.training.config
-    from tests.ports import free_port
+    from tests.ports import worker_port
 
     with pytest.MonkeyPatch.context() as patch:
         for module in (weam.core.ports, weam.core.mlflow_local, weam.training.config):
-            patch.setattr(module, "free_port", free_port)
+            patch.setattr(module, "free_port", worker_port)
         yield
 
 

@@ -34,7 +34,7 @@ def bindable(port: int) -> bool:
         return True
 
 
-def free_port(ports: range | None = None) -> int:
+def worker_port(ports: range | None = None) -> int:
     """The next port of this worker's range (or of ``ports``) that nothing is bound to; a port is
     not handed out twice in a row by one process until its range has gone round."""
     ports = ports or _worker_ports()

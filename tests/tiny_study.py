@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tests.ports import RESERVED, free_port
+from tests.ports import RESERVED, worker_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -121,7 +121,7 @@ def start_build(shared: Path) -> subprocess.Popen | None:
         os.close(os.open(shared / "started", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
         return None
-    down = f"http://weam:{PLANTED_PASSWORD}@127.0.0.1:{free_port(RESERVED)}"
+    down = f"http://weam:{PLANTED_PASSWORD}@127.0.0.1:{worker_port(RESERVED)}"
     (shared / "down_uri").write_text(down, encoding="utf-8")
     study = write_study(shared / "study")
     script = ("import subprocess, sys\n"

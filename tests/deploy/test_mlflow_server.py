@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.manifests import ROOT, load_documents
-from tests.ports import free_port
+from tests.ports import worker_port
 
 pytestmark = [pytest.mark.server]
 
@@ -52,7 +52,7 @@ def mlflow_server(tmp_path):
     volume = tmp_path / "mlflow"
     volume.mkdir()
     (tmp_path / "basic_auth.ini").write_text(ini.replace("/mlflow/", f"{volume}/"))
-    port = free_port()
+    port = worker_port()
     args = [a.replace("=/mlflow/", f"={volume}/") for a in container["args"]]
     args = [f"--port={port}" if a.startswith("--port=") else "--host=127.0.0.1" if a.startswith("--host=") else a
             for a in args if not a.startswith("--workers=")]

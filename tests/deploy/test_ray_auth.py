@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.deploy.manifests import ROOT, all_documents, containers, pod_templates, resource_id
-from tests.ports import free_port
+from tests.ports import worker_port
 
 CLUSTER = yaml.safe_load((ROOT / "deploy" / "ray" / "cluster.yaml").read_text())
 RAY_DOCS = [(p, d) for p, d in all_documents() if d["kind"] in ("RayCluster", "RayJob")]
@@ -87,7 +87,7 @@ def test_a_head_with_the_shipped_auth_settings_refuses_clients_without_the_token
     temp = Path(tempfile.mkdtemp(prefix="weam-ray-", dir="/tmp"))  # Ray's socket paths must stay short
     token = secrets.token_hex(16)
     (tmp_path / "auth_token").write_text(token)
-    port = free_port()
+    port = worker_port()
     base = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": docker_env(CLUSTER)["RAY_AUTH_MODE"]}
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",

@@ -19,7 +19,7 @@ import yaml
 from tests.training.conftest import TORCH_ADAM, tiny_config
 from weam.training import distributed
 from weam.training.api import pretrain
-from tests.ports import free_port
+from tests.ports import worker_port
 from weam.training.config import DistributedEnv, PretrainConfig
 from weam.core.config import load_config
 from weam.core.manifest import file_sha256
@@ -38,7 +38,7 @@ def losses(out_dir: Path) -> dict[int, float]:
 def launch(config: PretrainConfig, world: int) -> list[subprocess.Popen]:
     path = Path(config.out_dir).parent / f"{Path(config.out_dir).name}.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    port = str(free_port())
+    port = str(worker_port())
     procs = []
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
@@ -106,7 +106,7 @@ def test_in_process_runs_repeat_skip_and_track_without_a_server(corpus, tmp_path
     from transformers import AutoModelForMaskedLM
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{worker_port()}"
     first = tiny_config(corpus, tmp_path / "a", zero_stage=1, log_every=2,
                         tracking={"uri": dead, "experiment": "t", "enabled": True})
     second = tiny_config(corpus, tmp_path / "b", objective="tlm", zero_stage=0)
