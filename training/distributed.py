@@ -40,11 +40,14 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
     # init_process_group wraps sys.excepthook to prefix "[rank0]: "; a study runs many stages in one
     # process, and without restoring it a traceback carries one prefix per pre-training run.
     excepthook = sys.excepthook
+    rendezvous = dict(RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
+                      MASTER_ADDR=env.master_addr, MASTER_PORT=str(env.master_port))
+    # Restored afterwards: a process that runs several sessions, or starts a child (a test, a study
+    # step), must not hand a finished session's port on: the child's rendezvous would try to listen
+    # on a port that may be taken by then (seen as EADDRINUSE in CI).
+    environ_before = {key: os.environ.get(key) for key in rendezvous}
     if owned:
-        os.environ.update(
-            RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
-            MASTER_ADDR=env.master_addr, MASTER_PORT=str(env.master_port),
-        )
+        os.environ.update(rendezvous)
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "gloo":
             # On CPU DeepSpeed JIT-compiles a shared-memory all-reduce op (minutes of g++ in a fresh
@@ -60,6 +63,11 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
             deepspeed.comm.destroy_process_group()
         if owned:
             sys.excepthook = excepthook
+            for key, value in environ_before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         gc.collect()
 
 
