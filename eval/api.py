@@ -35,7 +35,7 @@ from weam.core.errors import InputError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_json, write_manifest
 from weam.modelcard import record_eval_results
-from weam.core.tracking import TAG_FINETUNE_SEED, TAG_MODEL, TAG_STAGE, TAG_TASK, RunLogger, exit_status
+from weam.core.tracking import TAG_EVAL_SEED, TAG_FINETUNE_SEED, TAG_MODEL, TAG_STAGE, TAG_TASK, RunLogger, exit_status
 
 
 def evaluate(model: str | Path, config: EvalConfig, logger: RunLogger | None = None, tags: dict | None = None) -> dict:
@@ -219,7 +219,7 @@ def _seed_logger(model, spec: TaskSpec, seed: int, logger: RunLogger | None, tag
     """A child run for one fine-tuning seed of a task evaluated with several: ``<run>/<task>/ft<seed>``."""
     if logger is None:
         return None
-    all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_FINETUNE_SEED: seed, "weam.eval_seed": seed,
+    all_tags = {TAG_STAGE: "eval", TAG_TASK: spec.name, TAG_FINETUNE_SEED: seed, TAG_EVAL_SEED: seed,
                 TAG_MODEL: str(model), **(tags or {})}
     return logger.child(f"{spec.name}/ft{seed}", tags=all_tags)
 

@@ -9,7 +9,8 @@ from typing import Any
 from weam.core.config import StrictModel, result_config
 from weam.core.layout import WEIGHT_FILES, model_files
 from weam.core.manifest import MANIFEST_NAME, write_manifest
-from weam.core.tracking import TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK, RunLogger, primary_metric_name, run_name as name_of
+from weam.core.tracking import (TAG_MODEL, TAG_STAGE, TAG_STAGE_CONFIG, TAG_TASK, RunLogger, primary_metric_name,
+                                run_name as name_of)
 from weam.stages import Stage, Step, one_gpu, work_relative
 
 
@@ -95,7 +96,7 @@ def eval_run_name(step: Step) -> str:
 
 
 def eval_tags(step: Step) -> dict[str, Any]:
-    return {TAG_TASK: ",".join(step.config.tasks), "weam.model": str(step.extra["model"])}
+    return {TAG_TASK: ",".join(step.config.tasks), TAG_MODEL: str(step.extra["model"])}
 
 
 def eval_costs(step: Step, counts: dict[str, Any]) -> dict[str, float]:

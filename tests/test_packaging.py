@@ -152,3 +152,28 @@ def test_a_free_port_is_found_in_one_place():
               for p in sorted((ROOT / folder).rglob("*.py"))
               if any(f"def {name}(" in p.read_text(encoding="utf-8") for name in ("free_port", "_free_port"))]
     assert copies == ["weam/core/ports.py"]
+
+
+def test_tag_names_and_the_base_condition_are_defined_once():
+    """Every MLflow tag name (``TAG_*``) and ``BASE_CONDITION`` is assigned in one module and imported
+    elsewhere (the report's reader and the plan had their own copies), and no module writes a tag's
+    string (``"weam.role"``) where the constant exists."""
+    import re
+
+    assignment = re.compile(r"^(TAG_\w+|BASE_CONDITION)\s*=\s*(.+)$")
+    homes: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    files = [p for folder in ("weam", "alignment", "training", "eval") for p in sorted((ROOT / folder).rglob("*.py"))]
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = assignment.match(line)
+            if match:
+                homes.setdefault(match.group(1), []).append(str(path.relative_to(ROOT)))
+                values[match.group(1)] = match.group(2).strip()
+    assert {"TAG_ROLE", "TAG_FAMILIES", "TAG_N_FAMILIES", "TAG_EVAL_SEED", "BASE_CONDITION"} <= homes.keys()
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+    tag_strings = {value for name, value in values.items() if name.startswith("TAG_")}
+    written = [f"{p.relative_to(ROOT)}:{i}: {text}" for p in files for i, line in
+               enumerate(p.read_text(encoding="utf-8").splitlines(), 1) for text in tag_strings
+               if text in line and not assignment.match(line)]
+    assert written == []

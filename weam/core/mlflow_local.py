@@ -103,8 +103,8 @@ def log_example_study(uri: str, study: str = "demo", seeds: tuple[int, ...] = (0
     eval runs with their names, tags and metrics), with made-up scores: what the UI tests look at.
     Returns run ids by stage."""
     from weam.core.languages import get_language
-    from weam.core.tracking import (TAG_CONDITION, TAG_OBJECTIVE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, ParentRuns,
-                               RunLogger, run_name)
+    from weam.core.tracking import (TAG_CONDITION, TAG_EVAL_SEED, TAG_FAMILIES, TAG_N_FAMILIES, TAG_OBJECTIVE, TAG_ROLE,
+                                    TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK, ParentRuns, RunLogger, run_name)
 
     conditions = {"diverse": ("treatment", ["fi", "tr", "id", "ar"], 0.08),
                   "single": ("control", ["de", "fr", "es", "ru"], 0.0)}
@@ -114,12 +114,12 @@ def log_example_study(uri: str, study: str = "demo", seeds: tuple[int, ...] = (0
         for name, (role, languages, gain) in conditions.items():
             families = sorted({get_language(code).family for code in languages})
             parent = parents.get(name, lambda: RunLogger(uri, study, run_name("condition", condition=name), tags={
-                TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: name, "weam.role": role,
-                "weam.families": ",".join(families), "weam.n_families": len(families)}, **quiet))
+                TAG_STUDY: study, TAG_STAGE: "condition", TAG_CONDITION: name, TAG_ROLE: role,
+                TAG_FAMILIES: ",".join(families), TAG_N_FAMILIES: len(families)}, **quiet))
             parent.log_params({"languages": ",".join(languages)})
             ids["condition"].append(parent.run_id)
             for seed in seeds:
-                common = {TAG_STUDY: study, TAG_CONDITION: name, TAG_SEED: seed, "weam.role": role}
+                common = {TAG_STUDY: study, TAG_CONDITION: name, TAG_SEED: seed, TAG_ROLE: role}
                 with RunLogger(uri, study, run_name("pretrain", name, seed, objective="weam"),
                                parent_run_id=parent.run_id, tags={**common, TAG_STAGE: "pretrain",
                                                                   TAG_OBJECTIVE: "weam"}, **quiet) as pretrain:
@@ -128,7 +128,7 @@ def log_example_study(uri: str, study: str = "demo", seeds: tuple[int, ...] = (0
                                              step=step * 10)
                 ids["pretrain"].append(pretrain.run_id)
                 with RunLogger(uri, study, run_name("eval", name, seed, task="tatoeba"), parent_run_id=pretrain.run_id,
-                               tags={**common, TAG_STAGE: "eval", TAG_TASK: "tatoeba", "weam.eval_seed": seed},
+                               tags={**common, TAG_STAGE: "eval", TAG_TASK: "tatoeba", TAG_EVAL_SEED: seed},
                                **quiet) as evaluation:
                     scores = {code: 0.30 + gain + 0.02 * i + 0.01 * seed for i, code in enumerate(held_out)}
                     low = [v for code, v in scores.items() if get_language(code).low_resource]

@@ -279,11 +279,12 @@ def print_summary(study) -> None:
     """Per condition: held-out retrieval accuracy per language, mean ± std over seeds (the same
     reader as the report: weam.study.results.read_results)."""
     from weam.core.languages import get_language
+    from weam.study.config import BASE_CONDITION
     from weam.study.results import read_results
 
     frame = read_results(study.work_dir.resolve(), "tatoeba")
     frame = frame[frame["metric"] == "accuracy"]
-    conditions = ["base"] + [c.name for c in study.conditions]
+    conditions = [BASE_CONDITION] + [c.name for c in study.conditions]
     table = Table(title="Zero-shot sentence retrieval (Tatoeba accuracy, %) on held-out languages")
     table.add_column("condition")
     for code in study.held_out:

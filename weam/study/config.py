@@ -41,6 +41,8 @@ from weam.core.errors import WeamError
 from weam.core.languages import get_language
 from weam.core.tracking import TAG_LANGUAGE_SET, TAG_LANGUAGES, TrackingConfig  # noqa: F401 - tags re-exported
 
+BASE_CONDITION = "base"
+"""The condition name of the base model's steps, runs and result cells (every study evaluates the base)."""
 MAX_DRAW_ATTEMPTS = 2000
 """Random draws tried per condition before concluding the pool cannot give n_sets distinct sets."""
 

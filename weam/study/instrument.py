@@ -81,7 +81,8 @@ def instrument_steps(study, work: Path, base_model: Path, source: str) -> list:
     from weam.alignment.config import AlignConfig
     from weam.core.config import deep_merge, validate
     from weam.stages import Step
-    from weam.study.plan import BASE_CONDITION, run_folder
+    from weam.study.config import BASE_CONDITION
+    from weam.study.plan import run_folder
 
     instrument = study.instrument
     languages = list(dict.fromkeys([*instrument.languages, *study.held_out]))

@@ -22,11 +22,9 @@ from weam.eval.stage import TatoebaConfig
 from weam.stages import Step
 from weam.study.stage import REPORT_KEYS, ReportConfig
 from weam.training.stage import BaseInitConfig, BudgetConfig, TokenizerConfig
-from weam.study.config import StudyConfig
+from weam.study.config import BASE_CONDITION, StudyConfig
 from weam.base_models import base_init_dir, is_converted_source
 from weam.core.tracking import default_buffer_dir, resolve_tracking_uri
-
-BASE_CONDITION = "base"
 
 
 

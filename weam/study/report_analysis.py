@@ -16,7 +16,8 @@ from weam.core.errors import WeamError
 from weam.core.languages import get_language
 from weam.eval.metrics import REFERENCE_METRICS
 from weam.study.config import AnalysisConfig, diversity
-from weam.study.report_read import BASE_CONDITION, with_covariates
+from weam.study.config import BASE_CONDITION
+from weam.study.report_read import with_covariates
 from weam.study.stats import Estimate, describe, hierarchical_bootstrap, holm, mixed_model, total_effect
 
 DESCRIBED_METRICS = ("mrr", "accuracy_no_shared_word", *REFERENCE_METRICS)

@@ -22,17 +22,12 @@ import pandas as pd
 
 from weam.core.errors import WeamError
 from weam.core.languages import get_language
-from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK
-from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES, diversity
+from weam.core.tracking import (TAG_CONDITION, TAG_EVAL_SEED, TAG_FAMILIES, TAG_LANGUAGE_SET, TAG_LANGUAGES,
+                                TAG_N_FAMILIES, TAG_ROLE, TAG_SEED, TAG_STAGE, TAG_STUDY, TAG_TASK)
+from weam.study.config import BASE_CONDITION, diversity
 
-TAG_ROLE = "weam.role"
-TAG_FAMILIES = "weam.families"
-TAG_N_FAMILIES = "weam.n_families"
-TAG_EVAL_SEED = "weam.eval_seed"
-"""Fine-tuning seed of an eval run (weam.seed is the pre-training seed)."""
 AGGREGATES = {"avg", "low_resource"}
 IGNORED_STATUSES = {"FAILED", "KILLED"}
-BASE_CONDITION = "base"
 UNLABELED_COLUMNS = ["task", "language", "reason", "runs"]
 
 

@@ -11,13 +11,13 @@ import pandas as pd
 
 from weam.core.languages import get_language
 from weam.core.secrets import redact
-from weam.core.tracking import TAG_CONDITION, TAG_SEED, TAG_STAGE, TAG_TASK
+from weam.core.tracking import (TAG_CONDITION, TAG_FAMILIES, TAG_LANGUAGE_SET, TAG_LANGUAGES, TAG_N_FAMILIES,
+                                TAG_ROLE, TAG_SEED, TAG_STAGE, TAG_TASK)
 from weam.study import plots
-from weam.study.config import TAG_LANGUAGE_SET, TAG_LANGUAGES
 from weam.study.config import diversity
 from weam.study.report_analysis import (Analysis, Design, described_metrics, language_label, no_gold_cells,
                                         task_table)
-from weam.study.report_read import TAG_FAMILIES, TAG_N_FAMILIES, TAG_ROLE, StudyRuns
+from weam.study.report_read import StudyRuns
 from weam.study.stats import Estimate, statement
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from weam.stages import Step, Tracking, check_only, execute, provenance_tags
 from weam.study.config import StudyConfig, diversity
-from weam.study.plan import BASE_CONDITION, build_plan, load_study  # noqa: F401 - the study's API
+from weam.study.config import BASE_CONDITION  # noqa: F401 - the study's API
+from weam.study.plan import build_plan, load_study  # noqa: F401 - the study's API
 from weam.core.tracking import (
     TAG_CONDITION,
     TAG_FAMILIES,
