@@ -56,10 +56,9 @@ def load_english(config: EvalConfig, spec: TaskSpec, key: str) -> list[dict[str,
     if key not in spec.files:
         raise WeamError(f"task {spec.name} has no English {key} file in XTREME's download")
     path = task_path(config, spec, key)
-    if key == "train" and spec.name == "tydiqa" and not path.is_file():
-        # train_qa.sh reads tydiqa.en.train.json; tydiqa_preprocess writes tydiqa.goldp.en.train.json.
-        alias = path.with_name("tydiqa.en.train.json")
-        path = alias if alias.is_file() else path
+    if not path.is_file():
+        aliases = [data_root(config, spec) / alias for alias in spec.file_aliases.get(key, ())]
+        path = next((alias for alias in aliases if alias.is_file()), path)
     return read_file(spec, formats.require_file(path, f"{spec.name} English {key} data"))
 
 
@@ -105,9 +104,8 @@ def _open_hf(source: str, spec: TaskSpec, split: str, lang: str):
         dataset_id, _, name = source.partition(":")
         hf_split = {"dev": "validation"}.get(split, split)
         name = name or "{lang}"
-    from weam.eval.tasks.xtreme_r import TYDIQA_NAMES
-
-    config_name = name.format(lang=lang, code=spec.file_code(lang), name=TYDIQA_NAMES.get(lang, lang))
+    language = hf.language_name(lang) if hf is not None else lang
+    config_name = name.format(lang=lang, code=spec.file_code(lang), name=language)
     return datasets.load_dataset(dataset_id, config_name, split=hf_split)
 
 
@@ -129,10 +127,8 @@ def _load_hf(config: EvalConfig, source: str, spec: TaskSpec, split: str, lang: 
     if missing:
         raise InputError(source, f"dataset lacks column(s) {', '.join(theirs[c] for c in missing)} "
                                  f"(has {dataset.column_names}; map ours to theirs with hf_columns)")
-    if spec.name == "tydiqa" and "id" in dataset.column_names:
-        from weam.eval.tasks.xtreme_r import TYDIQA_NAMES  # secondary_task mixes languages: id = <name>-<n>
-
-        prefix = TYDIQA_NAMES.get(lang, lang) + "-"
+    if spec.hf is not None and spec.hf.id_prefix and "id" in dataset.column_names:
+        prefix = spec.hf.id_prefix.format(lang=lang, name=spec.hf.language_name(lang))
         dataset = dataset.filter(lambda row: str(row["id"]).startswith(prefix))
     names = _class_names(dataset.features, theirs)
     records = []

@@ -177,3 +177,23 @@ def test_tag_names_and_the_base_condition_are_defined_once():
                enumerate(p.read_text(encoding="utf-8").splitlines(), 1) for text in tag_strings
                if text in line and not assignment.match(line)]
     assert written == []
+
+
+def test_generic_code_never_tests_a_task_or_stage_name():
+    """What one task or stage does differently is data on its object (TaskSpec.file_aliases,
+    HFSource.id_prefix, the Stage's methods), not ``if spec.name == "tydiqa"``: no line of weam, eval,
+    training or alignment compares a name with a task id, a task alias or a stage name (a loop
+    ``for name in (…)`` is not a comparison)."""
+    import re
+
+    from weam.eval.tasks import TASK_ALIASES, all_tasks
+    from weam.stages import STAGES
+
+    known = set(all_tasks()) | set(TASK_ALIASES) | set(STAGES)
+    comparison = re.compile(r"""(?<!for )\bname\s*(==|!=|(not\s+)?in\b)|["'][\w-]+["']\s*(==|!=)\s*[\w.]*name\b""")
+    literal = re.compile(r"""["']([\w-]+)["']""")
+    files = [p for folder in ("weam", "alignment", "training", "eval") for p in sorted((ROOT / folder).rglob("*.py"))]
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in files
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if comparison.search(line) and known & set(literal.findall(line))]
+    assert found == []

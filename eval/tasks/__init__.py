@@ -97,6 +97,9 @@ class TaskSpec:
     """The Hugging Face dataset carrying the same data (namespaced id, config, schema, label facts)."""
     answer_normalisation: str = "squad"
     """QA answers are compared after SQuAD's normalisation, or MLQA's language-aware one ("mlqa")."""
+    file_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Other paths (under the data root) a file of ``files`` may have; when the file itself is absent,
+    the first alias present is read (TyDiQA's train file has two names)."""
     notes: str = ""
 
     def file_code(self, lang: str) -> str:
@@ -122,14 +125,22 @@ class HFSource:
     id: str
     """Namespaced hub id (resolves today)."""
     config: str
-    """Config name template (``{lang}``, ``{code}``: the task's file code, ``{name}``: English language name)."""
+    """Config name template (``{lang}``, ``{code}``: the task's file code, ``{name}``: :meth:`language_name`)."""
     splits: dict[str, str]
     """Our split → the dataset's split."""
     columns: dict[str, str]
     """Our column → the dataset's column (the columns of the task's kind, weam.eval.kinds)."""
     labelled: tuple[str, ...]
     """Our splits whose rows carry gold labels in this dataset."""
+    language_names: dict[str, str] = field(default_factory=dict)
+    """The dataset's name for a language (``{name}`` in ``config`` and ``id_prefix``); our code where absent."""
+    id_prefix: str = ""
+    """Where one split holds every language's rows: a row is a language's when its ``id`` column starts
+    with this template (``{lang}``, ``{name}``); empty: every row of the split is the language's."""
     notes: str = ""
+
+    def language_name(self, lang: str) -> str:
+        return self.language_names.get(lang, lang)
 
 
 def all_tasks() -> dict[str, TaskSpec]:

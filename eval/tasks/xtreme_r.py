@@ -139,12 +139,14 @@ TASKS: dict[str, TaskSpec] = {
         languages=tuple("en,ar,bn,fi,id,ko,ru,sw,te".split(",")),
         metrics=("exact_match", "f1"), score="mean(exact_match,f1)", train_data="TyDiQA-GoldP English train",
         files={"train": "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json"},
+        # train_qa.sh reads tydiqa.en.train.json; tydiqa_preprocess writes tydiqa.goldp.en.train.json.
+        file_aliases={"train": ("tydiqa/tydiqa-goldp-v1.1-train/tydiqa.en.train.json",)},
         splits={"test": Split("tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json", False,
                               "tydiqa_preprocess strips the answers of every dev file (TyDiQA-GoldP's dev set "
                               "is XTREME's test set), English included")},
         input_format="SQuAD v1.1 JSON", prediction_ext="json", finetune=_QA_FT,
         hf=HFSource("google-research-datasets/tydiqa", "secondary_task", {"train": "train", "test": "validation"},
-                    dict(_QA_COLUMNS), ("train", "test"),
+                    dict(_QA_COLUMNS), ("train", "test"), language_names=TYDIQA_NAMES, id_prefix="{name}-",
                     notes="GoldP is the secondary_task config; rows of all languages, told apart by the id "
                           "prefix (<language name>-…)"),
         notes="no English dev answers: XTREME trains with --save_steps -1 and predicts with the last model"),

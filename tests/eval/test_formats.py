@@ -35,6 +35,22 @@ def test_loaders_read_the_download_layout(xtreme_dir):
     assert eng == sorted(eng) and gold is None and layout == "download"
 
 
+def test_a_file_under_its_other_name_is_read(xtreme_dir, tmp_path):
+    """TyDiQA's English train file as train_qa.sh names it (tydiqa.en.train.json, TaskSpec.file_aliases)
+    is read when tydiqa_preprocess's name is absent; a missing file is still named by its own path."""
+    import shutil
+
+    spec = get_task("tydiqa")
+    shutil.copytree(xtreme_dir / "tydiqa", tmp_path / "tydiqa")
+    own = tmp_path / spec.files["train"]
+    expected = load_english(EvalConfig(data_dir=tmp_path), spec, "train")
+    own.rename(tmp_path / spec.file_aliases["train"][0])
+    assert load_english(EvalConfig(data_dir=tmp_path), spec, "train") == expected and expected
+    (tmp_path / spec.file_aliases["train"][0]).unlink()
+    with pytest.raises(InputError, match="tydiqa.goldp.en.train.json"):
+        load_english(EvalConfig(data_dir=tmp_path), spec, "train")
+
+
 def test_missing_language_file_is_named(tiny_model_dir, xtreme_dir, tmp_path):
     config = EvalConfig(tasks=["xnli"], langs=["ar"], data_dir=xtreme_dir, out_dir=tmp_path / "out",
                         hyperparams={"xnli": {"max_steps": 1}}, tracking={"enabled": False})
