@@ -197,3 +197,13 @@ def test_generic_code_never_tests_a_task_or_stage_name():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if comparison.search(line) and known & set(literal.findall(line))]
     assert found == []
+
+
+def test_a_sqlite_store_uri_is_built_in_one_place():
+    """weam.core.tracking.sqlite_uri/store_uri build every ``sqlite:///`` URI (the study plan and the
+    local server helper wrote their own)."""
+    builders = [f"{p.relative_to(ROOT)}:{i}" for folder in ("weam", "alignment", "training", "eval")
+                for p in sorted((ROOT / folder).rglob("*.py"))
+                for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                if 'f"sqlite:///' in line or "f'sqlite:///" in line]
+    assert [b.partition(":")[0] for b in builders] == ["weam/core/tracking.py"]

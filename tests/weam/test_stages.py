@@ -188,6 +188,19 @@ def test_every_step_of_every_shipped_study_is_a_row_of_the_table():
     assert [row[0] for row in table_rows()] == list(STAGES)
 
 
+def test_a_study_without_a_tracking_uri_logs_every_stage_to_its_work_dirs_store():
+    """No tracking.uri: every step that logs names <work_dir>/mlflow.db, the URI weam.core.tracking.store_uri
+    builds (the plan built its own ``sqlite:///…`` string before)."""
+    from weam.core.tracking import store_uri
+    from weam.study.plan import load_study
+
+    study, steps = load_study(CONFIGS / "demo-tiny.yaml")
+    assert study.tracking.uri is None
+    uris = {step.stage: (getattr(step.config, "tracking", None) or step.config.logging.tracking).uri
+            for step in steps if step.stage in ("pretrain", "base", "eval")}
+    assert uris == dict.fromkeys(("pretrain", "base", "eval"), store_uri(study.work_dir.resolve()))
+
+
 def test_upstream_steps_are_found_from_the_inputs_and_staleness_propagates(tmp_path):
     from weam.training.stage import TokenizerConfig
 

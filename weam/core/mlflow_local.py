@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from weam.core.ports import free_port
+from weam.core.tracking import sqlite_uri
 
 MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
 STARTUP_SECONDS = 120
@@ -39,7 +40,7 @@ def mlflow_server(store: Path, artifacts: Path, log_file: Path | None = None, po
     port = port or free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     command = [MLFLOW, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{store}", "--artifacts-destination", str(artifacts)]
+               "--backend-store-uri", sqlite_uri(store), "--artifacts-destination", str(artifacts)]
     log = open(log_file or store.with_suffix(".server.log"), "wb")
     # Own session so the server's worker processes are stopped with it.
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=store.parent,

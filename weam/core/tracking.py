@@ -109,9 +109,14 @@ def run_name(stage: str, condition: str | None = None, seed: int | None = None, 
     return "/".join(str(part) for part in parts if part not in (None, ""))
 
 
+def sqlite_uri(path: str | Path) -> str:
+    """The URI of a SQLite store file (``sqlite:////abs/path`` for an absolute path)."""
+    return f"sqlite:///{Path(path)}"
+
+
 def store_uri(folder: str | Path) -> str:
     """The URI of the SQLite store ``<folder>/mlflow.db`` (no server needed)."""
-    return f"sqlite:///{Path(folder) / DEFAULT_STORE_NAME}"
+    return sqlite_uri(Path(folder) / DEFAULT_STORE_NAME)
 
 
 def resolve_tracking_uri(uri: str | None, work_dir: str | Path) -> str:

@@ -24,7 +24,7 @@ from weam.study.stage import REPORT_KEYS, ReportConfig
 from weam.training.stage import BaseInitConfig, BudgetConfig, TokenizerConfig
 from weam.study.config import BASE_CONDITION, StudyConfig
 from weam.base_models import base_init_dir, is_converted_source
-from weam.core.tracking import default_buffer_dir, resolve_tracking_uri
+from weam.core.tracking import default_buffer_dir, resolve_tracking_uri, store_uri
 
 
 
@@ -55,7 +55,7 @@ def build_plan(study: StudyConfig, source: str = "<study>") -> list[Step]:
 
     work = study.work_dir.resolve()
     # Every stage logs to the study's store, named explicitly (the default is a SQLite file in work_dir).
-    uri = study.tracking.uri or f"sqlite:///{work / 'mlflow.db'}"
+    uri = study.tracking.uri or store_uri(work)
     tracking = {**study.tracking.model_dump(), "uri": uri, "experiment": study.name,
                 "buffer_dir": study.tracking.buffer_dir or default_buffer_dir(work)}
     steps: list[Step] = []
