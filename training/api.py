@@ -53,8 +53,7 @@ def pretrain(config: PretrainConfig, dist: DistributedEnv | None = None, logger:
         model = PretrainingModel(mlm, config.objective, frozen_copy(config, mlm))
         stream = data_mod.PackedStream.for_config(config, tokenizer, sizes)
         ds_config = distributed.deepspeed_config(config.optim, config.parallel, config.data.batch_size, env.world_size,
-                                                 planned_steps(config, tokenizer, sizes),
-                                                 sum(p.numel() for p in model.parameters() if p.requires_grad))
+                                                 planned_steps(config, tokenizer, sizes))
         if config.input_mode() == "single" and ds_config["train_micro_batch_size_per_gpu"] % 2:
             raise ConfigError(f"micro-batch of {ds_config['train_micro_batch_size_per_gpu']} rows per rank: single-side "
                               "input needs an even number (a pair's two rows stay together); set "

@@ -1,24 +1,15 @@
-"""ZeRO's gradient buckets are sized to the model (a CPU run spent more system time allocating
-DeepSpeed's default 2 GB bucket every micro-step than training)."""
+"""On CPU, ZeRO's gradient buckets are sized to the model (a run spent more system time allocating
+DeepSpeed's default 2 GB bucket every micro-step than training: tiny preset, 20 steps of ZeRO-1,
+33.9 s of system time against 1.35 s sized, the same weights byte for byte)."""
 
 from __future__ import annotations
 
-from weam.training.config import OptimConfig, ParallelConfig
-from weam.training.distributed import DEEPSPEED_BUCKET_ELEMENTS, deepspeed_config
+from weam.training.distributed import cpu_bucket_sizes
 
 
-def zero(parameters, **parallel):
-    return deepspeed_config(OptimConfig(), ParallelConfig(**parallel), 8, 1, 10, parameters)["zero_optimization"]
-
-
-def test_buckets_hold_at_most_the_models_gradients():
-    assert zero(1_234_567, zero_stage=1) == {"stage": 1, "reduce_bucket_size": 1_234_567,
-                                            "allgather_bucket_size": 1_234_567}
-    big = zero(10**10, zero_stage=2)
-    assert big["reduce_bucket_size"] == big["allgather_bucket_size"] == DEEPSPEED_BUCKET_ELEMENTS
-
-
-def test_without_a_parameter_count_deepspeed_keeps_its_defaults_and_overrides_win():
-    assert zero(None, zero_stage=1) == {"stage": 1}
-    overridden = zero(1000, zero_stage=2, deepspeed_overrides={"zero_optimization": {"reduce_bucket_size": 77}})
-    assert overridden["reduce_bucket_size"] == 77 and overridden["allgather_bucket_size"] == 1000
+def test_buckets_hold_the_models_gradients_and_a_configured_size_wins():
+    sized = cpu_bucket_sizes({"zero_optimization": {"stage": 1}, "train_batch_size": 8}, 1_234_567)
+    assert sized == {"zero_optimization": {"stage": 1, "reduce_bucket_size": 1_234_567,
+                                           "allgather_bucket_size": 1_234_567}, "train_batch_size": 8}
+    configured = cpu_bucket_sizes({"zero_optimization": {"stage": 2, "reduce_bucket_size": 77}}, 1000)
+    assert configured["zero_optimization"] == {"stage": 2, "reduce_bucket_size": 77, "allgather_bucket_size": 1000}
