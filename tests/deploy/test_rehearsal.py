@@ -27,7 +27,7 @@ from weam.core.config import deep_merge
 from weam.core.ports import free_port
 
 NODES = 2
-MAX_STEPS = 6
+MAX_STEPS = 12  # steps take ~0.1 s on CPU: room for the kill after the first checkpoint (every 2)
 SENTENCES = [
     ("the cat sat on the mat .", "die Katze sitzt auf der Matte ."),
     ("save the file before closing the window .", "speichern Sie die Datei , bevor Sie das Fenster schließen ."),
@@ -159,7 +159,7 @@ def test_pretrain_manifest_rehearsal_two_nodes_resumes(tiny_model_dir, tmp_path)
         if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
             stop(procs)
             pytest.fail("no checkpoint before the nodes exited or the deadline:\n" + logs(tmp_path, "first"))
-        time.sleep(0.2)
+        time.sleep(0.02)
     kill_node(procs[1])
     stop(procs)
     resumed_from = int((checkpoints / "latest").read_text().strip().removeprefix("step"))
