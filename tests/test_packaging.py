@@ -64,7 +64,7 @@ def test_the_ground_imports_nothing_above_it():
     import ast
 
     above = []
-    for path in sorted((ROOT / "weam" / "core").glob("*.py")):
+    for path in sorted((ROOT / "weam" / "core").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
                 [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
@@ -200,10 +200,10 @@ def test_generic_code_never_tests_a_task_or_stage_name():
 
 
 def test_a_sqlite_store_uri_is_built_in_one_place():
-    """weam.core.tracking.sqlite_uri/store_uri build every ``sqlite:///`` URI (the study plan and the
+    """weam.core.tracking.store.sqlite_uri/store_uri build every ``sqlite:///`` URI (the study plan and the
     local server helper wrote their own)."""
     builders = [f"{p.relative_to(ROOT)}:{i}" for folder in ("weam", "alignment", "training", "eval")
                 for p in sorted((ROOT / folder).rglob("*.py"))
                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                 if 'f"sqlite:///' in line or "f'sqlite:///" in line]
-    assert [b.partition(":")[0] for b in builders] == ["weam/core/tracking.py"]
+    assert [b.partition(":")[0] for b in builders] == ["weam/core/tracking/store.py"]

@@ -167,7 +167,7 @@ def test_a_dead_server_is_probed_once_said_once_and_never_called(tmp_path, monke
     uri = closed_port_uri()
     probes = []
     real_probe = tracking.probe
-    monkeypatch.setattr(tracking, "probe", lambda *a, **k: probes.append(a) or real_probe(*a, **k))
+    monkeypatch.setattr(tracking.server, "probe", lambda *a, **k: probes.append(a) or real_probe(*a, **k))
     buffer = tmp_path / "work" / "tracking-buffer"
     for name in ("condition/diverse", "pretrain/weam/diverse/seed0", "eval/tatoeba/diverse/seed0"):
         with RunLogger(uri, "study", name, buffer_dir=buffer, system_metrics=False) as run:
