@@ -46,11 +46,10 @@ class Runner:
 
     def build_model(self, seed: int):
         import torch
-        import transformers
 
         torch.manual_seed(seed)  # seeds the new head's initialisation
         kwargs = {"num_labels": len(self.spec.labels)} if self.labelled_head else {}
-        return self.wrap(getattr(transformers, self.head).from_pretrained(self.model_path, **kwargs))
+        return self.wrap(load_pretrained(self.head, self.model_path, **kwargs))
 
     def wrap(self, model):
         """The model as fine-tuned (a dual encoder wraps the encoder)."""
@@ -685,23 +684,34 @@ def similarity_en_to_xx(src_vectors, eng_vectors):
 
 
 def load_encoder(model_path):
-    """The bare encoder of a checkpoint, for sentence vectors. A pre-training checkpoint holds an MLM
-    head (unused here) and no pooler (vectors are mean- or first-token-pooled hidden states), so
-    transformers' load report for exactly those is expected and kept quiet; any other missing
-    weight is an error, since the vectors would come from random weights."""
-    from transformers import AutoModel
+    """The bare encoder of a checkpoint, for sentence vectors (mean- or first-token-pooled hidden
+    states): see :func:`load_pretrained`."""
+    return load_pretrained("AutoModel", model_path, "retrieval vectors")
+
+
+def load_pretrained(auto_class: str, model_path, purpose: str = "fine-tuning", **kwargs):
+    """``transformers.<auto_class>.from_pretrained(model_path, **kwargs)`` without its load report. A
+    pre-training checkpoint holds an MLM head (unused here) and no pooler, and a task model's head is
+    new (seeded by the caller), so transformers' report of exactly those, printed at every load (every
+    task and fine-tuning seed), says nothing; any other missing encoder weight is an error, since
+    ``purpose`` would start from random weights."""
+    import transformers
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model, info = AutoModel.from_pretrained(model_path, output_loading_info=True)
+        model, info = getattr(transformers, auto_class).from_pretrained(model_path, output_loading_info=True,
+                                                                       **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
-    missing = [key for key in info.get("missing_keys", []) if not key.split(".")[0] == "pooler"]
+    bare = model.base_model is model
+    prefix = f"{model.base_model_prefix}."
+    missing = [key for key in info.get("missing_keys", [])
+               if (bare or key.startswith(prefix)) and "pooler" not in key.split(".")]
     if missing:
         raise InputError(model_path, f"the encoder lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}: "
-                                     "retrieval vectors would come from random weights")
+                                     f"{purpose} would start from random weights")
     return model
 
 

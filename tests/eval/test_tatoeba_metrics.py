@@ -140,3 +140,44 @@ def test_the_retrieval_encoder_loads_quietly_but_refuses_missing_encoder_weights
               metadata={"format": "pt"})
     with pytest.raises(InputError, match="lacks 1 weights"):
         load_encoder(broken)
+
+
+
+@pytest.mark.parametrize("head, kwargs", [("AutoModelForSequenceClassification", {"num_labels": 3}),
+                                          ("AutoModelForQuestionAnswering", {})])
+def test_a_task_model_loads_without_transformers_load_report(tiny_model_dir, tmp_path, head, kwargs):
+    """Every fine-tuning seed of every task loads the checkpoint with a new head: transformers' LOAD
+    REPORT of the new head, the absent pooler and the unused MLM head is not printed; an encoder
+    weight missing from the checkpoint is refused (it would be fine-tuned from random values)."""
+    import logging
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from weam.core.errors import InputError
+    from weam.eval.runners import load_pretrained
+
+    class Said(logging.Handler):  # transformers' loggers do not propagate to the root (nor to caplog)
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    said = Said()
+    logging.getLogger("transformers").addHandler(said)
+    try:
+        model = load_pretrained(head, tiny_model_dir, **kwargs)
+    finally:
+        logging.getLogger("transformers").removeHandler(said)
+    assert type(model).__name__.startswith("Bert")
+    assert not [m for m in said.messages if "LOAD REPORT" in m]
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    dropped = next(key for key in weights if "embeddings.word_embeddings.weight" in key)
+    save_file({k: v for k, v in weights.items() if k != dropped}, broken / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(InputError, match="lacks 1 weights.*fine-tuning would start from random weights"):
+        load_pretrained(head, broken, **kwargs)

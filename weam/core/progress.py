@@ -13,6 +13,9 @@ the plain lines on a terminal, ``WEAM_PROGRESS=off`` turns progress off.
 :func:`quiet_library_noise` filters the warnings, log records and progress bars that tell a user
 nothing (DeepSpeed's scheduler and accelerator messages, transformers' "Loading weights" bar at every
 model load, datasets' bars over small files, …); the ``weam`` command applies it once at start.
+transformers' LOAD REPORT (new head, absent pooler, unused MLM head at every fine-tuning load) is not
+filtered here but replaced by a check where models are loaded (:func:`weam.eval.runners.load_pretrained`):
+a report of missing encoder weights must stop the run, not scroll by.
 """
 
 from __future__ import annotations
