@@ -233,7 +233,9 @@ def training_costs(step: Step, counts: dict[str, Any]) -> dict[str, float]:
             metrics[f"train/{key}/{pair}"] = value
     if "wall_seconds" in counts:
         metrics["train/wall_seconds"] = counts["wall_seconds"]
-        metrics["train/cpu_hours"] = counts["wall_seconds"] * counts.get("world_size", 1) / 3600
+        # Wall time × processes, one device each (a GPU rank, or a CPU process): the device-hours that
+        # weam study power prices; the manifest's counts.device names the device.
+        metrics["train/device_hours"] = counts["wall_seconds"] * counts.get("world_size", 1) / 3600
     return metrics
 
 

@@ -23,7 +23,8 @@ def _pretrain_folder(work: Path, folder: str, pairs: dict[str, int]) -> None:
     out = work / "pretrain" / folder
     out.mkdir(parents=True)
     write_manifest(out, "pretrain", {}, {}, {}, {"tokens": sum(pairs.values()), "steps": 3, "wall_seconds": 36.0,
-                                                 "tokens_per_pair": pairs, "passes_per_pair": {p: 1.5 for p in pairs}})
+                                                 "tokens_per_pair": pairs, "passes_per_pair": {p: 1.5 for p in pairs},
+                                                 "world_size": 2, "device": "CPU x86_64 (2 cores)"})
 
 
 def test_read_results_has_a_row_per_condition_set_seed_and_language(tmp_path):
@@ -47,7 +48,20 @@ def test_read_results_has_a_row_per_condition_set_seed_and_language(tmp_path):
 
     costs = read_costs(tmp_path).set_index("language_set")
     assert costs.loc["s1", "tokens"] == 220 and costs.loc["s1", "tokens/en-tr"] == 120
-    assert costs.loc["s2", "passes/en-ja"] == 1.5 and costs.loc["s1", "cpu_hours"] == pytest.approx(0.01)
+    assert costs.loc["s2", "passes/en-ja"] == 1.5 and costs.loc["s1", "device_hours"] == pytest.approx(0.02)
+    assert costs.loc["s1", "device"] == "CPU x86_64 (2 cores)" and "cpu_hours" not in costs.columns
+
+
+
+def test_a_pretrain_run_logs_device_hours_as_its_manifest_counts_them():
+    """train/device_hours (MLflow) and the cost table's device_hours are the same figure: wall time ×
+    processes (a GPU rank or a CPU process each); no "cpu_hours" for what may be GPU time."""
+    from weam.training.stage import training_costs
+
+    counts = {"tokens": 10, "wall_seconds": 36.0, "world_size": 2, "device": "CPU x86_64 (2 cores)"}
+    metrics = training_costs(None, counts)
+    assert metrics["train/device_hours"] == pytest.approx(0.02) and metrics["train/wall_seconds"] == 36.0
+    assert not [name for name in metrics if "cpu" in name]
 
 
 @pytest.fixture()

@@ -382,8 +382,9 @@ experiment **{study}** (id {runs.experiment_id}), and:
    per-language metrics `{task}/{metric}/<lang>`; group by `{TAG_CONDITION}`.
 3. Select the eval runs and press *Compare*. Direct link (replace the host):
    `{compare_url("http://127.0.0.1:5000", runs.experiment_id, eval_ids)}`
-4. Training cost: filter `tags.`{TAG_STAGE}` = 'pretrain'` and add `train/tokens`, `train/cpu_hours`
-   (or `train/gpu_hours`) and `train/wall_seconds` as columns.
+4. Training cost: filter `tags.`{TAG_STAGE}` = 'pretrain'` and add `train/tokens`, `train/device_hours`
+   (wall time × processes, one device each; the device is in the run's manifest, `counts.device`) and
+   `train/wall_seconds` as columns.
 
 The UI shows logged aggregates (which average every evaluated language, positive-control ones included);
 this report recomputes every number from the per-language scores."""

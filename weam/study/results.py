@@ -15,7 +15,7 @@ from weam.core.manifest import read_manifest
 
 RESULT_COLUMNS = ["condition", "language_set", "languages", "seed", "model", "run_id", "task", "metric", "language",
                   "score"]
-COST_COLUMNS = ["condition", "language_set", "seed", "tokens", "steps", "wall_seconds", "cpu_hours"]
+COST_COLUMNS = ["condition", "language_set", "seed", "tokens", "steps", "wall_seconds", "device_hours", "device"]
 
 
 def _run_folders(work: Path, stage: str) -> list[tuple[Path, str, str]]:
@@ -77,8 +77,8 @@ def _run_id(task_dir: Path) -> str:
 
 
 def read_costs(work_dir: str | Path) -> pd.DataFrame:
-    """One row per finished pre-training run: tokens trained (also per pair), steps, wall time, CPU
-    hours, from ``pretrain/<condition>/<set>/seed<k>/manifest.json``; also content tokens, links
+    """One row per finished pre-training run: tokens trained (also per pair), steps, wall time,
+    device-hours (wall time × processes, one device each) and the device they ran on, from ``pretrain/<condition>/<set>/seed<k>/manifest.json``; also content tokens, links
     and passes per pair where the manifest has them."""
     rows = []
     for folder, condition, language_set in _run_folders(Path(work_dir), "pretrain"):
@@ -89,7 +89,8 @@ def read_costs(work_dir: str | Path) -> pd.DataFrame:
         wall = counts.get("wall_seconds")
         row = {"condition": condition, "language_set": language_set, "seed": int(folder.name.removeprefix("seed")),
                "tokens": counts.get("tokens"), "steps": counts.get("steps"), "wall_seconds": wall,
-               "cpu_hours": wall * counts.get("world_size", 1) / 3600 if wall is not None else None}
+               "device_hours": wall * counts.get("world_size", 1) / 3600 if wall is not None else None,
+               "device": counts.get("device")}
         row.update({f"tokens/{pair}": n for pair, n in (counts.get("tokens_per_pair") or {}).items()})
         if "content_tokens" in counts:
             row["content_tokens"] = counts["content_tokens"]
