@@ -20,7 +20,8 @@ import pytest
 from tests.deploy.manifests import ROOT, load_documents
 from tests.ports import worker_port
 
-pytestmark = [pytest.mark.server]
+# Both tests share one server (module fixture), so they stay on one xdist worker.
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("mlflow-manifest-server")]
 
 pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install Flask-WTF==1.3.0)")
 
@@ -43,8 +44,11 @@ def request(url: str, host: str | None = None, password: str | None = None) -> i
         return 0  # not listening yet
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """One server for the module: its start is most of each test's time, and the tests write
+    different things (a run in the default experiment; users and the experiment study-a)."""
+    tmp_path = tmp_path_factory.mktemp("mlflow-server")
     docs = load_documents(ROOT / "k8s" / "mlflow" / "mlflow.yaml")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     ini = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["basic_auth.ini"]
