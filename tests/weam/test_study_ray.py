@@ -24,7 +24,9 @@ from weam.study.ray_run import PROGRESS_NAME, QUEUE_MARK, check_fits, dependenci
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 # The smallest study with every kind of step of a preset base: two languages against one, no
-# high-resource check, a few hundred tokens per run.
+# high-resource check, a few hundred tokens per run, the aligner at 3/100 of its sampling sweeps
+# and the base (9 steps) checkpointed only at its end: the test checks where and when steps run,
+# not links or resumes (it wrote a 9 MB DeepSpeed checkpoint every 2 steps).
 STUDY = """
 name: tiny-ray
 work_dir: {work}
@@ -39,9 +41,9 @@ base:
   model: "preset:tiny"
   vocab_size: 600
   token_budget: 3000
-  pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
+  pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 50}}, data: {{max_seq_len: 32}}}}
 data: {{_base_: {configs}/data/demo.yaml}}
-align: {{_base_: {configs}/align/default.yaml, engine: thot, thot: {{length: 0.3}}}}
+align: {{_base_: {configs}/align/default.yaml, engine: thot, thot: {{length: 0.03}}}}
 pretrain: {{_base_: {configs}/pretrain/tiny.yaml, optim: {{max_steps: null}}, checkpoint: {{every: 2}}, data: {{max_seq_len: 32}}}}
 eval: {{_base_: {configs}/eval/tatoeba.yaml}}
 """
