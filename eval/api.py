@@ -30,7 +30,7 @@ from typing import Any
 
 from weam.eval import metrics
 from weam.eval.config import EvalConfig
-from weam.eval.tasks import TaskSpec, get_task, label_file, resolve_split, unlabelled
+from weam.eval.tasks import TaskSpec, get_task, label_file, label_source, resolve_split, unlabelled
 from weam.core.errors import InputError
 from weam.core.languages import get_language
 from weam.core.manifest import atomic_write_json, write_manifest
@@ -206,7 +206,7 @@ def _cell(runner, spec: TaskSpec, config: EvalConfig, seed: int, split: str, see
         cell["labels"] = getattr(runner, "layout", None) or ("hf" if _uses_hf(config, spec, split) else "download")
     elif gold_file is not None:
         scores = score_language(spec, pred_path, gold_file, lang)
-        cell["labels"] = str(gold_file)
+        cell["labels"] = label_source(config.labels_dir, gold_file)
     else:
         cell["reason"] = (unlabelled(spec, split, [lang], hf=_uses_hf(config, spec, split)).get(lang)
                           or f"{spec.name} {split} {lang}: the data carry no gold labels")

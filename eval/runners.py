@@ -655,7 +655,7 @@ class TatoebaRunner(Runner):
     def labels_gold(self, lang: str, n_eng: int, n_src: int) -> list[int] | None:
         """The download layout's withheld gold from the labels_dir file (``<task>/test-<xx>.tsv``: per
         English line, the xx line it translates), which then names the cell's label source."""
-        from weam.eval.tasks import label_file
+        from weam.eval.tasks import label_file, label_source
 
         path = label_file(self.config.labels_dir, self.spec, lang)
         if path is None:
@@ -668,7 +668,7 @@ class TatoebaRunner(Runner):
             if not line.isdigit() or int(line) >= n_src:
                 raise InputError(path, f"label {line!r} is not an xx line index 0..{n_src - 1}", number)
             gold.append(int(line))
-        self.layout = str(path)
+        self.layout = label_source(self.config.labels_dir, path)
         return gold
 
     def predict(self, lang):

@@ -173,6 +173,13 @@ def label_file(labels_dir: Path | None, spec: TaskSpec, lang: str) -> Path | Non
     return path if path.is_file() else None
 
 
+def label_source(labels_dir: Path, path: Path) -> str:
+    """How results.json names a labels_dir file: ``labels_dir/<task>/test-<lang>.<ext>``, relative, so
+    the same study in two folders writes the same results (its manifest keeps the absolute path and
+    the file's hash)."""
+    return f"labels_dir/{Path(path).relative_to(labels_dir).as_posix()}"
+
+
 def unlabelled(spec: TaskSpec, split: str, langs: Iterable[str], labels_dir: Path | None = None,
                hf: bool = False) -> dict[str, str]:
     """Languages of ``langs`` without gold labels in ``split`` → the reason (empty: all labelled).

@@ -162,6 +162,9 @@ def test_killed_study_resumes_with_the_same_result(tiny_study, tmp_path):
     output = run_to_end("study", "run", str(study))
     assert "pretrain/diverse/s1/seed0: skipped (finished)" in output
     assert eval_scores(tmp_path / "work") == eval_scores(reference_folder / "work")
+    # Byte for byte, in another folder (issue 20): results.json names no path of the study's folder.
+    for results in eval_scores(tmp_path / "work"):
+        assert (tmp_path / "work" / results).read_bytes() == (reference_folder / "work" / results).read_bytes(), results
 
 
 def reproduce_the_one_run(study: TinyStudy, out: Path, where: str):
