@@ -105,9 +105,14 @@ def test_a_head_with_the_shipped_auth_settings_refuses_clients_without_the_token
         good = subprocess.run([sys.executable, "-c", join], env={**base, "RAY_AUTH_TOKEN": token},
                               capture_output=True, text=True, timeout=120)
         assert "joined" in good.stdout, good.stderr[-2000:]
-        bad = subprocess.run([sys.executable, "-c", join], env={**base, "RAY_AUTH_TOKEN": "not-the-token"},
+        # Refused for its token, not for anything else. Ray's driver retries the refused cluster-ID
+        # call once a second, RAY_NUM_REDIS_GET_RETRIES times (ray/_private/node.py; default 20: 20 s
+        # spent here every run, measured): 3 attempts show the same refusal.
+        bad = subprocess.run([sys.executable, "-c", join],
+                             env={**base, "RAY_AUTH_TOKEN": "not-the-token", "RAY_NUM_REDIS_GET_RETRIES": "3"},
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode != 0 and "joined" not in bad.stdout
+        assert "InvalidAuthToken" in bad.stderr, bad.stderr[-2000:]
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head and the Ray processes it started (its session)
         try:
