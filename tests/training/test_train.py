@@ -50,9 +50,17 @@ def launch(config: PretrainConfig, world: int) -> list[subprocess.Popen]:
 
 
 def wait(procs: list[subprocess.Popen], timeout: float = 240) -> None:
-    for proc in procs:
-        out, _ = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, out.decode()[-3000:]
+    """Every rank ends with 0; on a timeout or a failed rank the others' process groups are killed,
+    so a stuck launch leaves no process behind."""
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, out.decode()[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
 
 
 @pytest.mark.multiprocess

@@ -482,6 +482,9 @@ def test_a_study_with_the_server_down_then_back_appears_in_mlflow_once(tiny_stud
         assert {name: n for name, n in names.items() if n != 1} == {}
 
 
+STEPS = 60
+
+
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(tmp_path, store, sig):
@@ -496,8 +499,9 @@ def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(
     pair = write_pair(tmp_path / "en-de", "en", "de", 200, 1, "en")
     texts = [line for f in (pair["src_file"], pair["tgt_file"]) for line in f.read_text().splitlines()]
     train_wordpiece_tokenizer(texts, vocab_size=120).save_pretrained(tmp_path / "tokenizer")
-    config = tiny_config({"pairs": [pair], "tokenizer": tmp_path / "tokenizer"}, tmp_path / "out", max_steps=200,
-                         checkpoint_every=50, log_every=5, batch_size=4,
+    # 60 steps (an epoch is 50), a checkpoint every 20: the kill comes at step 22 or later, 0.1 s a step.
+    config = tiny_config({"pairs": [pair], "tokenizer": tmp_path / "tokenizer"}, tmp_path / "out", max_steps=STEPS,
+                         checkpoint_every=20, log_every=5, batch_size=4,
                          tracking={"uri": store, "experiment": f"killed-pt-{sig}"})
     path = tmp_path / "pretrain.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
@@ -510,22 +514,27 @@ def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(
     def steps() -> list[int]:
         return [json.loads(line)["step"] for line in log.read_text().splitlines()] if log.is_file() else []
 
-    deadline = time.time() + 400
-    while time.time() < deadline and process.poll() is None:
-        if latest.is_file() and len(steps()) >= int(latest.read_text().removeprefix("step")) + 2:
-            break
-        time.sleep(0.05)
-    os.killpg(process.pid, sig)
-    assert process.wait(timeout=120) == (-sig if sig == signal.SIGKILL else 128 + signal.SIGTERM)
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and process.poll() is None:
+            if latest.is_file() and len(steps()) >= int(latest.read_text().removeprefix("step")) + 2:
+                break
+            time.sleep(0.02)
+        os.killpg(process.pid, sig)
+        assert process.wait(timeout=120) == (-sig if sig == signal.SIGKILL else 128 + signal.SIGTERM)
+    finally:
+        if process.poll() is None:  # a timed-out wait leaves nothing behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     checkpoint = int(latest.read_text().removeprefix("step"))
-    assert len(steps()) > checkpoint and checkpoint < 200, "killed too late to test anything"
+    assert len(steps()) > checkpoint and checkpoint < STEPS, "killed too late to test anything"
     [killed] = runs_of(store, f"killed-pt-{sig}")
     assert killed.info.run_name == "pretrain/weam/seed0"
     assert killed.info.status == ("RUNNING" if sig == signal.SIGKILL else "KILLED")
 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert steps() == list(range(1, 201))  # each step once: the killed run's rows after its checkpoint dropped
+    assert steps() == list(range(1, STEPS + 1))  # each step once: the killed run's rows after its checkpoint dropped
     statuses = {run.info.run_id: run.info.status for run in runs_of(store, f"killed-pt-{sig}")}
     assert statuses.pop(killed.info.run_id) == "KILLED" and list(statuses.values()) == ["FINISHED"]
 
