@@ -165,6 +165,9 @@ def test_killed_study_resumes_with_the_same_result(tiny_study, tmp_path):
     # Byte for byte, in another folder (issue 20): results.json names no path of the study's folder.
     for results in eval_scores(tmp_path / "work"):
         assert (tmp_path / "work" / results).read_bytes() == (reference_folder / "work" / results).read_bytes(), results
+    # The report's endpoint rows (the primary estimate to its last digit) and variance components too.
+    for name in ("endpoints.csv", "variance_components.json"):
+        assert (tmp_path / "work/report" / name).read_bytes() == (reference_folder / "work/report" / name).read_bytes()
 
 
 def reproduce_the_one_run(study: TinyStudy, out: Path, where: str):
