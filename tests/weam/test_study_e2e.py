@@ -36,7 +36,12 @@ def weam(*args: str, **kwargs) -> subprocess.Popen:
 
 def run_to_end(*args: str) -> str:
     process = weam(*args)
-    output, _ = process.communicate(timeout=600)
+    try:
+        output, _ = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()  # a timed-out test leaves no `weam` running behind it
+        process.communicate()
+        raise
     assert process.returncode == 0, output
     return output
 
