@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,26 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> N
         ) from None
 
 
+LOCAL_START_ATTEMPTS = 3
+
+
+def init_ray(address: str | None, local: RayLocalConfig) -> None:
+    """ray.init; a local Ray whose raylet did not register within Ray's fixed 30 s (a loaded
+    machine: seen in a CI run while other work started) is shut down and started again, twice at most."""
+    import ray
+
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(**init_kwargs(address, local))
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if address is not None or "timed out during startup" not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            print(f"local Ray did not come up (attempt {attempt} of {LOCAL_START_ATTEMPTS}): {exc}; starting it again",
+                  file=sys.stderr)
+            ray.shutdown()
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, local: RayLocalConfig) -> Iterator[None]:
     """Use the Ray already initialised in this process, else start/join one and shut it down after."""
@@ -110,7 +131,7 @@ def ray_session(address: str | None, local: RayLocalConfig) -> Iterator[None]:
     else:
         private_ray_token()
     try:
-        ray.init(**init_kwargs(address, local))
+        init_ray(address, local)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
         raise WeamError(f"cannot join the Ray cluster at {address or 'a local Ray'}: {exc}") from None
     try:

@@ -10,7 +10,7 @@ import pytest
 from weam.alignment.config import FastAlignConfig
 from weam.alignment.django_corpus import django_pairs, write_corpus
 from weam.alignment.engines import find_fast_align
-from weam.alignment.ray_runtime import RayLocalConfig, init_kwargs
+from weam.alignment.ray_runtime import RayLocalConfig, init_ray
 
 TEST_RAY = RayLocalConfig(num_cpus=2, object_store_memory_mb=128, include_dashboard=False)
 
@@ -20,7 +20,7 @@ def ray_cluster():
     """A real local Ray, started on first use and shut down at the end of the session."""
     import ray
 
-    ray.init(**init_kwargs(None, TEST_RAY))
+    init_ray(None, TEST_RAY)  # started again if the loaded machine kept its raylet past Ray's 30 s
     yield
     ray.shutdown()
 
