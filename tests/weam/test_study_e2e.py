@@ -291,7 +291,10 @@ def test_changed_lr_reruns_exactly_the_condition_runs_and_their_evaluations(stud
 def test_changed_eval_setting_reruns_only_the_evaluations(study_copy):
     folder = study_copy.folder
     study = folder / "study.yaml"
-    lr = "pretrain.optim.lr=0.002"  # the state the previous test left
+    lr = "pretrain.optim.lr=0.002"  # the state the previous test leaves
+    # Run here too (nothing to do when the previous test ran on this copy): pytest re-creates the
+    # module's copy when a worker leaves the module for another test and comes back.
+    run_to_end("study", "run", str(study), "--set", lr)
     rows = status_table(study, lr, "eval.max_seq_len=77")
     stale = {key for key, (state, _) in rows.items() if state == "stale"}
     assert stale == ALL_EVALS | {"report"}, rows
