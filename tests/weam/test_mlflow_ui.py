@@ -13,7 +13,7 @@ import pytest
 from tests.weam.test_report import HELD_OUT, STUDY, log_synthetic_study
 from weam.core.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
 from weam.study.report import compare_url, write_report
-from weam.core.tracking import chart_view, chart_view_url
+from weam.core.tracking import chart_view, chart_view_url, primary_metric_name
 
 pytestmark = [pytest.mark.server]
 
@@ -100,9 +100,15 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
         assert link.startswith(url) and "compareRunsMode=CHART" in link
         chart = browse(link, tmp_path / "chart.png", size="1600,1100")
         text = " ".join(re.sub(r"<[^>]+>", " ", chart).split())
-        assert "tatoeba/accuracy/avg by weam.condition" in text  # the first section: primary metric per condition
+        # The first section: the primary endpoint (held-out targets only) per condition, with its chart.
+        section = f"{primary_metric_name('tatoeba', 'accuracy')} by weam.condition"
+        assert section in text
         assert "Group: diverse" in text and "Group: single" in text
-        assert text.index("tatoeba/accuracy/avg by weam.condition") < text.index("tatoeba/score")
+        first = text[text.index(section) + len(section):text.index("tatoeba/accuracy (")]
+        # its first chart is the primary metric's bars (a chart with no data is hidden, so a title
+        # followed by the two groups means the bars are drawn)
+        assert re.search(r"\(2\) Add chart primary/tatoeba_accuracy_heldout [\d. ]+ diverse single", first), first
+        assert text.index(section) < text.index("tatoeba/score")
 
         page = browse(compare_url(url, experiment, ids["eval"]), tmp_path / "compare.png", size="1600,1600")
         for name in ("eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed1", "tatoeba/accuracy/avg"):
