@@ -53,6 +53,15 @@ def test_roles_must_be_one_treatment_and_one_control(tmp_path):
         load_config(StudyConfig, write(tmp_path, text))
 
 
+def test_a_condition_named_base_is_refused_naming_the_file(tmp_path):
+    """'base' is the base model's pseudo-condition (BASE_CONDITION): a condition of that name would
+    share its steps' runs and result cells."""
+    path = write(tmp_path, VALID.replace("name: single", "name: base"))
+    with pytest.raises(ConfigError, match=r"(?s)study\.yaml.*key 'conditions\.1\.name': .*'base' is reserved") as error:
+        load_config(StudyConfig, path)
+    assert str(path) in str(error.value)
+
+
 def test_unknown_language_in_a_condition(tmp_path):
     text = VALID.replace("[de, fr]", "[de, xx]")
     with pytest.raises(ConfigError, match=r"unknown language code 'xx'"):

@@ -111,7 +111,7 @@ class SetRule(StrictModel):
 
 class Condition(StrictModel):
     name: str
-    """Condition name, used in paths and MLflow tags (letters, digits, '-', '_')."""
+    """Condition name, used in paths and MLflow tags (letters, digits, '-', '_'; not 'base', the base model's)."""
     role: Literal["treatment", "control"]
     """treatment: the family-diverse condition; control: the single-family one."""
     languages: list[str] | None = None
@@ -128,6 +128,10 @@ class Condition(StrictModel):
     def _safe_name(cls, value: str) -> str:
         if not value or not all(ch.isalnum() or ch in "-_" for ch in value):
             raise ValueError(f"condition name {value!r} may hold only letters, digits, '-' and '_'")
+        if value == BASE_CONDITION:
+            # The base model's steps, runs and result cells carry this condition name already.
+            raise ValueError(f"condition name {value!r} is reserved for the base model every study evaluates; "
+                             "choose another name")
         return value
 
     @field_validator("languages")
