@@ -7,7 +7,7 @@ Hugging Face Trainer with DeepSpeed for comparison. Each configuration runs in i
     python benchmarks/pretrain_bench.py --preset mbert-base --precision bf16 --zero 2 3   # GPU
     python benchmarks/pretrain_bench.py --dry-run            # validate every run's config, train nothing
     python benchmarks/pretrain_bench.py --preset mbert-base --precision bf16 --json throughput.json
-        # the rows and the device as JSON: a study's power.throughput (weam study power's GPU-hours)
+        # the rows and the device as JSON: a study's power.throughput (weam study power's device-hours)
 
 ``--preset mbert-base`` builds mBERT's shape with its 119,547-token vocabulary (a fresh model saved
 to the temporary folder, nothing downloaded); the synthetic tokenizer's ids are a subset of it.

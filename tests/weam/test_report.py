@@ -52,7 +52,7 @@ held_out: [sw, yo, wo, ta, te]
 token_budget: 100000
 seeds: [0, 1]
 analysis: {{min_group_languages: 4, n_bootstrap: 500, covariates: {covariates}}}
-power: {{target_effect: 2.0, gpu_hours_per_run: 1.5}}
+power: {{target_effect: 2.0, device_hours_per_run: 1.5}}
 """
 
 
@@ -206,7 +206,7 @@ def test_budgets_design_and_power_sections(report):
     assert "| diverse | treatment | s2 | et, kk, ms | 3 | 2 |" in text
     assert "minimum detectable effect (α = 0.05, power 80%)" in text
     assert ("cost: 12 runs × 1.5 device-h = 18 device-hours on an unstated GPU (assumed, not measured: "
-            "power.gpu_hours_per_run in the config") in text
+            "power.device_hours_per_run in the config") in text
 
 
 def test_plots_and_artifacts_are_logged_to_the_report_run(report):

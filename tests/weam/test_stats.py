@@ -260,7 +260,7 @@ def test_device_hours_come_from_manifests_else_a_benchmark_else_are_said_to_be_a
     from weam.study.power import device_hours_per_run, power_statement
 
     bench = tmp_path / "bench.json"
-    overrides = [f"work_dir={tmp_path / 'work'}", f"power.throughput={bench}", "power.gpu_hours_per_run=1.0",
+    overrides = [f"work_dir={tmp_path / 'work'}", f"power.throughput={bench}", "power.device_hours_per_run=1.0",
                  "power.device=one A100"]
     study = load_config(StudyConfig, "configs/studies/family-diversity-mbert.yaml", overrides)
     hours, device, source = device_hours_per_run(study)

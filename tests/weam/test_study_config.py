@@ -62,6 +62,20 @@ def test_a_condition_named_base_is_refused_naming_the_file(tmp_path):
     assert str(path) in str(error.value)
 
 
+def test_power_cost_is_device_hours_and_the_old_gpu_hours_key_still_reads(tmp_path):
+    """The assumed cost stands in for measured device-hours (wall time × processes); a resolved study
+    written before the rename (reproduce --check reads those) says gpu_hours_per_run."""
+    from weam.core.config import dump_config
+
+    study = load_config(StudyConfig, write(tmp_path, VALID + "power: {device_hours_per_run: 2.5}\n"))
+    assert study.power.device_hours_per_run == 2.5
+    old = load_config(StudyConfig, write(tmp_path, VALID + "power: {gpu_hours_per_run: 2.5}\n"))
+    assert old.power.device_hours_per_run == 2.5
+    assert "device_hours_per_run: 2.5" in dump_config(old) and "gpu_hours" not in dump_config(old)
+    with pytest.raises(ConfigError, match="power"):
+        load_config(StudyConfig, write(tmp_path, VALID + "power: {gpu_hours_per_run: 1, device_hours_per_run: 2}\n"))
+
+
 def test_unknown_language_in_a_condition(tmp_path):
     text = VALID.replace("[de, fr]", "[de, xx]")
     with pytest.raises(ConfigError, match=r"unknown language code 'xx'"):

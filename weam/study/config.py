@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from weam.core.config import StrictModel
 from weam.core.errors import WeamError
@@ -307,10 +307,13 @@ class PowerConfig(StrictModel):
     """The effect (treatment − control, score scale) the study should be able to detect."""
     power: float = Field(0.8, gt=0, lt=1)
     """Wanted probability of detecting target_effect at analysis.alpha."""
-    gpu_hours_per_run: float | None = Field(None, gt=0)
-    """Cost of one pre-training run, assumed, when neither a pre-training manifest nor ``throughput`` gives a measurement."""
+    device_hours_per_run: float | None = Field(
+        None, gt=0, validation_alias=AliasChoices("device_hours_per_run", "gpu_hours_per_run"))
+    """Cost of one pre-training run in device-hours (wall time × processes, as train/device_hours), assumed,
+    when neither a pre-training manifest nor ``throughput`` gives a measurement. Files written before it
+    was renamed say gpu_hours_per_run, still read as this."""
     device: str = "an unstated GPU"
-    """The hardware ``gpu_hours_per_run`` assumes (printed with it)."""
+    """The hardware ``device_hours_per_run`` assumes (printed with it)."""
     throughput: Path | None = None
     """A measured throughput: the JSON of ``benchmarks/pretrain_bench.py --json`` on the study's hardware."""
 

@@ -169,7 +169,7 @@ def device_hours_per_run(study) -> tuple[float | None, str, str]:
     where the figure comes from: the study's finished pre-training manifests (throughput × budget; the
     device each recorded), else a measured benchmark (``power.throughput``, the JSON of
     ``benchmarks/pretrain_bench.py --json`` on the stated hardware), else the assumed
-    ``power.gpu_hours_per_run``, said to be assumed and for ``power.device``."""
+    ``power.device_hours_per_run``, said to be assumed and for ``power.device``."""
     rates, devices_seen = [], []
     for manifest in sorted((Path(study.work_dir) / "pretrain").glob("**/manifest.json")):
         try:
@@ -189,9 +189,9 @@ def device_hours_per_run(study) -> tuple[float | None, str, str]:
     if path is not None and Path(path).is_file():
         return _hours_from_benchmark(Path(path), study.token_budget)
     missing = f"; {path} does not exist yet" if path is not None else ""
-    if study.power.gpu_hours_per_run is not None:
-        return study.power.gpu_hours_per_run, study.power.device, (
-            f"assumed, not measured: power.gpu_hours_per_run in the config{missing}")
+    if study.power.device_hours_per_run is not None:
+        return study.power.device_hours_per_run, study.power.device, (
+            f"assumed, not measured: power.device_hours_per_run in the config{missing}")
     return None, study.power.device, ("unknown (no finished pre-training manifest, no throughput benchmark; set "
                                       f"power.throughput{missing})")
 
