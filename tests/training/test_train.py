@@ -181,12 +181,16 @@ def test_deepspeed_config_is_generated_and_overridable(corpus, tmp_path):
 
 
 def test_cpu_zero_buckets_are_capped_at_the_model_unless_the_config_sets_them():
+    """On CPU, DeepSpeed's default 2 GB bucket allocated every micro-step cost more system time than
+    training (tiny preset, 20 steps of ZeRO-1: 33.9 s of system time against 1.35 s sized, the same
+    weights byte for byte)."""
     generated = {"zero_optimization": {"stage": 2}, "train_batch_size": 8}
     capped = distributed.cpu_bucket_sizes(generated, 1000)
-    assert capped["zero_optimization"] == {"stage": 2, "reduce_bucket_size": 1000, "allgather_bucket_size": 1000}
-    assert generated["zero_optimization"] == {"stage": 2} and capped["train_batch_size"] == 8  # a copy
+    assert capped == {"zero_optimization": {"stage": 2, "reduce_bucket_size": 1000, "allgather_bucket_size": 1000},
+                      "train_batch_size": 8}
+    assert generated["zero_optimization"] == {"stage": 2}  # a copy
     kept = distributed.cpu_bucket_sizes({"zero_optimization": {"stage": 2, "reduce_bucket_size": 5}}, 1000)
-    assert kept["zero_optimization"]["reduce_bucket_size"] == 5 and kept["zero_optimization"]["allgather_bucket_size"] == 1000
+    assert kept["zero_optimization"] == {"stage": 2, "reduce_bucket_size": 5, "allgather_bucket_size": 1000}
 
 
 def test_flat_keys_of_the_old_config_fail_naming_their_new_place(tmp_path):
