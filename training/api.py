@@ -20,13 +20,13 @@ from weam.core.determinism import deterministic_torch
 from weam.training import data as data_mod
 from weam.training import distributed
 from weam.training.config import DistributedEnv, PretrainConfig
+from weam.training.inputs import stage_inputs
 from weam.training.metrics import device_name, flops_per_step, memory_metrics, peak_flops
 from weam.training.objectives import PretrainingModel, mask_batch
 from weam.core.errors import ConfigError
 from weam.core.manifest import file_sha256, fingerprint, is_up_to_date, write_manifest
 from weam.modelcard import write_model_card
 from weam.core.progress import Progress
-from weam.core.layout import WEIGHT_FILES
 from weam.core.tracking import RunLogger, drop_rows_after
 
 
@@ -262,15 +262,3 @@ def load_model(config: PretrainConfig, tokenizer):
     if config.parallel.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
-
-
-def stage_inputs(config: PretrainConfig) -> dict[str, Any]:
-    """Files whose content decides the result: the data, and a local starting model/tokenizer."""
-    inputs: dict[str, Any] = dict(data_mod.data_files(config.data.pairs))
-    for name, source in (("model", config.model), ("tokenizer", config.tokenizer)):
-        folder = Path(source) if source and not source.startswith("preset:") else None
-        if folder and folder.is_dir():
-            for file in WEIGHT_FILES:
-                if (folder / file).is_file():
-                    inputs[f"{name}/{file}"] = folder / file
-    return inputs

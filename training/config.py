@@ -421,7 +421,7 @@ class PretrainConfig(StrictModel):
         """What decides whether a finished run is still up to date: every field not marked
         ``affects_result: False`` (logging, tracking, checkpoint cadence, paths of files whose content
         is an input); a local model or tokenizer directory counts by its files' content
-        (weam.training.api.stage_inputs), not by its path."""
+        (weam.training.inputs.stage_inputs), not by its path."""
         data = result_affecting(self)
         for name in ("model", "tokenizer"):
             source = getattr(self, name)

@@ -427,13 +427,3 @@ def corpus_datasets(pairs: Sequence[PairData], sizes: Sequence[int]) -> list[dic
                                   "files": {role: str(Path(path).resolve()) for role, path in files.items()}}),
             "profile": json.dumps({"num_rows": size, "sha256": digests})})
     return datasets
-
-
-def data_files(pairs: Sequence[PairData]) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for pair in pairs:
-        files[f"{pair.name}.src"] = pair.src_file
-        files[f"{pair.name}.tgt"] = pair.tgt_file
-        if pair.alignment:
-            files[f"{pair.name}.alignment"] = pair.alignment
-    return files

@@ -194,7 +194,7 @@ def count_tokens(tokenizer, path: Path, batch: int = 1000) -> int:
 
 
 def pretrain_identity(step: Step):
-    from weam.training.api import stage_inputs
+    from weam.training.inputs import stage_inputs
 
     return stage_inputs(step.config), step.config.fingerprint_config()
 
