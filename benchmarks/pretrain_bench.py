@@ -248,9 +248,11 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
+        from weam.training.metrics import device_name
+
         spec = json.loads(args.one)
         result = run_hf_trainer(spec) if spec["objective"] == "hf-trainer" else run_ours(spec)
-        print("RESULT " + json.dumps(result))
+        print("RESULT " + json.dumps({**result, "device": device_name()}))
         return
     model_vocab = args.model_vocab or (119547 if args.preset == "mbert-base" else None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,6 +264,7 @@ def main() -> None:
         runs = [(o, z) for o in args.objectives for z in args.zero]
         runs += [] if args.no_hf else [("hf-trainer", z) for z in args.zero]
         rows = []
+        device = None  # as the runs report it: the parent imports no torch (seconds of the smallest run)
         for k, (objective, zero) in enumerate(runs):
             spec = {**data, "preset": args.preset, "model": model, "objective": objective, "zero": zero,
                     "seq": args.seq, "batch": args.batch, "precision": args.precision, "steps": args.steps,
@@ -270,7 +273,9 @@ def main() -> None:
             if args.dry_run:
                 print(f"dry-run: {dry_run(spec)}")
                 continue
-            rows.append((objective, zero, run_child(spec)))
+            result = run_child(spec)
+            device = result.pop("device", None) or device
+            rows.append((objective, zero, result))
     if args.dry_run:
         print(f"dry-run: {len(runs)} runs valid")
         return
@@ -292,10 +297,12 @@ def main() -> None:
     formulas = sorted({r["flop_formula"] for _, _, r in rows if "error" not in r})
     print("FLOPs (MFU): " + "; ".join(formulas))
     if args.json:
-        from weam.training.metrics import device_name
+        if device is None:  # every run failed before reporting it
+            from weam.training.metrics import device_name
 
+            device = device_name()
         args.json.write_text(json.dumps({
-            "device": device_name(), "devices": 1, "preset": args.preset, "seq": args.seq, "batch": args.batch,
+            "device": device, "devices": 1, "preset": args.preset, "seq": args.seq, "batch": args.batch,
             "precision": args.precision, "packing": args.packing,
             "rows": json_rows(rows, args.preset, vocab=model_vocab or args.vocab)}, indent=2) + "\n")
 
