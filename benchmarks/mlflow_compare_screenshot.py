@@ -1,5 +1,5 @@
 """Screenshot the MLflow UI for a study — runs table (nested, and the report's grouped table), the
-report's chart view, the compare page —
+report's chart view, its pre-training table (Dataset and Models columns), the compare page —
 in headless Chromium, and print a table of what each page shows and how long it took.
 
 Not a test: a check by eye (tests/weam/test_mlflow_ui.py asserts the same pages' text). Starts
@@ -30,7 +30,7 @@ from weam.study.report import compare_url, write_report  # noqa: E402
 from weam.core.tracking import TAG_STAGE  # noqa: E402
 
 CHECKS = ("condition/diverse", "condition/single", "eval/tatoeba/diverse/seed0", "tatoeba/accuracy/avg",
-          "Group: diverse", "RUNNING")
+          "Group: diverse", "Dataset", "Models", "RUNNING")
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         if args.store is None:
             log_example_study(url, args.study)
         report = write_report(url, args.study, work / "report").read_text(encoding="utf-8")
-        chart_link, table_link = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[:2]
+        chart_link, table_link, pretrain_link = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[:3]
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name(args.study)
         evals = client.search_runs([experiment.experiment_id], f"tags.`{TAG_STAGE}` = 'eval'", max_results=50)
@@ -62,6 +62,7 @@ def main() -> None:
             "runs": (f"{url}/#/experiments/{experiment.experiment_id}/runs", "1600,1000"),
             "table": (table_link, "1600,1100"),
             "chart": (chart_link, "1600,1100"),
+            "pretrain": (pretrain_link, "2000,1000"),
             "compare": (compare_url(url, experiment.experiment_id, [r.info.run_id for r in evals]), "1600,1600"),
         }
         print(f"| page | png | seconds | {' | '.join(CHECKS)} |\n|---|---|---|{'---|' * len(CHECKS)}")

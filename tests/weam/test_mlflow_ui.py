@@ -85,20 +85,22 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
 
         # The runs table nests stage runs under their condition (collapsed); grouped by condition
         # it lists every run, with the condition and the primary metric as columns.
-        table = browse(f"{url}/#/experiments/{experiment}/runs", tmp_path / "runs-nested.png")
+        table = browse(f"{url}/#/experiments/{experiment}/runs", tmp_path / "runs-nested.png", until="condition/single")
         assert "condition/diverse" in table and "condition/single" in table
         from mlflow.tracking import MlflowClient
 
         grouped = chart_view_url(url, experiment, chart_view(MlflowClient(url), experiment, "tatoeba/accuracy/avg"),
                                  mode="TABLE")
-        table = " ".join(re.sub(r"<[^>]+>", " ", browse(grouped, tmp_path / "runs.png", size="1600,1300")).split())
+        table = " ".join(re.sub(r"<[^>]+>", " ", browse(grouped, tmp_path / "runs.png", size="1600,1300",
+                                                   until="eval/tatoeba/diverse/seed1")).split())
         for name in ("Group: diverse", "Group: single", "pretrain/weam/diverse/seed0", "pretrain/weam/single/seed2",
                      "eval/tatoeba/diverse/seed1", "tatoeba/accuracy/avg"):
             assert name in table, name
 
         link = _report_link(report)
         assert link.startswith(url) and "compareRunsMode=CHART" in link
-        chart = browse(link, tmp_path / "chart.png", size="1600,1100")
+        drawn = r"\(2\) Add chart primary/tatoeba_accuracy_heldout [\d. ]+ diverse single"
+        chart = browse(link, tmp_path / "chart.png", size="1600,1100", until=drawn)
         text = " ".join(re.sub(r"<[^>]+>", " ", chart).split())
         # The first section: the primary endpoint (held-out targets only) per condition, with its chart.
         section = f"{primary_metric_name('tatoeba', 'accuracy')} by weam.condition"
@@ -107,11 +109,23 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
         first = text[text.index(section) + len(section):text.index("tatoeba/accuracy (")]
         # its first chart is the primary metric's bars (a chart with no data is hidden, so a title
         # followed by the two groups means the bars are drawn)
-        assert re.search(r"\(2\) Add chart primary/tatoeba_accuracy_heldout [\d. ]+ diverse single", first), first
+        assert re.search(drawn, first), first
         assert text.index(section) < text.index("tatoeba/score")
 
-        page = browse(compare_url(url, experiment, ids["eval"]), tmp_path / "compare.png", size="1600,1600")
+        # The report's third link: the pre-training runs grouped by condition, each with the corpora
+        # it read (Dataset) and the model it wrote (Models) in the row.
+        pretraining = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[2]
+        table = " ".join(re.sub(r"<[^>]+>", " ", browse(pretraining, tmp_path / "pretrain.png", size="2000,1000",
+                                                         until=r"pretrain-weam-single-seed2")).split())
+        assert "Dataset" in table and "Models" in table
+        for seed in (0, 1, 2):
+            assert f"pretrain-weam-diverse-seed{seed}" in table and f"pretrain-weam-single-seed{seed}" in table
+        assert re.search(r"en-fi \([0-9a-f]{24}\) train", table) and re.search(r"en-de \([0-9a-f]{24}\) train", table)
+        assert "eval/tatoeba" not in table
+
+        page = browse(compare_url(url, experiment, ids["eval"]), tmp_path / "compare.png", size="1600,1600",
+                      until="eval/tatoeba/single/seed1")
         for name in ("eval/tatoeba/diverse/seed0", "eval/tatoeba/single/seed1", "tatoeba/accuracy/avg"):
             assert name in page, name
-    for png in ("runs-nested.png", "runs.png", "chart.png", "compare.png"):
+    for png in ("runs-nested.png", "runs.png", "chart.png", "pretrain.png", "compare.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -258,8 +258,8 @@ def test_missing_language_names_the_run(store_root, tmp_path):
         write_report(uri, study, tmp_path / "report", log_to_mlflow=False)
 
 
-def test_missing_eval_runs_and_experiment_are_named(store_root, tmp_path):
-    uri = f"sqlite:///{store_root / 'mlflow.db'}"
+def test_missing_eval_runs_and_experiment_are_named(report, tmp_path):
+    uri = report[0]  # the study's store (the fixture logs it; this test must not rely on test order)
     with pytest.raises(WeamError, match="no eval runs for task ner"):
         write_report(uri, STUDY, tmp_path / "report", task="ner", log_to_mlflow=False)
     with pytest.raises(WeamError, match="no MLflow experiment named 'other'"):

@@ -346,9 +346,12 @@ def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> s
     from weam.core.tracking import chart_view, chart_view_url, is_remote, primary_metric_name
 
     try:
-        key = chart_view(MlflowClient(tracking_uri), runs.experiment_id, primary_metric_name(task, metric),
+        client = MlflowClient(tracking_uri)
+        key = chart_view(client, runs.experiment_id, primary_metric_name(task, metric),
                          search_filter=f"tags.`{TAG_STAGE}` = 'eval' and tags.`{TAG_TASK}` = '{task}'",
                          extra_metrics=(f"{task}/{metric}/low_resource",))
+        pretraining = chart_view(client, runs.experiment_id, "train/loss",
+                                 search_filter=f"tags.`{TAG_STAGE}` = 'pretrain'")
     except Exception:  # noqa: BLE001 - the link is a convenience; the report stands without it
         return ""
     base = tracking_uri if is_remote(tracking_uri) else "http://127.0.0.1:5000"
@@ -358,7 +361,10 @@ def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> s
             f"(bar charts; the compare page below cannot preselect its axes):\n"
             f"   `{chart_view_url(base, runs.experiment_id, key)}`\n"
             f"   The same runs as a table grouped by condition:\n"
-            f"   `{chart_view_url(base, runs.experiment_id, key, 'TABLE')}`")
+            f"   `{chart_view_url(base, runs.experiment_id, key, 'TABLE')}`\n"
+            f"   The pre-training runs grouped by condition, with the corpora each read (Dataset) and the "
+            f"model each wrote (Models):\n"
+            f"   `{chart_view_url(base, runs.experiment_id, pretraining, 'TABLE')}`")
 
 
 def _ui_section(runs: StudyRuns, study: str, tracking_uri: str = "", design: Design | None = None) -> str:

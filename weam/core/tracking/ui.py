@@ -7,6 +7,11 @@ import json
 from weam.core.tracking.tags import TAG_CONDITION
 
 
+# The runs table's own attribute columns, kept when a view picks its metric columns (the UI shows
+# only the columns a view selects): what each run read (datasets) and wrote (logged models).
+RUN_TABLE_ATTRIBUTES = ("attributes.`Dataset`", "attributes.`Models`")
+
+
 def chart_view(client, experiment_id: str, metric: str, group_tag: str = TAG_CONDITION,
                search_filter: str = "", extra_metrics: tuple[str, ...] = ()) -> str:
     """Store an MLflow UI view of the experiment's runs — grouped by ``group_tag``, charts of
@@ -35,7 +40,7 @@ def chart_view(client, experiment_id: str, metric: str, group_tag: str = TAG_CON
                                 "isReordered": False}],
         "compareRunCharts": charts,
         "isAccordionReordered": True,  # keep this section first (the UI sorts sections by name otherwise)
-        "selectedColumns": [f"tags.`{group_tag}`", f"metrics.`{metric}`",
+        "selectedColumns": [*RUN_TABLE_ATTRIBUTES, f"tags.`{group_tag}`", f"metrics.`{metric}`",
                             *(f"metrics.`{key}`" for key in extra_metrics)],
     }
     text = json.dumps(state, sort_keys=True)
