@@ -143,9 +143,9 @@ def check_budgets(cfg: BudgetConfig) -> dict[str, dict[str, Any]]:
     sampling rule (``uniform``: each pair gets budget / n_pairs), the passes over each pair's own
     data. Returns ``{"<condition>/<set>": {"tokens": …, "passes": {pair: passes}}}``.
     """
-    from transformers import AutoTokenizer
+    from weam.modeling import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(cfg.tokenizer))
+    tokenizer = load_tokenizer(cfg.tokenizer)
     cache: dict[Path, int] = {}
 
     def tokens(path: Path) -> int:  # sets share pairs: each file is counted once

@@ -116,3 +116,28 @@ def freeze_lower_layers(model, layers: int) -> int:
         for param in module.parameters():
             param.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+PLAIN_FAST_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""``tokenizer_class`` values AutoTokenizer resolves to transformers' plain fast tokenizer (what
+:func:`train_wordpiece_tokenizer` saves)."""
+
+
+def load_tokenizer(source: str | Path):
+    """``AutoTokenizer.from_pretrained(source)``; a local folder whose tokenizer_config.json names the
+    plain fast tokenizer is loaded by that class directly, the object AutoTokenizer returns, without
+    the torch import AutoTokenizer's module makes (seconds of a step that only counts tokens)."""
+    import json
+
+    config = Path(source) / "tokenizer_config.json"
+    try:
+        named = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    if named in PLAIN_FAST_TOKENIZERS:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(source))
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source))

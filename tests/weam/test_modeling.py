@@ -54,3 +54,21 @@ def test_pretrain_with_frozen_lower_layers_moves_only_the_upper_ones(tmp_path):
         assert torch.equal(before[name], after[name]), name
     for name in ("bert.encoder.layer.1.attention.self.query.weight", "cls.predictions.transform.dense.weight"):
         assert not torch.equal(before[name], after[name]), name
+
+
+def test_load_tokenizer_gives_what_auto_tokenizer_gives(tiny_model_dir, tmp_path):
+    """The plain fast tokenizer is loaded by its class (no torch import); anything else by AutoTokenizer."""
+    import json
+    import shutil
+
+    from weam.modeling import load_tokenizer
+
+    auto, light = AutoTokenizer.from_pretrained(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    assert type(light) is type(auto) and light.init_kwargs == auto.init_kwargs
+    assert light.backend_tokenizer.to_str() == auto.backend_tokenizer.to_str()
+    texts = ["die Katze sitzt auf der Matte .", "kissa istuu matolla ."]
+    assert light(texts, add_special_tokens=False)["input_ids"] == auto(texts, add_special_tokens=False)["input_ids"]
+    other = shutil.copytree(tiny_model_dir, tmp_path / "bert")  # a named class goes through AutoTokenizer
+    config = json.loads((other / "tokenizer_config.json").read_text())
+    (other / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": "BertTokenizer"}))
+    assert type(load_tokenizer(other)).__name__ == type(AutoTokenizer.from_pretrained(other)).__name__ != type(auto).__name__
