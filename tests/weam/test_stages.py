@@ -217,3 +217,10 @@ def test_upstream_steps_are_found_from_the_inputs_and_staleness_propagates(tmp_p
     states = plan_status([producer, consumer])
     assert states["data"].state == "missing"
     assert (states["tokenizer"].state, states["tokenizer"].reason) == ("stale", "upstream data is missing")
+
+
+def test_within_is_pathlibs_is_relative_to_on_resolved_paths():
+    from weam.stages import _within
+
+    paths = [Path(p) for p in ("/", "/w", "/w/align", "/w/align/en-fi", "/w/align/en-fi/alignment.txt", "/w/al", "/x/w")]
+    assert {(a, b): _within(a, b) for a in paths for b in paths} == {(a, b): a.is_relative_to(b) for a in paths for b in paths}
