@@ -186,6 +186,8 @@ def to_model_inputs(batch: data_mod.Batch, inputs, labels, start: int, stop: int
         "position_ids": part.position_ids, "labels": labels[start:stop], "original_ids": part.input_ids,
         "links": part.links, "word_start": part.word_start, "word_end": part.word_end, "pivot_row": part.pivot_row,
     }
+    if part.unit_index is not None:  # packed rows: attention stays inside each unit
+        tensors["unit_index"] = part.unit_index
     return {name: value.to(device) for name, value in tensors.items()}
 
 

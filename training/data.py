@@ -14,7 +14,8 @@ subword tokens (alignment/projection.py); the pair becomes *units* placed into r
   XLM's language embedding on mBERT-style models; ``data.positions``, ``data.language_input``).
 
 Without ``data.packing`` (the default) a row holds one unit; with it, units fill rows up to
-``max_seq_len`` (each unit's positions still start at 0). Batches are padded to their longest row.
+``max_seq_len`` (each unit's positions still start at 0) and the batch's ``unit_index`` keeps each
+unit's attention inside the unit (objectives.unit_attention_mask). Batches are padded to their longest row.
 Word links become token links per the objective table: every subword pair of a linked word
 pair, or (word_aligned) only one-to-one word links, between the two words' last subwords.
 
@@ -164,6 +165,9 @@ class Batch:
     links: torch.Tensor
     """[K, 4] (src row, src pos, tgt row, tgt pos) token links; rows of one pair share a slice."""
     tokens_per_pair: dict[str, int] = field(default_factory=dict)
+    unit_index: torch.Tensor | None = None
+    """[rows, seq] packing only: 1, 2, ... for the row's units in order, 0 on padding; None without
+    packing, where the model sees the plain padding mask exactly as before."""
 
     def aligned(self) -> torch.Tensor:
         flags = torch.zeros_like(self.special)
@@ -180,6 +184,7 @@ class Batch:
             self.input_ids[start:stop], self.token_type_ids[start:stop], self.attention_mask[start:stop],
             self.position_ids[start:stop], self.special[start:stop], self.word_start[start:stop],
             self.word_end[start:stop], self.pivot_row[start:stop], links,
+            unit_index=None if self.unit_index is None else self.unit_index[start:stop],
         )
 
 
@@ -327,7 +332,7 @@ class PackedStream:
         if not rows:
             return None
         width = min(self.data.max_seq_len, -(-max(lengths) // 8) * 8)
-        batch = _collate(rows, self.data.batch_size, width, self._special_ids, self.mode)
+        batch = _collate(rows, self.data.batch_size, width, self._special_ids, self.mode, self.data.packing)
         batch.tokens_per_pair = dict(batch_counts)
         return batch
 
@@ -372,21 +377,24 @@ def _place(example: Example, rows, lengths, group: int, batch_size: int, max_len
     return True
 
 
-def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int], mode: str) -> Batch:
+def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int], mode: str,
+             packing: bool = False) -> Batch:
     pad_id, cls_id, sep_id = special_ids
     ids = np.full((batch_size, width), pad_id, dtype=np.int64)
     types, attention, positions = np.zeros_like(ids), np.zeros_like(ids), np.zeros_like(ids)
+    unit_index = np.zeros_like(ids)
     starts, ends = np.zeros((batch_size, width), dtype=bool), np.zeros((batch_size, width), dtype=bool)
     links: list[tuple[int, int, int, int]] = []
     placed: dict[int, list[tuple[int, int]]] = {}
     for r, row in enumerate(rows):
-        for example, k, offset in row:
+        for n, (example, k, offset) in enumerate(row, start=1):
             unit = example.units[k]
             end = offset + len(unit.ids)
             ids[r, offset:end] = unit.ids
             types[r, offset:end] = unit.types
             positions[r, offset:end] = unit.positions
             attention[r, offset:end] = 1
+            unit_index[r, offset:end] = n
             starts[r, offset:end] = unit.word_start
             ends[r, offset:end] = unit.word_end
             placed.setdefault(id(example), []).append((r, offset))
@@ -395,6 +403,7 @@ def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int
                 links.extend((r_src, o_src + i, r_tgt, o_tgt + j) for i, j in example.links)
     # Rows left empty at the end of a budget keep one visible token so attention stays finite.
     attention[len(rows) :, 0] = 1
+    unit_index[len(rows) :, 0] = 1
     special = (attention == 0) | (ids == pad_id) | (ids == cls_id) | (ids == sep_id)
     special[len(rows) :] = True
     pivot = np.zeros(batch_size, dtype=bool)
@@ -402,7 +411,8 @@ def _collate(rows, batch_size: int, width: int, special_ids: tuple[int, int, int
     link_tensor = torch.tensor(links, dtype=torch.long).reshape(-1, 4)
     return Batch(torch.from_numpy(ids), torch.from_numpy(types), torch.from_numpy(attention),
                  torch.from_numpy(positions), torch.from_numpy(special), torch.from_numpy(starts),
-                 torch.from_numpy(ends), torch.from_numpy(pivot), link_tensor)
+                 torch.from_numpy(ends), torch.from_numpy(pivot), link_tensor,
+                 unit_index=torch.from_numpy(unit_index) if packing else None)
 
 
 def count_lines_checked(pairs: Sequence[PairData]) -> list[int]:

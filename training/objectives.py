@@ -193,7 +193,9 @@ class PretrainingModel(nn.Module):
         return self.mlm.cls if hasattr(self.mlm, "cls") else self.mlm.lm_head
 
     def forward(self, input_ids, attention_mask, token_type_ids, position_ids, labels, original_ids, links,
-                word_start, word_end, pivot_row):
+                word_start, word_end, pivot_row, unit_index=None):
+        if unit_index is not None:  # packed rows (data.packing): no attention across units
+            attention_mask = unit_attention_mask(unit_index, next(self.encoder.parameters()).dtype)
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                           "position_ids": position_ids}
         hidden = self.encoder(**encoder_inputs).last_hidden_state
@@ -225,6 +227,17 @@ class PretrainingModel(nn.Module):
         else:
             losses["loss"] = mlm
         return losses
+
+
+def unit_attention_mask(unit_index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[rows, 1, seq, seq] additive mask from a packed batch's ``unit_index`` ([rows, seq], 0 on
+    padding): a token sees exactly the tokens of its own unit. HF encoders (BERT, XLM-R) take a 4-D
+    mask as it is, and both their eager (adds it to the scores) and sdpa (passes it as attn_mask)
+    attention accept an additive float mask; padding queries see nothing, so their softmax is
+    uniform but finite, and no loss reads them. FlashAttention/varlen kernels take no such mask."""
+    same = (unit_index[:, :, None] == unit_index[:, None, :]) & (unit_index[:, None, :] > 0)
+    mask = torch.zeros(same.shape, dtype=dtype, device=unit_index.device)
+    return mask.masked_fill_(~same, torch.finfo(dtype).min)[:, None]
 
 
 def exchanged_states(flat_hidden: torch.Tensor, masked: torch.Tensor, links: torch.Tensor, seq: int) -> torch.Tensor:

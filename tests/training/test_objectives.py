@@ -79,6 +79,8 @@ def test_packing_is_opt_in_and_positions_restart_per_unit(pair_data):
     row0 = packed.input_ids[0].tolist()
     assert row0[:9] == [CLS, A, B, SEP, CLS, C, A, B, SEP]
     assert packed.position_ids[0, :9].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4]
+    assert packed.unit_index[0, :9].tolist() == [1] * 4 + [2] * 5  # attention stays inside each unit
+    assert batch_of(pair_data, "single").unit_index is None
 
 
 # --- losses --------------------------------------------------------------------------------------
