@@ -58,6 +58,44 @@ def runs_of(uri: str, experiment: str) -> list:
     return [] if found is None else client.search_runs([found.experiment_id], max_results=1000)
 
 
+def test_a_new_sqlite_store_is_a_copy_of_the_migrated_schema_and_takes_runs(tmp_path):
+    """make_client creates a new SQLite store as a copy of the cached, migrated, empty schema
+    (MLflow's migrations take seconds a store): the same tables, indexes and revision as a store
+    MLflow created and migrated itself, the same rows but for the Default experiment's times."""
+    import sqlite3
+
+    from weam.core.tracking import schema_template, store_uri
+
+    for name in ("native", "seeded"):
+        (tmp_path / name).mkdir()
+    MlflowClient(store_uri(tmp_path / "native")).search_experiments()  # MLflow creates and migrates it
+    assert tracking.seed_sqlite_store(store_uri(tmp_path / "seeded"))
+    assert not tracking.seed_sqlite_store(store_uri(tmp_path / "seeded"))  # only a store that does not exist
+    client = tracking.make_client(store_uri(tmp_path / "seeded"))
+    template = schema_template()
+    assert template is not None and template.is_file()
+
+    def contents(db: Path) -> tuple[list, dict]:
+        with sqlite3.connect(db) as connection:
+            # A table's clauses in any order: MLflow's own migrations write some constraints in an
+            # order that differs from one process to the next.
+            schema = sorted((kind, name, table, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+                            for kind, name, table, sql in connection.execute("select type, name, tbl_name, sql "
+                                                                             "from sqlite_master"))
+            tables = [row[1] for row in schema if row[0] == "table"]
+            rows = {table: sorted(map(repr, connection.execute(f'select * from "{table}"'))) for table in tables
+                    if table != "experiments"}
+            rows["experiments"] = list(connection.execute("select experiment_id, name, artifact_location, "
+                                                          "lifecycle_stage from experiments"))
+        return schema, rows
+
+    assert contents(tmp_path / "seeded" / "mlflow.db") == contents(tmp_path / "native" / "mlflow.db")
+    run = client.create_run(client.create_experiment("seeded"))
+    client.log_metric(run.info.run_id, "loss", 0.5)
+    client.set_terminated(run.info.run_id)
+    assert client.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+
+
 def test_run_names_say_what_the_run_is():
     assert run_name("pretrain", "single", 2, objective="weam") == "pretrain/weam/single/seed2"
     assert run_name("eval", condition="diverse", seed=0, task="tatoeba") == "eval/tatoeba/diverse/seed0"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from weam.core.ports import free_port
-from weam.core.tracking import sqlite_uri
+from weam.core.tracking import seed_sqlite_store, sqlite_store_lock, sqlite_uri
 
 MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
 STARTUP_SECONDS = 120
@@ -40,6 +40,8 @@ def closed_port_uri() -> str:
 def mlflow_server(store: Path, artifacts: Path, log_file: Path | None = None, port: int | None = None) -> Iterator[str]:
     """``mlflow server`` on a free loopback port over a SQLite store; yields its URL, always stops it."""
     port = port or free_port()
+    with sqlite_store_lock(sqlite_uri(store)):
+        seed_sqlite_store(sqlite_uri(store))  # a new store: the migrated empty schema, not a migration at start-up
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     command = [MLFLOW, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", sqlite_uri(store), "--artifacts-destination", str(artifacts)]

@@ -20,7 +20,8 @@ from weam.core.tracking.runs import (END_STATUSES, ParentRuns, RunLogger, Termin
 from weam.core.tracking.server import PROBE_TIMEOUT_S, RECHECK_S, _Server, probe
 from weam.core.tracking.store import (DEFAULT_STORE_NAME, STORE_LOCK_WAIT_S, TrackingConfig, artifact_location_for,
                                       is_remote, make_client, nearest_store, reroot_artifacts, resolve_tracking_uri,
-                                      sqlite_store_lock, sqlite_uri, store_uri)
+                                      schema_template, seed_sqlite_store, sqlite_store_lock, sqlite_uri,
+                                      store_uri)
 from weam.core.tracking.sync import replay
 from weam.core.tracking.tags import (PARENT_TAG, TAG_BUFFER_ID, TAG_CONDITION, TAG_EVAL_SEED, TAG_FAMILIES,
                                      TAG_FINETUNE_SEED, TAG_GIT_COMMIT, TAG_HOST, TAG_LANGUAGE_SET, TAG_LANGUAGES,
@@ -39,5 +40,5 @@ __all__ = [
     "drop_rows_after", "exit_status", "find_buffer", "find_run", "find_runs", "flatten", "is_remote", "is_stale",
     "make_client", "model_name", "nearest_store", "primary_metric_name", "probe", "reachable", "replay",
     "reroot_artifacts", "resolve_tracking_uri", "run_name", "sanitize_metric_name", "sigterm_as_exception",
-    "sqlite_store_lock", "sqlite_uri", "store_uri",
+    "schema_template", "seed_sqlite_store", "sqlite_store_lock", "sqlite_uri", "store_uri",
 ]

@@ -113,6 +113,57 @@ def reroot_artifacts(uri: str) -> int:
     return moved
 
 
+def schema_template() -> Path | None:
+    """An empty SQLite store with MLflow's tables, migrated to this MLflow's newest schema and
+    holding no experiment, made once per MLflow version in the user's cache
+    (``~/.cache/weam/mlflow-<version>-schema.db``). MLflow migrates every new store through its
+    whole alembic history (seconds a store, more under load); a copy of this file is the same
+    tables at the same revision, and MLflow adds the Default experiment to it when it first opens it,
+    as it does to a store it migrated itself. None when it cannot be made (MLflow then creates the
+    store as before)."""
+    try:
+        import mlflow
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables, _verify_schema
+
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weam"
+        template = cache / f"mlflow-{mlflow.__version__}-schema.db"
+        if template.is_file():
+            return template
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{template.name}.{os.getpid()}"
+        partial.unlink(missing_ok=True)
+        engine = sqlalchemy.create_engine(sqlite_uri(partial))
+        try:
+            _initialize_tables(engine)
+            _verify_schema(engine)  # raises unless it is at this MLflow's newest revision
+        finally:
+            engine.dispose()
+        os.replace(partial, template)  # another process making it at the same time writes the same
+        return template
+    except Exception:  # noqa: BLE001 - a speed-up only: any failure leaves the store to MLflow
+        return None
+
+
+def seed_sqlite_store(uri: str) -> bool:
+    """Create a SQLite store that does not exist yet as a copy of :func:`schema_template` (call it
+    under :func:`sqlite_store_lock`). Returns whether it did."""
+    import shutil
+
+    if not uri.startswith("sqlite:///"):
+        return False
+    store = Path(uri.removeprefix("sqlite:///"))
+    if store.exists() or not store.parent.is_dir():
+        return False
+    template = schema_template()
+    if template is None:
+        return False
+    partial = store.with_name(f".{store.name}.{os.getpid()}")
+    shutil.copyfile(template, partial)
+    os.replace(partial, store)  # whole or absent for a reader that does not take the lock
+    return True
+
+
 def nearest_store(folder: str | Path) -> Path | None:
     """The folder holding the nearest existing ``mlflow.db`` at or above ``folder`` (a study's
     work directory), or None: a stage run inside a study logs to the study's store."""
@@ -168,5 +219,6 @@ def make_client(uri: str):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     with sqlite_store_lock(uri):
+        seed_sqlite_store(uri)  # a new store: a copy of the migrated empty schema
         reroot_artifacts(uri)
-        return MlflowClient(tracking_uri=uri)  # creates and migrates the tables
+        return MlflowClient(tracking_uri=uri)  # creates and migrates the tables of a store not seeded
