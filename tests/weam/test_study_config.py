@@ -221,7 +221,7 @@ def test_study_config_lists_every_stage_key_with_default_and_the_studys_value():
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
     assert "pretrain.optim.lr = 5e-05   (this study: 0.0001)" in lines
-    assert "base.pretrain.optim.lr = 5e-05   (this study: 0.001)" in lines
+    assert "base.pretrain.optim.lr = 5e-05   (this study: 0.005)" in lines
     assert "eval.retrieval_layer = None   (this study: -1)" in lines
     assert not [line for line in lines if line.startswith(("pretrain = ", "eval = ", "align = ", "data = "))]
     bare = CliRunner().invoke(app, ["study", "config"])
