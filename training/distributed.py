@@ -50,9 +50,7 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
         os.environ.update(rendezvous)
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "gloo":
-            # On CPU DeepSpeed JIT-compiles a shared-memory all-reduce op (minutes of g++ in a fresh
-            # environment) used by inference_all_reduce only, which training never calls.
-            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+            skip_cpu_inference_op()
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
         if torch.cuda.is_available():
             torch.cuda.set_device(env.local_rank)
@@ -69,6 +67,16 @@ def session(env: DistributedEnv) -> Iterator[DistributedEnv]:
                 else:
                     os.environ[key] = value
         gc.collect()
+
+
+def skip_cpu_inference_op() -> None:
+    """On CPU, DeepSpeed's process group JIT-compiles a shared-memory all-reduce op (minutes of g++
+    in a fresh environment: 170 CPU-s in CI) that only inference_all_reduce uses, which training
+    never calls. Call before anything initialises DeepSpeed's communication (ours, or the HF
+    Trainer's through accelerate)."""
+    import deepspeed
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
 def deepspeed_config(optim: OptimConfig, parallel: ParallelConfig, batch_size: int, world_size: int,
