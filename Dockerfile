@@ -102,6 +102,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=build /usr/local/bin/fast_align /usr/local/bin/atools /usr/local/bin/
 # The shipped stage configs, e.g. `docker run IMAGE pretrain run --config /opt/weam/configs/pretrain/tiny.yaml`.
 COPY configs /opt/weam/configs
+# The TrainJob a study's Ray driver fills in for a multi-node pre-training run (weam/training/trainjob.py).
+COPY k8s/trainer/trainjob.yaml /opt/weam/k8s/trainer/trainjob.yaml
 
 # A fixed non-root uid so Kubernetes `runAsNonRoot` / `runAsUser: 10001` match the image.
 RUN groupadd --gid 10001 weam \

@@ -309,6 +309,14 @@ class ParallelConfig(StrictModel):
     more compute."""
     deepspeed_overrides: dict[str, Any] = {}
     """Raw DeepSpeed config keys merged over the generated config (nested mappings merge)."""
+    nodes: int = Field(1, ge=1, json_schema_extra={"affects_result": False})
+    """Machines the run asks for. Above one process in all (``nodes`` × ``gpus_per_node``), a study on
+    Ray (``weam study run --ray-address``) launches the run as a Kubeflow Trainer TrainJob
+    (weam.training.trainjob) instead of one Ray task; ``weam pretrain run`` itself takes its world
+    size from torchrun. Not in the fingerprint, like the world size today: the global batch is
+    ``data.batch_size`` whatever the number of ranks."""
+    gpus_per_node: int = Field(1, ge=1, json_schema_extra={"affects_result": False})
+    """GPUs (= training processes) per machine: the TrainJob's ``numProcPerNode``."""
 
 
 class CheckpointConfig(StrictModel):

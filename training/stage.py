@@ -15,6 +15,7 @@ from weam.core.layout import model_files
 from weam.core.manifest import write_manifest
 from weam.core.tracking import TAG_OBJECTIVE, RunLogger, run_name as name_of
 from weam.stages import Stage, Step, one_gpu, work_relative
+from weam.training.trainjob import trainjob_launcher
 
 
 class TokenizerConfig(StrictModel):
@@ -247,8 +248,9 @@ BUDGET = Stage("budget", "weam.training.stage.BudgetConfig", run_budget, budget_
                "budget/", "tokenizer, data: each condition's train files", gate=True)
 BASE = Stage("base", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
              "base/", "tokenizer, data: every language's train files", fresh=True,
-             run_name=base_run_name, tags=training_tags, logs_own_params=True, costs=training_costs, resources=one_gpu)
+             run_name=base_run_name, tags=training_tags, logs_own_params=True, costs=training_costs, resources=one_gpu,
+             launcher=trainjob_launcher)
 PRETRAIN = Stage("pretrain", "weam.training.config.PretrainConfig", run_pretrain, pretrain_identity,
                  "pretrain/<condition>/<set>/seed<k>/", "base model, data, align", fresh=True,
                  run_name=pretrain_run_name, tags=training_tags, logs_own_params=True, costs=training_costs,
-                 resources=one_gpu)
+                 resources=one_gpu, launcher=trainjob_launcher)

@@ -148,6 +148,11 @@ class Stage:
     gate: bool = False
     """A check whose failure makes every later step of the plan pointless (the budget): a scheduler
     starts the steps after it only once it has passed, as the sequential loop does."""
+    launcher: Callable[[Step], Any] | None = None
+    """How a cluster scheduler runs a step that one Ray task cannot (a pre-training run over several
+    nodes): returns an object with ``describe() -> str`` and ``run(tracking, echo)`` (blocking: it
+    starts the work elsewhere, waits, and raises if it failed), or None for an ordinary Ray task.
+    Read by weam.study.ray_run; the sequential loop runs every step in-process."""
 
     def config_class(self) -> type[BaseModel]:
         module, name = self.config.rsplit(".", 1)

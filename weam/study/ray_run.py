@@ -20,6 +20,12 @@ state never leaks into the next one. The driver runs no step itself; it opens th
 (MLflow parents) as the sequential loop does, prints one line per finished step with the cluster's
 queue, and keeps ``<work_dir>/.progress.json`` (each step's state, Ray task, node, start and end)
 current, which ``weam study status`` shows while the driver holds the work directory.
+
+A step that one Ray task cannot run (a pre-training run over several nodes) has a launcher from
+its stage (:attr:`weam.stages.Stage.launcher`, e.g. weam.training.trainjob's Kubeflow TrainJob):
+the driver starts it in a thread of its own, which creates the object through the Kubernetes API,
+waits for it and checks the step's manifest; it asks nothing of Ray, and its failure fails that
+step only, like a task's.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +63,12 @@ def step_resources(step: Step) -> dict[str, float]:
     """What the step's stage asks of the cluster (Ray resource names), one CPU by default."""
     rule = STAGES[step.stage].resources
     return {name: float(amount) for name, amount in (rule(step) if rule else DEFAULT_RESOURCES).items()}
+
+
+def step_launcher(step: Step) -> Any | None:
+    """The stage's launcher for this step (:attr:`weam.stages.Stage.launcher`), None for a Ray task."""
+    rule = STAGES[step.stage].launcher
+    return rule(step) if rule else None
 
 
 def dependencies(steps: list[Step]) -> dict[str, list[str]]:
@@ -131,40 +145,56 @@ class RayStudyRunner(StudyRunner):
         self.max_retries = max_retries
         self.progress_file = self.work / PROGRESS_NAME
         self.records: dict[str, dict[str, Any]] = {}
+        self.launchers: dict[str, Any] = {}
+        self.launched: dict[Future, Step] = {}
 
     def run(self, only: set[str] | None = None) -> None:
         import ray
 
         chosen = check_only(self.steps, only) if only else self.steps
-        check_fits(chosen, ray.nodes())
+        self.launchers = {step.key: launcher for step in chosen if (launcher := step_launcher(step)) is not None}
+        check_fits([step for step in chosen if step.key not in self.launchers], ray.nodes())
         wanted = {step.key for step in chosen}
         needs = {key: [d for d in deps if d in wanted] for key, deps in dependencies(self.steps).items()}
         task = ray.remote(max_calls=1)(run_step)  # a fresh worker process per step
-        self.records = {step.key: {"state": "waiting", "resources": step_resources(step),
-                                   "needs": needs[step.key]} for step in chosen}
+        self.records = {step.key: {"state": "waiting", "needs": needs[step.key],
+                                   **({"launcher": self.launchers[step.key].describe(), "resources": {}}
+                                      if step.key in self.launchers else {"resources": step_resources(step)})}
+                        for step in chosen}
         for step in chosen:
             start_file(self.work, step.key).unlink(missing_ok=True)
         waiting = list(chosen)
         in_flight: dict[Any, Step] = {}
         failures: dict[str, BaseException] = {}
         began = time.time()
+        pool = ThreadPoolExecutor(max_workers=max(1, len(self.launchers)), thread_name_prefix="launcher")
+        self.launched = {}
         try:
             with self._parents:
-                while waiting or in_flight:
-                    waiting = self._submit_ready(waiting, in_flight, needs, task, began)
-                    if not in_flight:
+                while waiting or in_flight or self.launched:
+                    waiting = self._submit_ready(waiting, in_flight, needs, task, began, pool)
+                    if not in_flight and not self.launched:
                         break
-                    ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+                    if in_flight:
+                        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+                    else:
+                        ready = []
+                        wait_futures(list(self.launched), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for ref in ready:
                         self._finished(in_flight.pop(ref), ref, failures, began)
+                    for future in [f for f in self.launched if f.done()]:
+                        self._launch_finished(self.launched.pop(future), future, failures, began)
                     self._note_starts(in_flight.values())
                     self._write_progress()
         except BaseException:  # Ctrl-C or a driver fault: stop the workers (their steps resume on re-run)
             for ref in in_flight:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+            for launcher in self.launchers.values():
+                launcher.stop.set()  # the launched objects are left to finish; a re-submission waits for them
             raise
         finally:
+            pool.shutdown(wait=True)
             self._write_progress(final=True)
         if failures:
             blocked = [key for key, record in self.records.items() if record["state"] == "blocked"]
@@ -174,7 +204,7 @@ class RayStudyRunner(StudyRunner):
             more = f"; not started, downstream of them: {', '.join(blocked)}" if blocked else ""
             raise WeamError(f"{len(failures)} step(s) failed on the Ray cluster: {shown}{more}")
 
-    def _submit_ready(self, waiting, in_flight, needs, task, began: float) -> list[Step]:
+    def _submit_ready(self, waiting, in_flight, needs, task, began: float, pool: ThreadPoolExecutor) -> list[Step]:
         """Submit every step whose upstream steps are finished; one that is done already (the same
         skip rule as the worker's) is skipped here, without a task, and may free its own dependents."""
         changed = True
@@ -193,6 +223,13 @@ class RayStudyRunner(StudyRunner):
                     self.echo(f"[{time.time() - began:7.1f} s] {step.key}: skipped (finished){self._queue()}")
                     changed = True
                     continue
+                if step.key in self.launchers:
+                    future = pool.submit(self.launchers[step.key].run, self.tracking(step), self.echo)
+                    self.launched[future] = step
+                    self.records[step.key].update(state="running", started=time.time())
+                    self.echo(f"[{time.time() - began:7.1f} s] {step.key}: launched as "
+                              f"{self.records[step.key]['launcher']}{self._queue()}")
+                    continue
                 options = ray_options(self.records[step.key]["resources"], self.max_retries)
                 ref = task.options(name=step.key, **options).remote(
                     step, self.tracking(step), str(start_file(self.work, step.key)))
@@ -204,6 +241,8 @@ class RayStudyRunner(StudyRunner):
     def _note_starts(self, steps: Iterable[Step]) -> None:
         """Queued → running once the worker has recorded its attempt."""
         for step in steps:
+            if step.key in self.launchers:
+                continue
             try:
                 attempt = json.loads(start_file(self.work, step.key).read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -233,6 +272,21 @@ class RayStudyRunner(StudyRunner):
             status = (f"done in {result['ended'] - result['started']:.1f} s (ray task {record['task_id'][:12]} "
                       f"on {result['node']}{retried})")
         self.echo(f"[{time.time() - began:7.1f} s] {step.key}: {status}{self._queue()}")
+
+    def _launch_finished(self, step: Step, future: Future, failures: dict[str, BaseException], began: float) -> None:
+        """A launched step has ended: its launcher raised (failed) or checked its manifest (done)."""
+        record = self.records[step.key]
+        record["ended"] = time.time()
+        error = future.exception()
+        if error is not None:
+            failures[step.key] = error
+            record.update(state="failed", error=f"{type(error).__name__}: {error}"[:2000])
+            self.echo(f"[{time.time() - began:7.1f} s] {step.key}: FAILED ({type(error).__name__}: "
+                      f"{str(error)[:300]}){self._queue()}")
+            return
+        record["state"] = "done"
+        self.echo(f"[{time.time() - began:7.1f} s] {step.key}: done in {record['ended'] - record['started']:.1f} s "
+                  f"({record['launcher']}){self._queue()}")
 
     def _queue(self) -> str:
         counts: dict[str, int] = {}
@@ -285,7 +339,10 @@ def cluster_states(work: Path) -> dict[str, Verdict]:
     states = {}
     for key, record in progress.get("steps", {}).items():
         task = record.get("task_id", "")
-        if record["state"] == "running":
+        if record["state"] == "running" and record.get("launcher"):
+            since = time.strftime("%H:%M:%S", time.localtime(record["started"]))
+            states[key] = Verdict("running", f"{record['launcher']} since {since}")
+        elif record["state"] == "running":
             since = time.strftime("%H:%M:%S", time.localtime(record["started"]))
             retry = f", attempt {record['attempts']}" if record.get("attempts", 1) > 1 else ""
             states[key] = Verdict("running", f"ray task {task} on {record['node']} pid {record['pid']} "
