@@ -184,7 +184,7 @@ def to_model_inputs(batch: data_mod.Batch, inputs, labels, start: int, stop: int
     tensors = {
         "input_ids": inputs[start:stop], "attention_mask": part.attention_mask, "token_type_ids": part.token_type_ids,
         "position_ids": part.position_ids, "labels": labels[start:stop], "original_ids": part.input_ids,
-        "links": part.links, "word_start": part.word_start, "word_end": part.word_end, "pivot_row": part.pivot_row,
+        "links": part.links, "word_start": part.word_start, "word_end": part.word_end, "pivot": part.pivot,
     }
     if part.unit_index is not None:  # packed rows: attention stays inside each unit
         tensors["unit_index"] = part.unit_index
@@ -205,7 +205,7 @@ class Meter:
         tokens = sum(batch.tokens_per_pair.values())
         self.flops += flops_per_step(self.model_config, tokens, masked, batch.input_ids.shape[1])
         if self.config.objective.name == "word_aligned":  # the frozen copy's forward on the pivot rows
-            pivot_tokens = int(batch.attention_mask[batch.pivot_row].sum())
+            pivot_tokens = int(batch.attention_mask[batch.pivot.any(1)].sum())
             self.flops += flops_per_step(self.model_config, pivot_tokens, 0, batch.input_ids.shape[1]) / 3
         # padded: this step's row slots (rows x width), what the encoder runs on, padding included.
         record = {"step": step, **losses, "tokens": self.stream.tokens, "lr": lr, "time": time.time(),

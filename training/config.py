@@ -135,9 +135,11 @@ class DataConfig(StrictModel):
     row (rounded up to a multiple of 8)."""
     packing: bool = False
     """False (default): one unit per row, as XLM's TLM and Cao et al. train: a pair (pair input)
-    or one side of a pair (single input). True: several units share a row up to max_seq_len, for
-    throughput; the packed sentences then attend to each other (no source packs this way for
-    parallel data), and each unit's positions still start at 0."""
+    or one side of a pair (single input). True: several whole units share a row up to max_seq_len,
+    for throughput (best fit over the batch's rows, training/data.py RowPacker; over 90 % of the
+    row slots hold tokens on the demo's and the benchmark's data); each unit's positions start at
+    0 and a block-diagonal mask keeps each unit's attention inside the unit, as HF's
+    DataCollatorWithFlattening does with varlen attention."""
     positions: Literal["reset", "continue"] = "reset"
     """Pair input: ``reset`` (XLM, ``concat_batches(..., reset_positions=True)``): the target side's
     positions restart, its first token gets position 1 as a sentence's first token does after

@@ -193,7 +193,7 @@ class PretrainingModel(nn.Module):
         return self.mlm.cls if hasattr(self.mlm, "cls") else self.mlm.lm_head
 
     def forward(self, input_ids, attention_mask, token_type_ids, position_ids, labels, original_ids, links,
-                word_start, word_end, pivot_row, unit_index=None):
+                word_start, word_end, pivot, unit_index=None):
         if unit_index is not None:  # packed rows (data.packing): no attention across units
             attention_mask = unit_attention_mask(unit_index, next(self.encoder.parameters()).dtype)
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
@@ -218,10 +218,10 @@ class PretrainingModel(nn.Module):
             losses["cross"] = cross if cross is not None else hidden.sum() * 0.0
             losses["loss"] = mlm + self.objective.weam.cross_weight * losses["cross"]
         elif name == "word_aligned":
-            rows = pivot_row.nonzero().squeeze(1)
+            rows = pivot.any(1).nonzero().squeeze(1)
             with torch.no_grad():
                 anchor = self.frozen(**{k: v[rows] for k, v in encoder_inputs.items()}).last_hidden_state
-            align, reg = word_alignment_losses(hidden, anchor, rows, links, word_end, labels)
+            align, reg = word_alignment_losses(hidden, anchor, rows, links, word_end & pivot, labels)
             options = self.objective.word_aligned
             losses.update(align=align, reg=reg, loss=align + options.reg_weight * reg + options.mlm_weight * mlm)
         else:
@@ -345,12 +345,13 @@ def partner_id_loss(log_probs, masked, labels, original_ids, links, word_start, 
     return -(weights.to(picked) * picked).sum()
 
 
-def word_alignment_losses(hidden, anchor, anchor_rows, links, word_end, labels) -> tuple[torch.Tensor, torch.Tensor]:
+def word_alignment_losses(hidden, anchor, anchor_rows, links, pivot_word_end, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """Cao, Kitaev & Klein 2020 (ICLR), on one micro-batch: (L_align, R).
 
     ``hidden`` [rows, seq, H]: the trained model's last layer on every row; ``anchor``: the frozen
-    starting model's last layer on the pivot (English) rows ``anchor_rows``. Words are their last
-    subword's vector and only one-to-one word links count (the data path builds ``links`` so).
+    starting model's last layer on the rows holding pivot (English) tokens, ``anchor_rows``; ``pivot_word_end``
+    [rows, seq]: the last subword of each pivot word. Words are their last subword's vector and only
+    one-to-one word links count (the data path builds ``links`` so).
 
     * L_align = mean over links and dimensions of (f(non-pivot word) − f₀(pivot word))²: the
       trained model's non-English vectors move to the frozen copy's English ones.
@@ -369,7 +370,7 @@ def word_alignment_losses(hidden, anchor, anchor_rows, links, word_end, labels) 
     keep = visible[src] & visible[tgt]
     src_anchor = row_map[links[keep, 0]] * seq + links[keep, 1]
     align = _mean_sq(flat[tgt[keep]] - flat_anchor[src_anchor], hidden)
-    words = (word_end & (row_map >= 0)[:, None]).reshape(-1) & visible
+    words = (pivot_word_end & (row_map >= 0)[:, None]).reshape(-1) & visible
     positions = words.nonzero().squeeze(1)
     word_anchor = row_map[positions // seq] * seq + positions % seq
     reg = _mean_sq(flat[positions] - flat_anchor[word_anchor], hidden)

@@ -123,3 +123,44 @@ def test_content_budget_counts_both_sides_without_special_tokens(corpus, tmp_pat
     specials = sum(int(b.special[b.input_ids != tokenizer.pad_token_id].sum()) for b in batches)
     assert stream.tokens - stream.content_tokens == specials
     assert all(stream.links_seen.values()) and set(stream.content_seen) == {"en-de", "en-fi"}
+
+
+def fill_rate(batches) -> float:
+    """Non-padding tokens over row slots (rows x width), as train_log's tokens / padded."""
+    return sum(int(b.attention_mask.sum()) for b in batches) / sum(b.input_ids.numel() for b in batches)
+
+
+@pytest.mark.parametrize("objective", ["mlm", "weam"])  # single-side input, pair input
+def test_packed_rows_are_at_least_90_percent_full(corpus, tmp_path, objective):
+    """Packing fills rows with whole units (none split, none skipped): 8 rows of 64 on this corpus.
+    Placing each unit only in the newest row (next fit, the packer before) filled 88 % (mlm) and
+    86 % (weam) here, and 68 % / 73 % on the benchmark's data."""
+    stream, tokenizer = stream_for(corpus, tmp_path, objective=objective, data__packing=True, max_seq_len=64)
+    batches = [stream.next_batch() for _ in range(10)]
+    assert fill_rate(batches) >= 0.90
+    n_units = 2 if objective == "mlm" else 1
+    units = sum(int(b.unit_index.max(1).values.sum()) for b in batches)
+    assert units == n_units * stream.consumed  # every example taken is in a batch, whole, once
+    assert sum(sum(b.tokens_per_pair.values()) for b in batches) == stream.tokens == sum(
+        int(b.attention_mask.sum()) for b in batches)
+    for batch in batches:  # no unit crosses a row end; each starts at [CLS] with position 0
+        starts = (batch.position_ids == 0) & (batch.attention_mask == 1)
+        assert torch.equal(starts, batch.input_ids == tokenizer.cls_token_id)
+        if objective == "mlm":  # links join tokens of one pair of rows
+            assert torch.equal(batch.links[:, 0] // 2, batch.links[:, 2] // 2)
+            assert batch.pivot[batch.links[:, 0], batch.links[:, 1]].all()
+            assert not batch.pivot[batch.links[:, 2], batch.links[:, 3]].any()
+
+
+def test_packed_stream_resumes_at_the_exact_position(corpus, tmp_path):
+    stream, _ = stream_for(corpus, tmp_path, objective="mlm", data__packing=True, max_seq_len=64)
+    for _ in range(12):
+        stream.next_batch()
+    state = stream.state()
+    expected = [stream.next_batch() for _ in range(3)]
+    again, _ = stream_for(corpus, tmp_path, objective="mlm", data__packing=True, max_seq_len=64)
+    again.restore(state)
+    for want, got in zip(expected, [again.next_batch() for _ in range(3)]):
+        for name in ("input_ids", "position_ids", "unit_index", "pivot", "links"):
+            assert torch.equal(getattr(want, name), getattr(got, name)), name
+    assert again.state() == stream.state()

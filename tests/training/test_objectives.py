@@ -43,7 +43,8 @@ def test_single_side_batch_is_one_side_per_row(pair_data):
                                                [CLS, Z, W, X, Y, SEP], width=8))
     assert torch.equal(batch.position_ids[3], torch.tensor([0, 1, 2, 3, 4, 5, 0, 0]))
     assert not batch.token_type_ids.any()  # single sides are segment 0, as downstream tasks feed them
-    assert batch.pivot_row.tolist() == [True, False, True, False]
+    assert batch.pivot.any(1).tolist() == [True, False, True, False]  # the source sides' tokens
+    assert torch.equal(batch.pivot, batch.attention_mask.bool() & torch.tensor([True, False, True, False])[:, None])
     assert batch.links.tolist() == [[0, 1, 1, 2], [0, 2, 1, 1],  # a↔y, b↔x
                                     [2, 1, 3, 1], [2, 1, 3, 2], [2, 2, 3, 1], [2, 2, 3, 2],  # c, a ↔ z ##w
                                     [2, 3, 3, 3]]  # b↔x
@@ -75,11 +76,14 @@ def test_xlm_pair_batch_one_pair_per_row_target_positions_restart(pair_data):
 
 
 def test_packing_is_opt_in_and_positions_restart_per_unit(pair_data):
-    packed = batch_of(pair_data, "single", packing=True)  # 4 rows of 16: both pairs, then more, share rows
-    row0 = packed.input_ids[0].tolist()
-    assert row0[:9] == [CLS, A, B, SEP, CLS, C, A, B, SEP]
-    assert packed.position_ids[0, :9].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4]
-    assert packed.unit_index[0, :9].tolist() == [1] * 4 + [2] * 5  # attention stays inside each unit
+    packed = batch_of(pair_data, "single", packing=True)  # 4 rows of 16: several units share each row
+    # Pair 1's two sides and pair 2's target side in row 0 (a side may take either row of its pair of
+    # rows; the unit mask keeps the two sides of a pair from seeing each other).
+    assert packed.input_ids[0].tolist() == [CLS, A, B, SEP, CLS, X, Y, SEP, CLS, Z, W, X, Y, SEP, PAD, PAD]
+    assert packed.position_ids[0, :14].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
+    assert packed.unit_index[0].tolist() == [1] * 4 + [2] * 4 + [3] * 6 + [0] * 2  # attention stays inside each unit
+    assert packed.pivot[0].tolist() == [True] * 4 + [False] * 12  # only the English side is the pivot
+    assert packed.links[:2].tolist() == [[0, 1, 0, 6], [0, 2, 0, 5]]  # a↔y, b↔x, both in row 0
     assert batch_of(pair_data, "single").unit_index is None
 
 

@@ -47,7 +47,7 @@ def one_unit_per_row(batch: Batch, units) -> Batch:
         for name, tensor in out.items():
             tensor[k, : len(cols)] = getattr(batch, name)[r, cols]
     special = out["attention_mask"] == 0
-    return Batch(**out, special=special, pivot_row=torch.zeros(len(units), dtype=torch.bool),
+    return Batch(**out, special=special, pivot=torch.zeros(shape, dtype=torch.bool),
                  links=torch.zeros((0, 4), dtype=torch.long))
 
 
