@@ -79,7 +79,7 @@ def evaluate_task(model, spec: TaskSpec, config: EvalConfig, logger: RunLogger |
                   tags: dict | None = None) -> dict[str, Any]:
     langs = task_languages(spec, config.langs)
     split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
-    seeds = config.seeds if spec.kind.fine_tuned(spec, config) else config.seeds[:1]
+    seeds = task_seeds(spec, config)
     per_seed = {}
     for seed in seeds:
         seed_logger = _seed_logger(model, spec, seed, logger, tags) if len(seeds) > 1 else logger
@@ -94,6 +94,29 @@ def evaluate_task(model, spec: TaskSpec, config: EvalConfig, logger: RunLogger |
     write_manifest(task_dir, "eval", {}, config.model_dump(mode="json") | {"model": str(model)},
                    {"results": "results.json"}, {"languages": len(langs), "seeds": len(seeds)})
     return result
+
+
+def task_seeds(spec: TaskSpec, config: EvalConfig) -> list[int]:
+    """The fine-tuning seeds a task runs: every configured one, or the first for a task that is not fine-tuned."""
+    return config.seeds if spec.kind.fine_tuned(spec, config) else config.seeds[:1]
+
+
+def parts(config: EvalConfig) -> list[tuple[str, int]]:
+    """The evaluation's independent pieces of work: one (task, fine-tuning seed) each, every language
+    of it (one fine-tuning, then a prediction per language)."""
+    return [(task, seed) for task in config.tasks for seed in task_seeds(get_task(task), config)]
+
+
+def evaluate_part(model: str | Path, task: str, seed: int, config: EvalConfig) -> None:
+    """Compute one (task, fine-tuning seed)'s missing cells and store them, logging nothing: what a
+    cluster runs as one GPU task (weam study run --ray-address). :func:`evaluate` afterwards finds
+    every cell fresh and only merges them into results.json (and logs the metrics), so the merged
+    files are those of a sequential evaluation."""
+    check_weights(model)
+    spec = get_task(task)
+    langs = task_languages(spec, config.langs)
+    split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
+    run_seed(model, spec, config, seed, langs, split, None)
 
 
 def _uses_hf(config: EvalConfig, spec: TaskSpec, split: str) -> bool:

@@ -90,6 +90,21 @@ def run_eval(step: Step, logger: RunLogger | None, tags: dict[str, Any]) -> None
                    {"tasks": len(step.config.tasks), "model": str(step.extra["model"])})
 
 
+def eval_parts(step: Step) -> list[str]:
+    """One part per (task, fine-tuning seed), ``<task>/seed<k>`` (weam.eval.api.parts)."""
+    from weam.eval.api import parts
+
+    return [f"{task}/seed{seed}" for task, seed in parts(step.config)]
+
+
+def run_eval_part(step: Step, part: str) -> None:
+    """Compute one part's cells into the step's folder (weam.eval.api.evaluate_part)."""
+    from weam.eval.api import evaluate_part
+
+    task, seed = part.rsplit("/seed", 1)
+    evaluate_part(step.extra["model"], task, int(seed), step.config)
+
+
 def eval_run_name(step: Step) -> str:
     who = f"{step.condition}.{step.language_set}" if step.language_set else step.condition
     return name_of("eval", who, step.seed, task="+".join(step.config.tasks))
@@ -121,4 +136,5 @@ TATOEBA = Stage("tatoeba", "weam.eval.stage.TatoebaConfig", run_tatoeba, tatoeba
                 "data/tatoeba/", "data: held-out splits")
 EVAL = Stage("eval", "weam.eval.config.EvalConfig", run_eval, eval_identity,
              "eval/<condition>/<set>/seed<k>/ (base: eval/base/seed<k>/)", "a model's weights, tatoeba or XTREME-R data",
-             fresh=True, run_name=eval_run_name, tags=eval_tags, costs=eval_costs, resources=one_gpu)
+             fresh=True, run_name=eval_run_name, tags=eval_tags, costs=eval_costs, resources=one_gpu,
+             parts=eval_parts, run_part=run_eval_part)

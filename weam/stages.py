@@ -154,6 +154,14 @@ class Stage:
     starts the work elsewhere, waits, and raises if it failed), or None for an ordinary Ray task.
     Read by weam.study.ray_run; the sequential loop runs every step in-process."""
 
+    parts: Callable[[Step], list[str]] | None = None
+    """The step's independent pieces of work, by name (eval: one per (task, fine-tuning seed)), which
+    a cluster scheduler may run at once, each as its own task with :attr:`resources`, through
+    :attr:`run_part`; the step itself then runs through :func:`execute` and finds them done (it
+    merges, logs and writes the manifest). None: one piece. The sequential loop never splits."""
+    run_part: Callable[[Step, str], None] | None = None
+    """Computes one part into the step's folder, logging nothing (see :func:`prepare_parts`)."""
+
     def config_class(self) -> type[BaseModel]:
         module, name = self.config.rsplit(".", 1)
         return getattr(importlib.import_module(module), name)
@@ -466,6 +474,16 @@ def log_costs(step: Step, logger: RunLogger, seconds: float) -> None:
     hashes = ",".join(f"{k}:{v['sha256'][:12]}" for k, v in sorted(manifest.get("inputs", {}).items()))
     if hashes:
         logger.set_tags({"weam.input_sha256": hashes[:5000]})
+
+
+def prepare_parts(step: Step) -> None:
+    """Before a step's parts run: what :func:`execute` does first (clear a stale attempt's folder
+    of a ``fresh`` stage, record the fingerprint started), so that execute, run after the parts,
+    keeps what they wrote."""
+    stage = STAGES[step.stage]
+    if stage.fresh:
+        inputs, config = stage.identity(step)
+        _clear_other_attempt(step.out_dir, inputs, config)
 
 
 def _clear_other_attempt(out_dir: Path, inputs: dict[str, Path], config: dict[str, Any]) -> None:

@@ -13,11 +13,13 @@ import re
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from weam.core.errors import WeamError
+from weam.core.manifest import Verdict
 from weam.study.plan import load_study
 from weam.study.ray_run import PROGRESS_NAME, QUEUE_MARK, check_fits, dependencies, ray_options, step_resources
 
@@ -92,6 +94,9 @@ def test_status_shows_the_steps_of_the_driver_holding_the_work_dir(tmp_path):
     steps = {"pretrain/a": {"state": "running", "task_id": "ab12", "node": "10.0.0.7", "pid": 4242,
                             "started": 0.0, "attempts": 2},
              "eval/a": {"state": "queued", "task_id": "cd34", "resources": {"CPU": 1.0, "GPU": 1.0}},
+             "eval/b": {"state": "running", "task_id": "3 parts", "started": 0.0, "parts": {"total": 3, "done": 1}},
+             "pretrain/c": {"state": "running", "launcher": "TrainJob weam/weam-pretrain-c-0123456789 (2 node(s) x 8 GPU)",
+                            "started": 0.0},
              "report": {"state": "waiting"}}
 
     def progress(pid):
@@ -101,7 +106,10 @@ def test_status_shows_the_steps_of_the_driver_holding_the_work_dir(tmp_path):
     progress(os.getpid())
     with lock_work_dir(tmp_path):
         states = cluster_states(tmp_path)
-        assert set(states) == {"pretrain/a", "eval/a"}
+        assert set(states) == {"pretrain/a", "eval/a", "eval/b", "pretrain/c"}
+        assert re.fullmatch(r"1/3 parts done \(one ray task each\) since \d\d:\d\d:\d\d", states["eval/b"].reason)
+        assert re.fullmatch(r"TrainJob weam/weam-pretrain-c-0123456789 \(2 node\(s\) x 8 GPU\) since \d\d:\d\d:\d\d",
+                            states["pretrain/c"].reason)
         assert states["pretrain/a"].state == "running"
         assert re.fullmatch(r"ray task ab12 on 10\.0\.0\.7 pid 4242 since \d\d:\d\d:\d\d, attempt 2",
                             states["pretrain/a"].reason)
@@ -110,6 +118,118 @@ def test_status_shows_the_steps_of_the_driver_holding_the_work_dir(tmp_path):
         assert cluster_states(tmp_path) == {}
     progress(os.getpid())
     assert cluster_states(tmp_path) == {}  # nobody holds the work dir: the driver is gone
+
+
+class FakeRay(types.ModuleType):
+    """Just enough of ray for the driver's scheduling: every task runs at once, in this process, in
+    submission order; ``submitted`` records (task name, resources) in that order."""
+
+    class Ref:
+        def __init__(self, name, value=None, error=None):
+            self.name, self.value, self.error = name, value, error
+
+        def task_id(self):
+            return types.SimpleNamespace(hex=lambda: f"task-{self.name}")
+
+    def __init__(self, nodes):
+        super().__init__("ray")
+        self.submitted: list[tuple[str, dict]] = []
+        self._nodes = nodes
+
+    def nodes(self):
+        return self._nodes
+
+    def remote(self, **_):
+        fake = self
+
+        class Task:
+            def __init__(self, fn):
+                self.fn = fn
+
+            def options(self, name, **options):
+                def run(*args):
+                    fake.submitted.append((name, {k: v for k, v in options.items() if k in ("num_cpus", "num_gpus")}))
+                    try:
+                        return FakeRay.Ref(name, self.fn(*args))
+                    except Exception as exc:
+                        return FakeRay.Ref(name, error=exc)
+
+                return types.SimpleNamespace(remote=run)
+
+        return Task
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        if ref.error is not None:
+            raise ref.error
+        return ref.value
+
+    def cancel(self, ref, force=False):
+        pass
+
+
+def test_a_step_with_parts_runs_one_task_per_part_then_merges_on_one_cpu(planned, monkeypatch):
+    """An evaluation split into (task, seed) parts: each part a task with the step's resources
+    (one GPU), the step's own task (the merge) on one CPU after the last part, then the report;
+    a failed part fails its step only."""
+    from weam.study import ray_run
+    from weam.study.plan import load_study as load
+
+    done: set[str] = set()
+    merged: list[str] = []
+    left = {"eval/base/seed0", "eval/diverse/s1/seed0", "report"}
+
+    def fake_verdict(step):
+        return Verdict("done" if step.key not in left or step.key in done else "missing", "")
+
+    def fake_parts(step):
+        return ["xnli/seed1", "xnli/seed2", "tatoeba/seed1"] if step.stage == "eval" else []
+
+    def fake_part(step, part, started):
+        if step.key == "eval/diverse/s1/seed0" and part == "xnli/seed2":
+            raise RuntimeError("CUDA out of memory")
+        return {"node": "n1", "pid": 1, "started": 0.0, "ended": 1.0, "attempt": 1, "skipped": False}
+
+    def fake_step(step, tracking, started):
+        merged.append(step.key)
+        done.add(step.key)
+        return {"node": "n1", "pid": 1, "started": 0.0, "ended": 1.0, "attempt": 1, "skipped": False}
+
+    fake = FakeRay([{"Alive": True, "Resources": {"CPU": 2.0, "GPU": 2.0}}])
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(ray_run, "verdict", fake_verdict)
+    monkeypatch.setattr(ray_run, "step_parts", fake_parts)
+    monkeypatch.setattr(ray_run, "prepare_parts", lambda step: None)
+    monkeypatch.setattr(ray_run, "run_part", fake_part)
+    monkeypatch.setattr(ray_run, "run_step", fake_step)
+    study = load(planned[0].work_dir.parent / "study.yaml")[0]
+    study.tracking.enabled = False
+    lines: list[str] = []
+    runner = ray_run.RayStudyRunner(study, planned, echo=lines.append)
+    with pytest.raises(WeamError, match=r"eval/diverse/s1/seed0: CUDA out of memory; not started, downstream of "
+                                        r"them: report"):
+        runner.run()
+    gpu, cpu = {"num_cpus": 1.0, "num_gpus": 1.0}, {"num_cpus": 1.0, "num_gpus": 0.0}
+    assert fake.submitted == [
+        ("eval/base/seed0#xnli/seed1", gpu), ("eval/base/seed0#xnli/seed2", gpu), ("eval/base/seed0#tatoeba/seed1", gpu),
+        ("eval/diverse/s1/seed0#xnli/seed1", gpu), ("eval/diverse/s1/seed0#xnli/seed2", gpu),
+        ("eval/diverse/s1/seed0#tatoeba/seed1", gpu),
+        ("eval/base/seed0", cpu)]  # the merge, after its three parts; no merge of the failed step, no report
+    assert merged == ["eval/base/seed0"]
+    states = {key: record["state"] for key, record in runner.records.items()}
+    assert (states["eval/base/seed0"], states["eval/diverse/s1/seed0"], states["report"]) == ("done", "failed", "blocked")
+    assert runner.records["eval/base/seed0"]["parts"] == {"total": 3, "done": 3}
+    shown = [line.split("] ", 1)[1].split(QUEUE_MARK)[0] for line in lines]
+    assert shown[:-6] == [f"{step.key}: skipped (finished)" for step in planned if step.key not in left]
+    assert shown[-6:] == [
+        "eval/base/seed0 · xnli/seed1: done in 1.0 s (ray task task-eval/ba on n1; part 1/3)",
+        "eval/base/seed0 · xnli/seed2: done in 1.0 s (ray task task-eval/ba on n1; part 2/3)",
+        "eval/base/seed0 · tatoeba/seed1: done in 1.0 s (ray task task-eval/ba on n1; part 3/3)",
+        "eval/base/seed0: done in 1.0 s (ray task task-eval/ba on n1)",
+        "eval/diverse/s1/seed0 · xnli/seed1: done in 1.0 s (ray task task-eval/di on n1; part 1/3)",
+        "eval/diverse/s1/seed0 · xnli/seed2: FAILED (RuntimeError: CUDA out of memory)"]
 
 
 HEAD = """

@@ -26,6 +26,11 @@ its stage (:attr:`weam.stages.Stage.launcher`, e.g. weam.training.trainjob's Kub
 the driver starts it in a thread of its own, which creates the object through the Kubernetes API,
 waits for it and checks the step's manifest; it asks nothing of Ray, and its failure fails that
 step only, like a task's.
+
+A step whose stage splits it into parts (:attr:`weam.stages.Stage.parts`: an evaluation's
+(task, fine-tuning seed) pairs) runs as one task per part, each with the step's resources, all at
+once; when every part is done, the step's own task (one CPU) runs it through ``execute``, which
+finds the parts' results and merges them into the step's usual files and MLflow run.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Any
 from weam.core.errors import WeamError
 from weam.core.lock import WORK_LOCK_NAME, read_holder
 from weam.core.manifest import Verdict, atomic_write_json
-from weam.stages import STAGES, Step, Tracking, _needs, check_only, execute, verdict
+from weam.stages import STAGES, Step, Tracking, _needs, check_only, execute, prepare_parts, verdict
 from weam.study.run import StudyRunner
 
 PROGRESS_NAME = ".progress.json"
@@ -69,6 +74,13 @@ def step_launcher(step: Step) -> Any | None:
     """The stage's launcher for this step (:attr:`weam.stages.Stage.launcher`), None for a Ray task."""
     rule = STAGES[step.stage].launcher
     return rule(step) if rule else None
+
+
+def step_parts(step: Step) -> list[str]:
+    """The step's parts (:attr:`weam.stages.Stage.parts`) when there are several, else none."""
+    stage = STAGES[step.stage]
+    found = stage.parts(step) if stage.parts and stage.run_part else []
+    return found if len(found) > 1 else []
 
 
 def dependencies(steps: list[Step]) -> dict[str, list[str]]:
@@ -106,6 +118,19 @@ def start_file(work: Path, key: str) -> Path:
 
 def run_step(step: Step, tracking: Tracking, started: str) -> dict[str, Any]:
     """The Ray task: record this attempt, then run the step through the one skip rule."""
+    record = _record_attempt(started)
+    skipped = execute(step, tracking)
+    return {**record, "skipped": skipped, "ended": time.time()}
+
+
+def run_part(step: Step, part: str, started: str) -> dict[str, Any]:
+    """The Ray task of one part of a step: record this attempt, compute the part into the step's folder."""
+    record = _record_attempt(started)
+    STAGES[step.stage].run_part(step, part)
+    return {**record, "skipped": False, "ended": time.time()}
+
+
+def _record_attempt(started: str) -> dict[str, Any]:
     import ray
 
     path = Path(started)
@@ -117,8 +142,7 @@ def run_step(step: Step, tracking: Tracking, started: str) -> dict[str, Any]:
               "pid": os.getpid(), "started": time.time(), "attempt": attempt}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, record)
-    skipped = execute(step, tracking)
-    return {**record, "skipped": skipped, "ended": time.time()}
+    return record
 
 
 def check_fits(steps: Iterable[Step], nodes: list[dict[str, Any]]) -> None:
@@ -147,6 +171,8 @@ class RayStudyRunner(StudyRunner):
         self.records: dict[str, dict[str, Any]] = {}
         self.launchers: dict[str, Any] = {}
         self.launched: dict[Future, Step] = {}
+        self.part_refs: dict[Any, tuple[Step, str]] = {}
+        self.parts_done: set[str] = set()
 
     def run(self, only: set[str] | None = None) -> None:
         import ray
@@ -157,12 +183,14 @@ class RayStudyRunner(StudyRunner):
         wanted = {step.key for step in chosen}
         needs = {key: [d for d in deps if d in wanted] for key, deps in dependencies(self.steps).items()}
         task = ray.remote(max_calls=1)(run_step)  # a fresh worker process per step
+        self.part_task = ray.remote(max_calls=1)(run_part)
         self.records = {step.key: {"state": "waiting", "needs": needs[step.key],
                                    **({"launcher": self.launchers[step.key].describe(), "resources": {}}
                                       if step.key in self.launchers else {"resources": step_resources(step)})}
                         for step in chosen}
         for step in chosen:
             start_file(self.work, step.key).unlink(missing_ok=True)
+        self.part_refs, self.parts_done = {}, set()
         waiting = list(chosen)
         in_flight: dict[Any, Step] = {}
         failures: dict[str, BaseException] = {}
@@ -171,23 +199,27 @@ class RayStudyRunner(StudyRunner):
         self.launched = {}
         try:
             with self._parents:
-                while waiting or in_flight or self.launched:
+                while waiting or in_flight or self.launched or self.part_refs:
                     waiting = self._submit_ready(waiting, in_flight, needs, task, began, pool)
-                    if not in_flight and not self.launched:
+                    if not in_flight and not self.launched and not self.part_refs:
                         break
-                    if in_flight:
-                        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+                    if in_flight or self.part_refs:
+                        ready, _ = ray.wait([*in_flight, *self.part_refs], num_returns=1, timeout=POLL_SECONDS)
                     else:
                         ready = []
                         wait_futures(list(self.launched), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for ref in ready:
-                        self._finished(in_flight.pop(ref), ref, failures, began)
+                        if ref in self.part_refs:
+                            waiting += self._part_finished(*self.part_refs.pop(ref), ref, failures, began)
+                        else:
+                            self._finished(in_flight.pop(ref), ref, failures, began)
                     for future in [f for f in self.launched if f.done()]:
                         self._launch_finished(self.launched.pop(future), future, failures, began)
                     self._note_starts(in_flight.values())
+                    self._note_part_starts()
                     self._write_progress()
         except BaseException:  # Ctrl-C or a driver fault: stop the workers (their steps resume on re-run)
-            for ref in in_flight:
+            for ref in [*in_flight, *self.part_refs]:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             for launcher in self.launchers.values():
@@ -230,13 +262,60 @@ class RayStudyRunner(StudyRunner):
                     self.echo(f"[{time.time() - began:7.1f} s] {step.key}: launched as "
                               f"{self.records[step.key]['launcher']}{self._queue()}")
                     continue
-                options = ray_options(self.records[step.key]["resources"], self.max_retries)
+                parts = [] if step.key in self.parts_done else step_parts(step)
+                if parts:
+                    self._submit_parts(step, parts)
+                    continue
+                # After its parts the step only merges what they computed: one CPU.
+                wanted = DEFAULT_RESOURCES if step.key in self.parts_done else self.records[step.key]["resources"]
+                options = ray_options(wanted, self.max_retries)
                 ref = task.options(name=step.key, **options).remote(
                     step, self.tracking(step), str(start_file(self.work, step.key)))
                 in_flight[ref] = step
                 self.records[step.key].update(state="queued", task_id=ref.task_id().hex(), submitted=time.time())
             waiting = left
         return waiting
+
+    def _submit_parts(self, step: Step, parts: list[str]) -> None:
+        """One task per part, each with the step's resources, after clearing a stale attempt once."""
+        prepare_parts(step)
+        options = ray_options(self.records[step.key]["resources"], self.max_retries)
+        for part in parts:
+            started = start_file(self.work, f"{step.key}#{part}")
+            started.unlink(missing_ok=True)
+            ref = self.part_task.options(name=f"{step.key}#{part}", **options).remote(step, part, str(started))
+            self.part_refs[ref] = (step, part)
+        self.records[step.key].update(state="queued", parts={"total": len(parts), "done": 0},
+                                      task_id=f"{len(parts)} parts", submitted=time.time())
+
+    def _part_finished(self, step: Step, part: str, ref, failures: dict[str, BaseException], began: float
+                       ) -> list[Step]:
+        """A part's task has ended; returns ``[step]`` once its last part is done (the step then runs)."""
+        import ray
+
+        record = self.records[step.key]
+        if record["state"] == "failed":
+            return []  # an earlier part failed: the step is failed already
+        try:
+            result = ray.get(ref)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None) or exc
+            failures[step.key] = cause
+            record.update(state="failed", error=f"{part}: {type(cause).__name__}: {cause}"[:2000], ended=time.time())
+            self.echo(f"[{time.time() - began:7.1f} s] {step.key} · {part}: FAILED ({type(cause).__name__}: "
+                      f"{str(cause)[:300]}){self._queue()}")
+            return []
+        record["parts"]["done"] += 1
+        record.setdefault("started", result["started"])
+        retried = f", attempt {result['attempt']}" if result["attempt"] > 1 else ""
+        self.echo(f"[{time.time() - began:7.1f} s] {step.key} · {part}: done in {result['ended'] - result['started']:.1f} s "
+                  f"(ray task {ref.task_id().hex()[:12]} on {result['node']}{retried}; part "
+                  f"{record['parts']['done']}/{record['parts']['total']}){self._queue()}")
+        if record["parts"]["done"] < record["parts"]["total"]:
+            return []
+        self.parts_done.add(step.key)
+        record["state"] = "waiting"
+        return [step]
 
     def _note_starts(self, steps: Iterable[Step]) -> None:
         """Queued → running once the worker has recorded its attempt."""
@@ -249,6 +328,18 @@ class RayStudyRunner(StudyRunner):
                 continue
             self.records[step.key].update(state="running", node=attempt["node"], pid=attempt["pid"],
                                           started=attempt["started"], attempts=attempt["attempt"])
+
+    def _note_part_starts(self) -> None:
+        """A step split into parts is running once one of its parts' workers has started."""
+        for step, part in self.part_refs.values():
+            record = self.records[step.key]
+            if record["state"] != "queued":
+                continue
+            try:
+                attempt = json.loads(start_file(self.work, f"{step.key}#{part}").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            record.update(state="running", node=attempt["node"], pid=attempt["pid"], started=attempt["started"])
 
     def _finished(self, step: Step, ref, failures: dict[str, BaseException], began: float) -> None:
         import ray
@@ -339,7 +430,11 @@ def cluster_states(work: Path) -> dict[str, Verdict]:
     states = {}
     for key, record in progress.get("steps", {}).items():
         task = record.get("task_id", "")
-        if record["state"] == "running" and record.get("launcher"):
+        if record["state"] == "running" and record.get("parts"):
+            since = time.strftime("%H:%M:%S", time.localtime(record["started"]))
+            states[key] = Verdict("running", f"{record['parts']['done']}/{record['parts']['total']} parts done "
+                                             f"(one ray task each) since {since}")
+        elif record["state"] == "running" and record.get("launcher"):
             since = time.strftime("%H:%M:%S", time.localtime(record["started"]))
             states[key] = Verdict("running", f"{record['launcher']} since {since}")
         elif record["state"] == "running":
