@@ -4,6 +4,7 @@ and the sdpa attention of the installed transformers; without the block mask it 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -41,14 +42,17 @@ def one_unit_per_row(batch: Batch, units) -> Batch:
     width = max(len(cols) for _, cols in units)
     shape = (len(units), width)
     out = {name: torch.zeros(shape, dtype=getattr(batch, name).dtype)
-           for name in ("input_ids", "token_type_ids", "attention_mask", "position_ids", "word_start", "word_end")}
+           for name in ("input_ids", "token_type_ids", "attention_mask", "position_ids", "word_start", "word_end",
+                        "pivot")}
     out["input_ids"].fill_(ID["[PAD]"])
+    moved = {}  # (packed row, position) -> (row alone, position)
     for k, (r, cols) in enumerate(units):
         for name, tensor in out.items():
             tensor[k, : len(cols)] = getattr(batch, name)[r, cols]
+        moved.update({(r, int(c)): (k, i) for i, c in enumerate(cols)})
+    links = [(*moved[(r, p)], *moved[(r2, p2)]) for r, p, r2, p2 in batch.links.tolist()]
     special = out["attention_mask"] == 0
-    return Batch(**out, special=special, pivot=torch.zeros(shape, dtype=torch.bool),
-                 links=torch.zeros((0, 4), dtype=torch.long))
+    return Batch(**out, special=special, links=torch.tensor(links, dtype=torch.long).reshape(-1, 4))
 
 
 def masked_tokens(units) -> list[list[int]]:
@@ -107,6 +111,38 @@ def test_packed_units_score_as_if_alone(pair_data, mode, attention):
     print(f"{mode}/{attention}: {len(units)} units, max |packed - alone| {max_gap(blocked, reference):.2e} with the "
           f"block mask, {max_gap(crosstalk, reference):.2e} without")
     assert max_gap(crosstalk, reference) > 1e-2
+
+
+def test_packed_word_aligned_losses_match_one_unit_per_row(pair_data):
+    """Cao et al.'s L_align and R read the source side's tokens (Batch.pivot), not whole rows: in a
+    packed batch a row may hold a source and a target side (the unit mask keeps them apart), and
+    both terms come out as with every unit alone in its row."""
+    packed = packed_batch(pair_data, "single")
+    content = packed.attention_mask.bool()
+    assert (packed.pivot.any(1) & (content & ~packed.pivot).any(1)).any()  # a row with both sides
+    alone = one_unit_per_row(packed, units_of(packed))
+    assert alone.pivot.sum() == packed.pivot.sum() and len(alone.links) == len(packed.links) > 0
+    model = tiny_bert("sdpa")
+    frozen = copy.deepcopy(model.encoder)
+    with torch.no_grad():  # the trained copy has moved away from the frozen one
+        for param in model.encoder.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    model = PretrainingModel(model.mlm, ObjectiveConfig(name="word_aligned"), frozen)
+
+    def losses(batch):
+        labels = torch.full_like(batch.input_ids, IGNORE)  # word_aligned masks nothing
+        with torch.no_grad():
+            out = model(**to_model_inputs(batch, batch.input_ids, labels, 0, batch.input_ids.shape[0], "cpu"))
+        return out["align"].item(), out["reg"].item()
+
+    (align_p, reg_p), (align_a, reg_a) = losses(packed), losses(alone)
+    print(f"word_aligned: packed align {align_p:.6f} reg {reg_p:.6f}; alone align {align_a:.6f} reg {reg_a:.6f}; "
+          f"rows as pivot: reg {losses(dataclasses.replace(packed, pivot=packed.pivot.any(1, keepdim=True) & content))[1]:.6f}")
+    assert reg_a > 1e-4 and align_a > 1e-4
+    assert (align_p, reg_p) == pytest.approx((align_a, reg_a), abs=1e-6, rel=1e-5)
+    # Reading whole rows as the pivot (the unpacked rule) would count target words in R.
+    rows_as_pivot = dataclasses.replace(packed, pivot=packed.pivot.any(1, keepdim=True) & content)
+    assert abs(losses(rows_as_pivot)[1] - reg_a) > 1e-4
 
 
 def max_gap(a: list[float], b: list[float]) -> float:
