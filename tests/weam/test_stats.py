@@ -220,12 +220,14 @@ def test_minimum_detectable_effect_and_runs_needed_are_consistent():
     assert math.isnan(power_for(c, 1, 3, 6).mde)  # one set per condition: no df
 
 
-def test_power_cli_prints_mde_and_runs_needed_for_the_demo():
+def test_power_cli_prints_mde_and_runs_needed_for_the_demo(tmp_path):
     from typer.testing import CliRunner
 
     from weam.study.cli import app
 
-    result = CliRunner().invoke(app, ["power", "configs/demo.yaml"], env={"COLUMNS": "300"})
+    # An empty work dir: a demo finished in this checkout (runs/demo) would otherwise be measured.
+    result = CliRunner().invoke(app, ["power", "configs/demo.yaml", "--set", f"work_dir={tmp_path / 'demo'}"],
+                                env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     # SE = √(2 (1.6² + 0.5² + 2² / 6) / 6 + 2 · 1.5² / 6) = 1.382 (the condition × target term:
     # + 0.75); Satterthwaite df 11.2; MDE = (t.975 + t.80 on 11.2 df) × SE.
