@@ -116,7 +116,49 @@ def evaluate_part(model: str | Path, task: str, seed: int, config: EvalConfig) -
     spec = get_task(task)
     langs = task_languages(spec, config.langs)
     split = resolve_split(spec, config.split, langs, config.labels_dir, hf=_uses_hf(config, spec, config.split))
-    run_seed(model, spec, config, seed, langs, split, None)
+    recorder = _Recorder()
+    run_seed(model, spec, config, seed, langs, split, recorder)
+    if recorder.calls:  # what the fine-tuning would have logged: the merge logs it into the step's run
+        seed_dir = Path(config.out_dir) / spec.name / f"seed{seed}"
+        atomic_write_json(seed_dir / TRAINING_RECORD, {"settings": settings_key(spec, config),
+                                                       "calls": json.loads(json.dumps(recorder.calls, default=str))})
+
+
+TRAINING_RECORD = ".training.json"
+"""In a seed's folder, written by :func:`evaluate_part`: the MLflow calls of its fine-tuning (params,
+``train.*``, seconds, the predictions artifact), made by the merge into the step's run (or the seed's
+child run) exactly as a sequential evaluation makes them, then removed."""
+
+
+class _Recorder:
+    """Stands in for a part's run (it has none): keeps the fine-tuning's logging calls."""
+
+    def __init__(self):
+        self.calls: list[list[Any]] = []
+
+    def log_params(self, params):
+        self.calls.append(["log_params", dict(params)])
+
+    def log_metrics(self, metrics, step=None):
+        self.calls.append(["log_metrics", dict(metrics)])
+
+    def log_artifact(self, path, artifact_path=None):
+        self.calls.append(["log_artifact", str(path), artifact_path])
+
+    def set_tags(self, tags):
+        """The merge sets the cells' tags itself."""
+
+
+def _replay_training(seed_dir: Path, spec: TaskSpec, config: EvalConfig, logger) -> None:
+    """Log a part's recorded fine-tuning (:data:`TRAINING_RECORD`) into ``logger``, once."""
+    path = seed_dir / TRAINING_RECORD
+    if not path.is_file():
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("settings") == settings_key(spec, config):
+        for name, *args in record["calls"]:
+            getattr(logger, name)(*args)
+    path.unlink()
 
 
 def _uses_hf(config: EvalConfig, spec: TaskSpec, split: str) -> bool:
@@ -157,6 +199,8 @@ def run_seed(model, spec, config, seed, langs, split, logger: RunLogger | None, 
     try:
         if pending:
             _compute_cells(model, spec, config, seed, pending, split, seed_dir, log)
+        else:  # computed by a part (evaluate_part): its fine-tuning is logged here, as if it ran now
+            _replay_training(seed_dir, spec, config, log)
         cells = {lang: json.loads((seed_dir / f"{lang}.json").read_text(encoding="utf-8")) for lang in langs}
         if own:
             log.log_metrics(metric_names(spec, {lang: cell["metrics"] for lang, cell in cells.items()}))

@@ -13,7 +13,8 @@ import pytest
 from weam.eval.config import EvalConfig
 from weam.stages import STAGES, Step, Tracking, execute, prepare_parts, verdict
 
-OFF = Tracking(enabled=False)
+ON = Tracking(enabled=True)
+"""With weam.stages.open_run patched to hand out a BookLogger."""
 
 
 def eval_step(folder: Path, model: Path, xtreme_dir: Path) -> Step:
@@ -30,9 +31,39 @@ def files(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".")}
 
 
+class BookLogger:
+    """The stage's MLflow run and its children (RunLogger's calls), kept in ``book[run name]``, with
+    paths under ``root`` made relative and wall times blanked (they differ between two runs)."""
+
+    def __init__(self, name: str, book: dict, root: Path):
+        self.name, self.book, self.root = name, book, root
+        book[name] = []
+
+    def child(self, name, tags=None):
+        return BookLogger(f"{self.name}/{name}", self.book, self.root)
+
+    def log_params(self, params):
+        self.book[self.name].append(("params", dict(params)))
+
+    def log_metrics(self, metrics, step=None):
+        self.book[self.name].append(("metrics", {k: None if k.endswith("seconds") else v for k, v in metrics.items()}))
+
+    def log_artifact(self, path, artifact_path=None):
+        self.book[self.name].append(("artifact", str(Path(path).relative_to(self.root)), artifact_path))
+
+    def set_tags(self, tags):
+        self.book[self.name].append(("tags", dict(tags)))
+
+    def end(self, status="FINISHED"):
+        self.book[self.name].append(("end", status))
+
+
 def test_parts_merged_equal_the_sequential_evaluation(tiny_model_dir, xtreme_dir, tmp_path, monkeypatch):
     sequential = eval_step(tmp_path / "sequential", tiny_model_dir, xtreme_dir)
-    assert execute(sequential, OFF) is False
+    books: dict[str, dict] = {}  # folder name → its runs
+    monkeypatch.setattr("weam.stages.open_run", lambda step, tracking, tags: BookLogger(
+        "eval", books.setdefault(step.out_dir.name, {}), step.out_dir))
+    assert execute(sequential, ON) is False
 
     split = eval_step(tmp_path / "parts", tiny_model_dir, xtreme_dir)
     stage = STAGES["eval"]
@@ -50,8 +81,13 @@ def test_parts_merged_equal_the_sequential_evaluation(tiny_model_dir, xtreme_dir
         raise AssertionError("the merge recomputed a cell")
 
     monkeypatch.setattr("weam.eval.api._compute_cells", no_compute)
-    assert execute(split, OFF) is False  # the step runs: it merges the parts, writes its manifest
-    assert verdict(split).done
+    assert execute(split, ON) is False  # the step runs: it merges the parts, logs into its run, writes its manifest
+    assert verdict(split).done and verdict(sequential).done
+    # MLflow: the same runs with the same calls in the same order (the parts' fine-tuning logged by the merge)
+    assert list(books["parts"]) == ["eval", "eval/xnli/ft1", "eval/xnli/ft2"]
+    assert books["parts"] == books["sequential"]
+    assert ("artifact", "xnli/seed2/predictions", "predictions") in books["parts"]["eval/xnli/ft2"]
+    assert not list(split.out_dir.rglob(".training.json"))  # logged once, then removed
 
     merged, expected = files(split.out_dir), files(sequential.out_dir)
     assert set(merged) == set(expected)
