@@ -20,6 +20,10 @@ position under HF's BertForMaskedLM). Each row prints its tokens per step (non-p
 fill rate of its rows, and the levers it has on (packing, attention implementation, fused AdamW,
 compile, bf16); ``--json`` writes the same per row.
 
+Each row also gives tokens per CPU-second of its process over the same timed steps (``tok/CPU-s``,
+JSON ``tokens_per_cpu_s`` and ``cpu_ratio``): on a shared machine wall-clock tokens/s measures the
+other jobs too, while with ``OMP_NUM_THREADS=1`` the CPU-time figure is what an idle core gives.
+
 On CPU the MFU is against ``--cpu-peak`` FLOP/s; on CUDA against the bf16 peak table in
 training/metrics.py. Synthetic parallel data (a toy lexicon, exact alignments) is written to a
 temporary folder.
@@ -106,12 +110,14 @@ def run_ours(spec: dict) -> dict:
     from weam.training.metrics import flops_per_step, peak_flops
 
     config = our_config(spec)
+    cpu_marks = cpu_clock_per_step()
     started = time.time()
     model_dir = pretrain(config)
     wall = time.time() - started
     records = [json.loads(line) for line in (Path(spec["out"]) / "train_log.jsonl").read_text().splitlines()]
     timed = records[spec["warmup"]:]
     seconds = timed[-1]["time"] - records[spec["warmup"] - 1]["time"]
+    cpu_seconds = cpu_marks[-1] - cpu_marks[spec["warmup"] - 1]
     tokens = timed[-1]["tokens"] - records[spec["warmup"] - 1]["tokens"]
     from transformers import AutoConfig
 
@@ -125,6 +131,7 @@ def run_ours(spec: dict) -> dict:
         flops += flops_per_step(model_config, tokens / 2, 0, spec["seq"]) / 3
     padded = sum(r["padded"] for r in timed)
     return {"steps_per_s": len(timed) / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
+            "tokens_per_cpu_s": tokens / cpu_seconds, "cpu_s_per_step": cpu_seconds / len(timed),
             "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["masked"],
             "tokens_per_step": tokens / len(timed), "padded_per_step": padded / len(timed),
             "fill_rate": tokens / padded, "levers": levers(spec, model_config, packing="units" if spec["packing"] else "off"),
@@ -157,10 +164,12 @@ def run_hf_trainer(spec: dict) -> dict:
     rows = [[tokenizer.cls_token_id, *ids[i : i + width], tokenizer.sep_token_id] for i in range(0, len(ids) - width, width)]
     dataset = Dataset.from_dict({"input_ids": rows})
     times: list[float] = []
+    cpu_times: list[float] = []
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             times.append(time.time())
+            cpu_times.append(time.process_time())
 
     ds_config = {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": 1,
                  "zero_optimization": {"stage": spec["zero"]}, "bf16": {"enabled": "auto"},
@@ -179,14 +188,34 @@ def run_hf_trainer(spec: dict) -> dict:
     Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[Clock()]).train()
     wall = time.time() - started
     seconds = times[-1] - times[spec["warmup"] - 1]
+    cpu_seconds = cpu_times[-1] - cpu_times[spec["warmup"] - 1]
     tokens = spec["steps"] * spec["batch"] * spec["seq"]
     # HF's BertForMaskedLM computes vocabulary logits at every position, not only masked ones.
     flops = spec["steps"] * flops_per_step(model.config, spec["batch"] * spec["seq"], spec["batch"] * spec["seq"], spec["seq"])
     return {"steps_per_s": spec["steps"] / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
+            "tokens_per_cpu_s": tokens / cpu_seconds, "cpu_s_per_step": cpu_seconds / spec["steps"],
             "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["all"],
             "tokens_per_step": tokens / spec["steps"], "padded_per_step": tokens / spec["steps"], "fill_rate": 1.0,
             "levers": levers(spec, model.config, packing="concatenated"), "vocab": model.config.vocab_size,
             "wall_s": wall, **memory()}
+
+
+def cpu_clock_per_step() -> list[float]:
+    """This process's CPU seconds (time.process_time, every thread) after each training step, read
+    where train_log.jsonl's wall time is: tokens per CPU-second compares runs on a loaded machine,
+    where wall-clock tokens/s measures the other jobs too (with OMP_NUM_THREADS=1 it is the idle
+    tokens/s)."""
+    from weam.training import api
+
+    marks: list[float] = []
+    record = api.Meter.record
+
+    def timed_record(self, *args, **kwargs):
+        record(self, *args, **kwargs)
+        marks.append(time.process_time())
+
+    api.Meter.record = timed_record
+    return marks
 
 
 # One formula for every row: training/metrics.py flops_per_step, with the output layer counted where it runs.
@@ -286,17 +315,21 @@ def main() -> None:
     print(f"\npreset={args.preset} seq={args.seq} batch={args.batch} precision={args.precision} "
           f"steps={args.steps} (after {args.warmup} warm-up) vocab={args.vocab}")
     print("tokens/step: non-pad tokens a step (special tokens included, as tokens/s counts them); padded/step: "
-          "rows x width; fill: their ratio. x HF: tokens/s over the HF Trainer row at the same ZeRO stage.")
-    print(f"{'objective':<13} {'ZeRO':>4} {'steps/s':>8} {'tokens/s':>10} {'x HF':>5} {'tok/step':>8} {'padded':>7} "
-          f"{'fill':>5} {'TFLOP/s':>8} {'MFU':>7} {'peak mem GB':>12} {'wall s':>7}  levers")
+          "rows x width; fill: their ratio. x HF: tokens/s over the HF Trainer row at the same ZeRO stage. "
+          "tok/CPU-s: tokens over the process's CPU seconds in the timed steps (x HF: its ratio), "
+          "for a loaded machine.")
+    print(f"{'objective':<13} {'ZeRO':>4} {'steps/s':>8} {'tokens/s':>10} {'x HF':>5} {'tok/CPU-s':>9} {'x HF':>5} "
+          f"{'tok/step':>8} {'padded':>7} {'fill':>5} {'TFLOP/s':>8} {'MFU':>7} {'peak mem GB':>12} {'wall s':>7}  levers")
     hf = {zero: r["tokens_per_s"] for objective, zero, r in rows if objective == "hf-trainer" and "error" not in r}
+    hf_cpu = {zero: r["tokens_per_cpu_s"] for objective, zero, r in rows if objective == "hf-trainer" and "error" not in r}
     for objective, zero, r in rows:
         if "error" in r:
             print(f"{objective:<13} {zero:>4}  failed: {r['error']}")
             continue
         ratio = f"{r['tokens_per_s'] / hf[zero]:>5.2f}" if zero in hf else f"{'-':>5}"
+        cpu_ratio = f"{r['tokens_per_cpu_s'] / hf_cpu[zero]:>5.2f}" if zero in hf_cpu else f"{'-':>5}"
         print(f"{objective:<13} {zero:>4} {r['steps_per_s']:>8.2f} {r['tokens_per_s']:>10,.0f} {ratio} "
-              f"{r['tokens_per_step']:>8,.0f} {r['padded_per_step']:>7,.0f} {r['fill_rate']:>5.0%} {r['tflops']:>8.4f} "
+              f"{r['tokens_per_cpu_s']:>9,.0f} {cpu_ratio} {r['tokens_per_step']:>8,.0f} {r['padded_per_step']:>7,.0f} {r['fill_rate']:>5.0%} {r['tflops']:>8.4f} "
               f"{r['mfu']:>7.2%} {r['peak_mem_gb']:>8.2f} {r['mem_kind']:<3} {r['wall_s']:>7.1f}  {levers_text(r['levers'])}")
     formulas = sorted({r["flop_formula"] for _, _, r in rows if "error" not in r})
     print("FLOPs (MFU): " + "; ".join(formulas))
@@ -314,12 +347,16 @@ def main() -> None:
 def json_rows(rows: list[tuple[str, int, dict]], preset: str, vocab: int) -> list[dict]:
     """One record per run: the issue-25 keys first, then the rest of the measurement."""
     hf = {zero: r["tokens_per_s"] for objective, zero, r in rows if objective == "hf-trainer" and "error" not in r}
+    hf_cpu = {zero: r["tokens_per_cpu_s"] for objective, zero, r in rows
+              if objective == "hf-trainer" and "tokens_per_cpu_s" in r}
     out = []
     for objective, zero, r in rows:
         row = {"preset": preset, "vocab": r.get("vocab", vocab), "objective": objective, "zero": zero}
         if "error" not in r:
             row.update({"levers": r["levers"], "tokens_per_s": r["tokens_per_s"], "hf_tokens_per_s": hf.get(zero),
-                        "ratio": r["tokens_per_s"] / hf[zero] if zero in hf else None, "mfu": r["mfu"],
+                        "ratio": r["tokens_per_s"] / hf[zero] if zero in hf else None,
+                        "cpu_ratio": (r["tokens_per_cpu_s"] / hf_cpu[zero]
+                                      if zero in hf_cpu and "tokens_per_cpu_s" in r else None), "mfu": r["mfu"],
                         "flop_formula": r["flop_formula"], "fill_rate": r["fill_rate"],
                         "peak_mem": {"gb": r["peak_mem_gb"], "kind": r["mem_kind"]}})
         out.append({**row, **{k: v for k, v in r.items() if k not in row}})

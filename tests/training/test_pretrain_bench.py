@@ -34,19 +34,21 @@ def test_json_rows_ratio_against_hf_at_the_same_zero_stage():
     ours_levers = bench.levers({"precision": "bf16"}, config, packing="units")
     assert ours_levers["packing"] == "units" and ours_levers["bf16"] is True and ours_levers["compile"] is False
     assert ours_levers["attention"].split("(")[0] in {"eager", "sdpa", "flash_attention_2"}
-    measured = {"tokens_per_s": 300.0, "mfu": 0.1, "fill_rate": 0.5, "peak_mem_gb": 1.5, "mem_kind": "RSS",
+    measured = {"tokens_per_s": 300.0, "tokens_per_cpu_s": 250.0, "mfu": 0.1, "fill_rate": 0.5, "peak_mem_gb": 1.5, "mem_kind": "RSS",
                 "levers": ours_levers, "vocab": 100}
     rows = [("weam", 0, {**measured, "flop_formula": bench.FLOP_FORMULA + bench.OUTPUT_AT["masked"]}),
             ("weam", 2, {**measured, "flop_formula": bench.FLOP_FORMULA + bench.OUTPUT_AT["masked"]}),
-            ("hf-trainer", 0, {**measured, "tokens_per_s": 100.0, "fill_rate": 1.0,
+            ("hf-trainer", 0, {**measured, "tokens_per_s": 100.0, "tokens_per_cpu_s": 50.0, "fill_rate": 1.0,
                                "flop_formula": bench.FLOP_FORMULA + bench.OUTPUT_AT["all"]}),
             ("hf-trainer", 2, {"error": "RuntimeError: out of memory"})]
     records = bench.json_rows(rows, "tiny", vocab=8000)
     assert [(r["objective"], r["zero"]) for r in records] == [(o, z) for o, z, _ in rows]
     assert KEYS <= set(records[0]) and records[0]["vocab"] == 100  # the model's vocabulary, not the requested one
     assert records[0]["ratio"] == 3.0 and records[0]["hf_tokens_per_s"] == 100.0
+    assert records[0]["cpu_ratio"] == 5.0 and records[0]["tokens_per_cpu_s"] == 250.0  # per CPU-second
     assert records[0]["peak_mem"] == {"gb": 1.5, "kind": "RSS"}
     assert records[1]["ratio"] is None and records[1]["hf_tokens_per_s"] is None  # HF failed at ZeRO 2
+    assert records[1]["cpu_ratio"] is None
     assert records[3]["error"].startswith("RuntimeError") and "tokens_per_s" not in records[3]
 
 
@@ -73,6 +75,9 @@ def test_bench_json_rows_share_one_flop_formula(tmp_path):
     assert ours["levers"]["packing"] == "off" and hf["levers"]["packing"] == "concatenated"
     assert ours["hf_tokens_per_s"] == hf["tokens_per_s"]
     assert abs(ours["ratio"] - ours["tokens_per_s"] / hf["tokens_per_s"]) < 1e-9
+    # Tokens per CPU-second (for a loaded machine): the process's CPU time over the same timed steps.
+    assert all(row["tokens_per_cpu_s"] > 0 and row["cpu_s_per_step"] > 0 for row in (ours, hf))
+    assert abs(ours["cpu_ratio"] - ours["tokens_per_cpu_s"] / hf["tokens_per_cpu_s"]) < 1e-9
     # One formula; only where the output layer runs differs.
     assert ours["flop_formula"].endswith("(masked positions)") and hf["flop_formula"].endswith("(every position)")
     assert ours["flop_formula"].rsplit(" (", 1)[0] == hf["flop_formula"].rsplit(" (", 1)[0]
