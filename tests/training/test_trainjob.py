@@ -5,9 +5,11 @@ TrainJob adopted or replaced, and the driver failing that step only."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import yaml
@@ -155,6 +157,23 @@ def test_the_rendered_trainjob_passes_the_trainjob_schema(planned, tmp_path):
     body["metadata"]["name"] = "Weam_bad"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(body, SCHEMAS[("trainer.kubeflow.org/v1alpha1", "TrainJob")])
+
+
+@pytest.mark.skipif(not os.environ.get("WEAM_CRD_DIR"),
+                    reason="set WEAM_CRD_DIR to a folder with kubeflow/trainer's published trainer.kubeflow.org_trainjobs.yaml")
+def test_the_rendered_trainjob_passes_the_published_crd(planned, tmp_path):
+    import jsonschema
+
+    from tests.deploy.test_k8s_schema import published_crd_schemas
+
+    schemas = published_crd_schemas(Path(os.environ["WEAM_CRD_DIR"]))
+    key = ("trainer.kubeflow.org/v1alpha1", "TrainJob")
+    assert key in schemas, "no TrainJob CRD in $WEAM_CRD_DIR"
+    body = render(planned["pretrain/single/s1/seed0"], tmp_path / "c.yaml", "p", template(), "weam")
+    jsonschema.validate(body, schemas[key])
+    body["spec"]["trainer"]["numNode"] = 2  # a misspelt field is refused
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, schemas[key])
 
 
 def test_the_driver_polls_with_progress_lines_until_complete_then_reads_the_manifest(planned):
