@@ -124,15 +124,16 @@ def run_ours(spec: dict) -> dict:
     model_config = AutoConfig.from_pretrained(model_dir)
     before = records[spec["warmup"] - 1]["tokens"]
     flops = 0.0
+    passes = config.objective.spec.output_passes  # weam: L_mp and L_cp each run it at the masked positions
     for record in timed:  # the output layer runs at the masked positions only (training/objectives.py)
-        flops += flops_per_step(model_config, record["tokens"] - before, record["masked"], record["width"])
+        flops += flops_per_step(model_config, record["tokens"] - before, record["masked"] * passes, record["width"])
         before = record["tokens"]
     if spec["objective"] == "word_aligned":  # the frozen copy's forward over the English half
         flops += flops_per_step(model_config, tokens / 2, 0, spec["seq"]) / 3
     padded = sum(r["padded"] for r in timed)
     return {"steps_per_s": len(timed) / seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
             "tokens_per_cpu_s": tokens / cpu_seconds, "cpu_s_per_step": cpu_seconds / len(timed),
-            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["masked"],
+            "mfu": flops / seconds / peak_flops(spec["cpu_peak"]), "flop_formula": FLOP_FORMULA + OUTPUT_AT["masked" if passes == 1 else "masked_twice"],
             "tokens_per_step": tokens / len(timed), "padded_per_step": padded / len(timed),
             "fill_rate": tokens / padded, "levers": levers(spec, model_config, packing="units" if spec["packing"] else "off"),
             "vocab": model_config.vocab_size, "wall_s": wall, **memory()}
@@ -220,7 +221,8 @@ def cpu_clock_per_step() -> list[float]:
 
 # One formula for every row: training/metrics.py flops_per_step, with the output layer counted where it runs.
 FLOP_FORMULA = "flops_per_step: 6*N_dense + 12*L*H*width per non-pad token + 6*(H^2+H*V) per output position"
-OUTPUT_AT = {"masked": " (masked positions)", "all": " (every position)"}
+OUTPUT_AT = {"masked": " (masked positions)", "masked_twice": " (masked positions, twice: L_mp and L_cp)",
+             "all": " (every position)"}
 
 
 def levers(spec: dict, model_config, packing: str) -> dict:

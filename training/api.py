@@ -203,7 +203,8 @@ class Meter:
                logger) -> None:
         """``losses``: "loss", "mlm" and the objective's auxiliary terms (the objective table's names)."""
         tokens = sum(batch.tokens_per_pair.values())
-        self.flops += flops_per_step(self.model_config, tokens, masked, batch.input_ids.shape[1])
+        predicted = masked * self.config.objective.spec.output_passes  # where the output layer runs
+        self.flops += flops_per_step(self.model_config, tokens, predicted, batch.input_ids.shape[1])
         if self.config.objective.name == "word_aligned":  # the frozen copy's forward on the pivot rows
             pivot_tokens = int(batch.attention_mask[batch.pivot.any(1)].sum())
             self.flops += flops_per_step(self.model_config, pivot_tokens, 0, batch.input_ids.shape[1]) / 3

@@ -58,6 +58,9 @@ class ObjectiveSpec:
     """Loss terms besides L_mlm, as keys of the model's output and metrics ``train/loss_<key>``."""
     source: str
     """The method's primary source."""
+    output_passes: int = 1
+    """Times the MLM output layer runs at each masked position (FLOPs, MFU): 2 for ``weam``, whose
+    L_cp predicts every masked token again from its exchanged state (objectives.weam_exchange_loss)."""
 
 
 OBJECTIVES: dict[str, ObjectiveSpec] = {
@@ -66,7 +69,8 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
     "word_aligned": ObjectiveSpec("word_aligned", "single", True, "last_subword_one_to_one", ("align", "reg"),
                                   "Cao, Kitaev & Klein 2020 (ICLR), multilingual alignment of contextual vectors"),
     "weam": ObjectiveSpec("weam", "pair", True, "subwords", ("cross",),
-                          "Yang et al. 2021 (arXiv 2106.01732), Figure 1: L_mp + λ·L_cp on the word-exchanged pair"),
+                          "Yang et al. 2021 (arXiv 2106.01732), Figure 1: L_mp + λ·L_cp on the word-exchanged pair",
+                          output_passes=2),
     "partner_id_prediction": ObjectiveSpec(
         "partner_id_prediction", "option", True, "subwords", ("cross",),
         "ablation (this project's earlier reading of WEAM): each masked token's own state predicts its aligned "

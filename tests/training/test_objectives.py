@@ -295,3 +295,17 @@ def test_grouped_masking_takes_whole_groups_and_keeps_the_rate():
     k = round(19 * 0.3)
     assert (chosen.sum(1) >= k).all() and (chosen.sum(1) <= k + 2).all()
     assert (corrupted[:, 1:4][whole] == 4).all()  # grouped tokens are always [MASK]
+
+
+@pytest.mark.parametrize("name, mode", [("mlm", "single"), ("tlm", "pair"), ("weam", "pair"),
+                                        ("partner_id_prediction", "single")])
+def test_output_layer_runs_where_the_flop_count_says(pair_data, name, mode):
+    """The FLOP count (api.Meter, benchmarks/pretrain_bench.py) takes the output layer at
+    masked positions x ObjectiveSpec.output_passes: count the rows the head actually computes."""
+    model = ToyMaskedLM()
+    rows = []
+    model.cls.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    masked = [(0, 1), (1, 2)] if mode == "pair" else [(0, 1), (1, 1), (2, 2)]
+    losses_for(batch_of(pair_data, mode), ObjectiveConfig(name=name), masked, model=model)
+    assert sum(rows) == len(masked) * ObjectiveConfig(name=name).spec.output_passes
+    assert ObjectiveConfig(name=name).spec.output_passes == (2 if name == "weam" else 1)
