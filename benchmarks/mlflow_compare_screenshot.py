@@ -16,7 +16,6 @@ Needs ``chromium`` (``apt-get install -y chromium``).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 import tempfile
@@ -25,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from weam.core.mlflow_local import browse, chromium, log_example_study, mlflow_server  # noqa: E402
+from weam.core.mlflow_local import browse, chromium, log_example_study, mlflow_server, page_text  # noqa: E402
 from weam.study.report import compare_url, write_report  # noqa: E402
+from weam.study.report_render import report_links  # noqa: E402
 from weam.core.tracking import TAG_STAGE  # noqa: E402
 
 CHECKS = ("condition/diverse", "condition/single", "eval/tatoeba/diverse/seed0", "tatoeba/accuracy/avg",
@@ -54,7 +54,7 @@ def main() -> None:
         if args.store is None:
             log_example_study(url, args.study)
         report = write_report(url, args.study, work / "report").read_text(encoding="utf-8")
-        chart_link, table_link, pretrain_link = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[:3]
+        chart_link, table_link, pretrain_link = report_links(report)[:3]
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name(args.study)
         evals = client.search_runs([experiment.experiment_id], f"tags.`{TAG_STAGE}` = 'eval'", max_results=50)
@@ -69,7 +69,7 @@ def main() -> None:
         for name, (page, size) in pages.items():
             started = time.monotonic()
             png = args.out / f"mlflow-{name}.png"
-            text = " ".join(re.sub(r"<[^>]+>", " ", browse(page, png, size, args.budget_ms)).split())
+            text = page_text(browse(page, png, size, args.budget_ms))
             found = " | ".join("yes" if check in text else "no" for check in CHECKS)
             print(f"| {name} | {png} | {time.monotonic() - started:.1f} | {found} |")
         print(f"\nchart view: {chart_link}")

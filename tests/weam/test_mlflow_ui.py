@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.weam.test_report import HELD_OUT, STUDY, log_synthetic_study
-from weam.core.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server
+from weam.core.mlflow_local import MLFLOW, browse, chromium, log_example_study, mlflow_server, page_text
 from weam.study.report import compare_url, write_report
+from weam.study.report_render import report_links
 from weam.core.tracking import chart_view, chart_view_url, primary_metric_name
 
 pytestmark = [pytest.mark.server]
-
-
-def _report_link(report_text: str) -> str:
-    return re.search(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report_text).group(1)
 
 
 def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
@@ -91,17 +88,16 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
 
         grouped = chart_view_url(url, experiment, chart_view(MlflowClient(url), experiment, "tatoeba/accuracy/avg"),
                                  mode="TABLE")
-        table = " ".join(re.sub(r"<[^>]+>", " ", browse(grouped, tmp_path / "runs.png", size="1600,1300",
-                                                   until="eval/tatoeba/diverse/seed1")).split())
+        table = page_text(browse(grouped, tmp_path / "runs.png", size="1600,1300", until="eval/tatoeba/diverse/seed1"))
         for name in ("Group: diverse", "Group: single", "pretrain/weam/diverse/seed0", "pretrain/weam/single/seed2",
                      "eval/tatoeba/diverse/seed1", "tatoeba/accuracy/avg"):
             assert name in table, name
 
-        link = _report_link(report)
+        link, _, pretraining = report_links(report)
         assert link.startswith(url) and "compareRunsMode=CHART" in link
         drawn = r"\(2\) Add chart primary/tatoeba_accuracy_heldout [\d. ]+ diverse single"
         chart = browse(link, tmp_path / "chart.png", size="1600,1100", until=drawn)
-        text = " ".join(re.sub(r"<[^>]+>", " ", chart).split())
+        text = page_text(chart)
         # The first section: the primary endpoint (held-out targets only) per condition, with its chart.
         section = f"{primary_metric_name('tatoeba', 'accuracy')} by weam.condition"
         assert section in text
@@ -114,9 +110,8 @@ def test_runs_table_and_compare_views_show_conditions_and_the_primary_metric(tmp
 
         # The report's third link: the pre-training runs grouped by condition, each with the corpora
         # it read (Dataset) and the model it wrote (Models) in the row.
-        pretraining = re.findall(r"`(http://[^`]*viewStateShareKey=[^`]*)`", report)[2]
-        table = " ".join(re.sub(r"<[^>]+>", " ", browse(pretraining, tmp_path / "pretrain.png", size="2000,1000",
-                                                         until=r"pretrain-weam-single-seed2")).split())
+        table = page_text(browse(pretraining, tmp_path / "pretrain.png", size="2000,1000",
+                                 until=r"pretrain-weam-single-seed2"))
         assert "Dataset" in table and "Models" in table
         for seed in (0, 1, 2):
             assert f"pretrain-weam-diverse-seed{seed}" in table and f"pretrain-weam-single-seed{seed}" in table

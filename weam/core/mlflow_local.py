@@ -81,6 +81,11 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def page_text(dom: str) -> str:
+    """The words a person sees on a dumped page: tags dropped, whitespace runs made one space."""
+    return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
+
+
 def browse(url: str, png: Path | None = None, size: str = "1600,1000", budget_ms: int = 20000,
            until: str | None = None, attempts: int = 3) -> str:
     """Render ``url`` in headless Chromium (fresh profile); returns the DOM after the page's scripts
@@ -105,7 +110,7 @@ def browse(url: str, png: Path | None = None, size: str = "1600,1000", budget_ms
     budget = budget_ms
     for attempt in range(attempts):
         dom = render(["--dump-dom"], budget)
-        if until is None or re.search(until, " ".join(re.sub(r"<[^>]+>", " ", dom).split())):
+        if until is None or re.search(until, page_text(dom)):
             break
         budget *= 2
     if png:

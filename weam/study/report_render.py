@@ -4,6 +4,7 @@ the primary metric by condition, the compare page)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +337,16 @@ def compare_url(base_url: str, experiment_id: str, run_ids: list[str]) -> str:
     """The MLflow UI's compare-runs page for these runs."""
     runs = ",".join(f'"{r}"' for r in run_ids)
     return f"{base_url.rstrip('/')}/#/compare-runs?runs=[{runs}]&experiments=[\"{experiment_id}\"]"
+
+
+SHARE_LINK = re.compile(r"`(http://[^`]*viewStateShareKey=[^`]*)`")
+"""How the report quotes its stored UI views (``_chart_link``): in backticks, each a share key."""
+
+
+def report_links(report_text: str) -> list[str]:
+    """The report's stored-view links, in order: the chart view of the eval runs by condition, the
+    same runs as a table, the pre-training runs as a table."""
+    return SHARE_LINK.findall(report_text)
 
 
 def _chart_link(tracking_uri: str, runs: StudyRuns, task: str, metric: str) -> str:
