@@ -48,22 +48,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(NEEDS_OF_FIXTURES[fixture])
         if item.nodeid.startswith("tests/alignment/"):
             item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
-    items.sort(key=dispatch_order)
-
-
-def dispatch_order(item) -> int:
-    """Heavy tests first, the many quick ones last (a stable sort: otherwise collection order).
-    Under ``-n 2 --dist loadgroup`` xdist hands tests out in this order as workers free up, so quick
-    tests end the run on both workers, rather than one worker finishing a 2-minute test (tests/weam
-    comes last alphabetically and holds most of the heavy ones) while the other has nothing left.
-    Those that need the tiny study come after the other heavy ones: its build starts with the session."""
-    if not any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
-        return 2
-    return 1 if TINY_STUDY_FIXTURES & set(getattr(item, "fixturenames", ())) else 0
-
-
-HEAVY_MARKERS = ("e2e", "multiprocess", "server", "tool")
-"""Tests that start processes, servers or whole studies: minutes each, against seconds for the rest."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -550,7 +550,9 @@ def test_killed_pretrain_resumes_without_duplicate_rows_and_is_not_left_running(
     log, latest = config.out_dir / "train_log.jsonl", config.out_dir / "checkpoints" / "latest"
 
     def steps() -> list[int]:
-        return [json.loads(line)["step"] for line in log.read_text().splitlines()] if log.is_file() else []
+        # Read while the run appends: a line caught mid-write has no newline yet and is not a row.
+        text = log.read_text() if log.is_file() else ""
+        return [json.loads(line)["step"] for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
     try:
         deadline = time.time() + 400
